@@ -1,0 +1,27 @@
+# Two commands on a fresh machine with Python 3.11 and pip:
+#   make demo   - generated sales, nightly runs on the embedded defaults
+#   make test   - the test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
+	touch $@
+
+demo: install
+	$(BIN)/shelfcast demo
+
+# pytest exits 5 when it collects no test: that is a failure here.
+test: install
+	$(BIN)/python -m pytest -x -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
+
+lint: install
+	$(BIN)/ruff check .

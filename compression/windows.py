@@ -1,0 +1,121 @@
+"""Sliding windows (14 days of sales -> the next day) per series, and the time split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+WINDOW_DAYS = 14
+TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class SalesMatrix:
+    """Sales as a dense (day x series) array; NaN where a series has no row that day."""
+
+    dates: pd.DatetimeIndex
+    series: list[tuple[int, int]]  # (store, item) per column
+    values: np.ndarray  # float64, shape (days, series)
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Windows of `WINDOW_DAYS` raw daily sales and the sales of the day after."""
+
+    history: np.ndarray  # float32 (n, window_days)
+    target: np.ndarray  # float32 (n,)
+    series: np.ndarray  # int (n,), column in the SalesMatrix
+    target_pos: np.ndarray  # int (n,), row of the target day in the SalesMatrix
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def take(self, mask: np.ndarray) -> WindowSet:
+        return WindowSet(self.history[mask], self.target[mask], self.series[mask], self.target_pos[mask])
+
+
+@dataclass(frozen=True)
+class Split:
+    matrix: SalesMatrix
+    train: WindowSet
+    validation: WindowSet
+    test: WindowSet
+
+    def target_dates(self, windows: WindowSet) -> pd.DatetimeIndex:
+        return self.matrix.dates[windows.target_pos]
+
+
+def sales_matrix(sales: pd.DataFrame) -> SalesMatrix:
+    """Pivot (date, store, item, sales) rows into a dense day x series matrix over every day."""
+    if sales.empty:
+        raise ValueError("no sales rows to build windows from")
+    wide = sales.pivot_table(index="date", columns=["store", "item"], values="sales", aggfunc="sum")
+    dates = pd.date_range(wide.index.min(), wide.index.max(), freq="D")
+    wide = wide.reindex(dates)
+    return SalesMatrix(dates, [tuple(map(int, c)) for c in wide.columns], wide.to_numpy(np.float64))
+
+
+def make_windows(matrix: SalesMatrix, window_days: int = WINDOW_DAYS) -> WindowSet:
+    """Every complete window of every series (windows touching a missing day are dropped)."""
+    days, n_series = matrix.values.shape
+    if days <= window_days:
+        raise ValueError(f"need more than {window_days} days of sales, got {days}")
+    stacked = np.lib.stride_tricks.sliding_window_view(matrix.values, window_days + 1, axis=0)
+    # stacked: (days - window_days, series, window_days + 1)
+    target_pos = np.arange(window_days, days)
+    pos = np.repeat(target_pos, n_series)
+    series = np.tile(np.arange(n_series), len(target_pos))
+    flat = stacked.reshape(-1, window_days + 1)
+    complete = ~np.isnan(flat).any(axis=1)
+    return WindowSet(
+        history=flat[complete, :window_days].astype(np.float32),
+        target=flat[complete, window_days].astype(np.float32),
+        series=series[complete],
+        target_pos=pos[complete],
+    )
+
+
+def split_by_time(
+    sales: pd.DataFrame,
+    *,
+    window_days: int = WINDOW_DAYS,
+    test_fraction: float = TEST_FRACTION,
+    validation_fraction: float = VALIDATION_FRACTION,
+) -> Split:
+    """Chronological split: the windows of the last `test_fraction` of target days are test;
+    validation is carved from the end of what remains. Every training target day is
+    earlier than every validation one, and those earlier than every test one."""
+    if not (0 < test_fraction < 1 and 0 < validation_fraction < 1):
+        raise ValueError(
+            f"fractions must be in (0, 1), got test={test_fraction!r}, "
+            f"validation={validation_fraction!r}"
+        )
+    matrix = sales_matrix(sales)
+    windows = make_windows(matrix, window_days)
+    target_days = np.unique(windows.target_pos)
+    n_test = max(1, round(len(target_days) * test_fraction))
+    n_val = max(1, round((len(target_days) - n_test) * validation_fraction))
+    if len(target_days) - n_test - n_val < 1:
+        raise ValueError(
+            f"{len(target_days)} target days are too few for a train/validation/test split"
+        )
+    test_start = target_days[-n_test]
+    val_start = target_days[-n_test - n_val]
+    return Split(
+        matrix=matrix,
+        train=windows.take(windows.target_pos < val_start),
+        validation=windows.take((windows.target_pos >= val_start) & (windows.target_pos < test_start)),
+        test=windows.take(windows.target_pos >= test_start),
+    )
+
+
+def window_scale(history: np.ndarray) -> np.ndarray:
+    """Per-window scale a device can compute from the window alone: its mean plus one.
+
+    The +1 keeps all-zero windows finite. The exported models compute the same
+    inside their graph, so a device feeds raw sales and gets sales back.
+    """
+    return history.mean(axis=-1) + 1.0

@@ -1,0 +1,1 @@
+"""Everything Shelfcast keeps: settings, the SQL registry, sales, artifacts."""

@@ -1,0 +1,266 @@
+"""The sales store: validate a Kaggle-schema file, load it all or nothing, read it back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from storage.models import IngestBatch, Sale
+
+SALES_COLUMNS = ("date", "store", "item", "sales")
+MAX_PROBLEMS_SHOWN = 10
+
+
+class SalesValidationError(ValueError):
+    """A sales file or frame broke the schema; `problems` says where, one line each."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        headline = f"{problems[0]} (file rejected, nothing loaded)"
+        if len(problems) == 1:
+            super().__init__(headline)
+            return
+        shown = problems[1:MAX_PROBLEMS_SHOWN]
+        more = len(problems) - 1 - len(shown)
+        super().__init__(
+            f"{headline}; {len(problems) - 1} more problem(s):\n  "
+            + "\n  ".join(shown)
+            + (f"\n  ... and {more} more" if more else "")
+        )
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    source: str
+    rows_in_file: int
+    rows_inserted: int
+    rows_unchanged: int
+    rows_replaced: int
+    batch_id: int | None
+
+
+def _line(index: int) -> int:
+    """File line of a data row: the header is line 1."""
+    return index + 2
+
+
+def _check_integer_column(raw: pd.Series, column: str, source: str, *, minimum: int) -> list[str]:
+    text = raw.str.strip()
+    problems = []
+    missing = text == ""
+    is_int = text.str.fullmatch(r"[+-]?\d+")
+    for index in raw.index[missing]:
+        problems.append(f"{source}:{_line(index)}: column {column!r}: missing value")
+    for index in raw.index[~missing & ~is_int]:
+        problems.append(
+            f"{source}:{_line(index)}: column {column!r}: {raw[index]!r} is not an integer"
+        )
+    values = pd.to_numeric(text.where(is_int), errors="coerce")
+    for index in raw.index[values < minimum]:
+        problems.append(
+            f"{source}:{_line(index)}: column {column!r}: {raw[index]!r} is below {minimum}"
+        )
+    return problems
+
+
+def validate_sales_frame(raw: pd.DataFrame, source: str = "<frame>") -> pd.DataFrame:
+    """Check raw string columns against the sales schema; return typed, de-duplicated rows.
+
+    Parameters
+    ----------
+    raw : DataFrame of strings as read from the file (row i is file line i + 2).
+    source : name used in error messages (the file path).
+
+    Returns
+    -------
+    DataFrame with ``date`` (datetime64), ``store``, ``item``, ``sales`` (int64),
+    exact duplicate rows dropped.
+
+    Raises
+    ------
+    SalesValidationError naming file line, column and value of every problem.
+    """
+    columns = [str(c) for c in raw.columns]
+    missing = [c for c in SALES_COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in SALES_COLUMNS]
+    if missing or extra:
+        raise SalesValidationError(
+            source,
+            [
+                f"{source}:1: header {columns!r}: expected columns {list(SALES_COLUMNS)!r}"
+                + (f"; missing {missing!r}" if missing else "")
+                + (f"; unexpected {extra!r}" if extra else "")
+            ],
+        )
+    if raw.empty:
+        raise SalesValidationError(source, [f"{source}: no data rows (empty file)"])
+    raw = raw.astype(str)
+    problems: list[str] = []
+    dates = pd.to_datetime(raw["date"].str.strip(), format="%Y-%m-%d", errors="coerce")
+    for index in raw.index[dates.isna()]:
+        problems.append(
+            f"{source}:{_line(index)}: column 'date': {raw.at[index, 'date']!r} "
+            "is not a date (expected YYYY-MM-DD)"
+        )
+    problems += _check_integer_column(raw["store"], "store", source, minimum=1)
+    problems += _check_integer_column(raw["item"], "item", source, minimum=1)
+    problems += _check_integer_column(raw["sales"], "sales", source, minimum=0)
+    if problems:
+        raise SalesValidationError(source, sorted(problems, key=_problem_line))
+
+    typed = pd.DataFrame(
+        {
+            "date": dates,
+            "store": raw["store"].str.strip().astype("int64"),
+            "item": raw["item"].str.strip().astype("int64"),
+            "sales": raw["sales"].str.strip().astype("int64"),
+        }
+    )
+    keys = ["date", "store", "item"]
+    dup = typed.duplicated(keys, keep=False)
+    if dup.any():
+        conflicting = typed[dup].groupby(keys)["sales"].nunique()
+        for key in conflicting[conflicting > 1].index:
+            rows = typed[dup & (typed[keys] == list(key)).all(axis=1)]
+            lines = [str(_line(i)) for i in rows.index]
+            problems.append(
+                f"{source}:{lines[0]}: duplicate (date, store, item) = "
+                f"({key[0]:%Y-%m-%d}, {key[1]}, {key[2]}) with different 'sales' "
+                f"{rows['sales'].tolist()!r} on lines {', '.join(lines)}"
+            )
+        if problems:
+            raise SalesValidationError(source, sorted(problems, key=_problem_line))
+    return typed.drop_duplicates(keys).reset_index(drop=True)
+
+
+def _problem_line(problem: str) -> int:
+    parts = problem.split(":")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def read_sales_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read and validate a Kaggle-schema CSV; return (typed rows, sha256 of the file)."""
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise SalesValidationError(str(path), [f"{path}: cannot read: {exc.strerror}"]) from exc
+    if not content.strip():
+        raise SalesValidationError(str(path), [f"{path}: empty file"])
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SalesValidationError(str(path), [f"{path}: not a CSV file: {exc}"]) from exc
+    return validate_sales_frame(raw, str(path)), hashlib.sha256(content).hexdigest()
+
+
+def ingest_sales(
+    session: Session, sales: pd.DataFrame, *, source: str, sha256: str, replace: bool = False
+) -> IngestSummary:
+    """Load validated rows; rows already present with the same value are left alone.
+
+    A row present with a different value is an error unless `replace`. The
+    caller owns the transaction, so an error leaves nothing written.
+    """
+    existing = _existing_rows(session, sales)
+    merged = sales.merge(existing, on=["date", "store", "item"], how="left", suffixes=("", "_db"))
+    is_new = merged["sales_db"].isna()
+    changed = ~is_new & (merged["sales_db"] != merged["sales"])
+    if changed.any() and not replace:
+        rows = merged[changed]
+        shown = [
+            f"{source}: row (date={r.date:%Y-%m-%d}, store={r.store}, item={r.item}): "
+            f"column 'sales': {r.sales} differs from the stored {int(r.sales_db)}"
+            for r in rows.head(MAX_PROBLEMS_SHOWN).itertuples()
+        ]
+        raise SalesValidationError(
+            source, shown + [f"{int(changed.sum())} row(s) differ; use --replace to overwrite them"]
+        )
+    if is_new.sum() == 0 and changed.sum() == 0:
+        return IngestSummary(source, len(sales), 0, len(sales), 0, None)
+    batch = IngestBatch(
+        source=source,
+        sha256=sha256,
+        rows_in_file=len(sales),
+        rows_inserted=int(is_new.sum()),
+        rows_replaced=int(changed.sum()),
+    )
+    session.add(batch)
+    session.flush()
+    if changed.any():
+        keys = [(r.date.date(), r.store, r.item) for r in merged[changed].itertuples()]
+        for chunk in _chunks(keys, 500):
+            session.execute(delete(Sale).where(tuple_(Sale.date, Sale.store, Sale.item).in_(chunk)))
+    to_write = merged[is_new | changed]
+    records = [
+        {"date": d.date(), "store": int(s), "item": int(i), "sales": int(v), "batch_id": batch.id}
+        for d, s, i, v in zip(
+            to_write["date"], to_write["store"], to_write["item"], to_write["sales"], strict=True
+        )
+    ]
+    for chunk in _chunks(records, 5000):
+        session.execute(insert(Sale), chunk)
+    return IngestSummary(
+        source, len(sales), int(is_new.sum()), int((~is_new & ~changed).sum()),
+        int(changed.sum()), batch.id,
+    )
+
+
+def _chunks(values: list, size: int):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _existing_rows(session: Session, sales: pd.DataFrame) -> pd.DataFrame:
+    stmt = select(Sale.date, Sale.store, Sale.item, Sale.sales.label("sales_db")).where(
+        Sale.date.between(sales["date"].min().date(), sales["date"].max().date()),
+        Sale.store.in_(sorted(sales["store"].unique().tolist())),
+        Sale.item.in_(sorted(sales["item"].unique().tolist())),
+    )
+    existing = pd.DataFrame(session.execute(stmt).all(), columns=["date", "store", "item", "sales_db"])
+    existing["date"] = pd.to_datetime(existing["date"])
+    return existing.astype({"store": "int64", "item": "int64", "sales_db": "float64"})
+
+
+def load_sales(
+    session: Session,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    stores: list[int] | None = None,
+    items: list[int] | None = None,
+) -> pd.DataFrame:
+    """Stored sales as a DataFrame (date, store, item, sales), filtered and sorted."""
+    stmt = select(Sale.date, Sale.store, Sale.item, Sale.sales)
+    if start is not None:
+        stmt = stmt.where(Sale.date >= start)
+    if end is not None:
+        stmt = stmt.where(Sale.date <= end)
+    if stores:
+        stmt = stmt.where(Sale.store.in_(stores))
+    if items:
+        stmt = stmt.where(Sale.item.in_(items))
+    stmt = stmt.order_by(Sale.date, Sale.store, Sale.item)
+    frame = pd.DataFrame(session.execute(stmt).all(), columns=list(SALES_COLUMNS))
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame.astype({"store": "int64", "item": "int64", "sales": "int64"})
+
+
+def sales_date_range(session: Session) -> tuple[dt.date | None, dt.date | None]:
+    """First and last day with stored sales (None, None when the table is empty)."""
+    return tuple(session.execute(select(func.min(Sale.date), func.max(Sale.date))).one())
+
+
+def sales_fingerprint(sales: pd.DataFrame) -> str:
+    """A sha256 of the rows' content, independent of row order: the cache key of a night's data."""
+    ordered = sales.sort_values(["date", "store", "item"])[list(SALES_COLUMNS)]
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

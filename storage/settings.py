@@ -1,0 +1,80 @@
+"""The one typed settings object: `SHELFCAST_*` environment variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Shelfcast keeps its state and how it reaches the outside world.
+
+    Precedence: environment (``SHELFCAST_HOME``, ``SHELFCAST_DATABASE_URL`` ...)
+    over the TOML file named by ``SHELFCAST_CONFIG`` (default
+    ``$SHELFCAST_HOME/shelfcast.toml``) over the defaults below, which need
+    nothing installed: a SQLite file and folders under the data directory.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SHELFCAST_", extra="forbid")
+
+    home: Path = Field(default=Path(".shelfcast"), description="data directory")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite file if unset")
+    artifact_dir: Path | None = None
+    report_dir: Path | None = None
+    release_dir: Path | None = None
+    signing_key: Path | None = None
+    timezone: str = "UTC"
+    notify_urls: list[str] = Field(default_factory=list, description="Apprise URLs for alerts")
+    canary_stores: list[int] = Field(default_factory=lambda: [1])
+    canary_nights: int = 3
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'registry.sqlite').resolve()}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifact_dir or self.home / "artifacts"
+
+    @property
+    def reports(self) -> Path:
+        return self.report_dir or self.home / "reports"
+
+    @property
+    def releases(self) -> Path:
+        return self.release_dir or self.home / "releases"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.home / "keys" / "release-signing.pem"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read the settings: environment first, then the TOML file, then defaults."""
+    env_only = Settings()
+    path = config_file or Path(
+        os.environ.get("SHELFCAST_CONFIG", env_only.home / "shelfcast.toml")
+    )
+    if not path.exists():
+        return env_only
+    try:
+        file_values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    explicit = env_only.model_dump(exclude_unset=True)
+    return Settings.model_validate({**file_values, **explicit})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

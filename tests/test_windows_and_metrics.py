@@ -1,0 +1,62 @@
+"""Windows, the time split, the metrics and the reference forecasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compression.metrics import (
+    forecast_errors,
+    mean_of_last_weekdays,
+    same_weekday_last_week,
+)
+from compression.windows import WINDOW_DAYS, make_windows, sales_matrix, split_by_time
+
+
+def test_every_series_gives_one_window_per_day_after_the_first_fourteen(tiny_sales):
+    matrix = sales_matrix(tiny_sales)
+    windows = make_windows(matrix)
+    days, series = matrix.values.shape
+    assert windows.history.shape == ((days - WINDOW_DAYS) * series, WINDOW_DAYS)
+    # window k of series j is days k..k+13 and its target is day k+14
+    k = 100
+    row = np.flatnonzero((windows.series == 1) & (windows.target_pos == k + WINDOW_DAYS))[0]
+    np.testing.assert_array_equal(windows.history[row], matrix.values[k : k + WINDOW_DAYS, 1])
+    assert windows.target[row] == matrix.values[k + WINDOW_DAYS, 1]
+
+
+def test_windows_touching_a_missing_day_are_dropped(tiny_sales):
+    gap = tiny_sales[~((tiny_sales["store"] == 1) & (tiny_sales["item"] == 1)
+                       & (tiny_sales["date"] == "2017-03-01"))]
+    full = make_windows(sales_matrix(tiny_sales))
+    holed = make_windows(sales_matrix(gap))
+    assert len(full) - len(holed) == WINDOW_DAYS + 1
+
+
+def test_split_is_chronological_and_leaks_no_future(tiny_sales):
+    split = split_by_time(tiny_sales)
+    train, val, test = (split.target_dates(w) for w in (split.train, split.validation, split.test))
+    assert train.max() < val.min() and val.max() < test.min()
+    total = len(split.train) + len(split.validation) + len(split.test)
+    assert len(split.test) / total == pytest.approx(0.2, abs=0.01)
+    # no training window sees a day at or after the first test target
+    last_seen = split.train.target_pos.max()
+    assert last_seen < split.test.target_pos.min()
+
+
+def test_mape_excludes_and_counts_zero_actuals_wape_does_not():
+    errors = forecast_errors(np.array([10.0, 0.0, 20.0]), np.array([12.0, 3.0, 20.0]))
+    assert errors.mape_pct == pytest.approx(10.0)  # (20 % + 0 %) / 2
+    assert errors.zero_actuals == 1
+    assert errors.wape_pct == pytest.approx(5 / 30 * 100)
+
+
+def test_reference_forecasts_look_back_whole_weeks(tiny_sales):
+    split = split_by_time(tiny_sales)
+    test = split.test
+    values = split.matrix.values
+    i = 5
+    pos, series = test.target_pos[i], test.series[i]
+    assert same_weekday_last_week(split.matrix, test)[i] == values[pos - 7, series]
+    expected = np.mean([values[pos - 7 * k, series] for k in range(1, 5)])
+    assert mean_of_last_weekdays(split.matrix, test)[i] == pytest.approx(expected)
