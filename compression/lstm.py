@@ -11,8 +11,11 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from compression.windows import WINDOW_DAYS, WindowSet, window_scale  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # retracing notices when several models predict in turn
 
 
 @dataclass(frozen=True)

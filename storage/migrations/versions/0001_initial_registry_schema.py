@@ -13,7 +13,6 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None

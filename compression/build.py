@@ -1,0 +1,97 @@
+"""Build every variant of a night from one split and measure each on LiteRT."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import keras
+
+from compression.evaluate import ArtifactFigures, measure_artifact
+from compression.export import export_tflite
+from compression.lstm import TrainRecipe, count_params, predict_sales, train_lstm
+from compression.pruning import prune
+from compression.variants import VARIANTS, Variant, source_model
+from compression.windows import Split
+
+
+@dataclass
+class BuiltVariant:
+    variant: Variant
+    content: bytes  # the .tflite artifact
+    figures: ArtifactFigures
+    params: int
+    nonzero_params: int
+    hyperparams: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+    compression_ratio: float | None = None  # base artifact bytes / this artifact bytes
+
+
+def _order(variants: Sequence[Variant]) -> list[Variant]:
+    """Variants sorted so each comes after the one it is derived from."""
+    by_name = {v.name: v for v in VARIANTS}
+    needed: dict[str, Variant] = {}
+
+    def visit(variant: Variant) -> None:
+        base = variant.base_variant
+        if base and not variant.trained_from_scratch and base not in needed:
+            visit(by_name[base])
+        needed.setdefault(variant.name, variant)
+
+    for variant in variants:
+        visit(variant)
+    return list(needed.values())
+
+
+def build_variants(
+    split: Split,
+    recipe: TrainRecipe,
+    *,
+    variants: Sequence[Variant] = VARIANTS,
+    progress: Callable[[str], None] = lambda message: None,
+) -> list[BuiltVariant]:
+    """Train, prune, export and measure `variants` (and whatever they are derived from).
+
+    Returns the requested variants in order, each with its artifact and its
+    LiteRT figures on the split's test windows.
+    """
+    models: dict[str, keras.Model] = {}
+    built: dict[str, BuiltVariant] = {}
+    for variant in _order(variants):
+        timings: dict[str, float] = {}
+        hyper: dict = {"units": variant.units, "weights": variant.weights, **recipe.as_dict()}
+        started = time.perf_counter()
+        if variant.trained_from_scratch:
+            progress(f"{variant.name}: training LSTM-{variant.units}")
+            result = train_lstm(variant.units, split.train, split.validation, recipe)
+            models[variant.name] = result.model
+            hyper["epochs_run"] = result.epochs_run
+        elif variant.sparsity is not None and variant.weights == "float32":
+            progress(f"{variant.name}: pruning {variant.base_variant} to {variant.sparsity:.0%}")
+            result = prune(models[variant.base_variant], split.train, split.validation, recipe,
+                           sparsity=variant.sparsity)
+            models[variant.name] = result.model
+            hyper.update(sparsity=variant.sparsity, fine_tune_epochs_run=result.epochs_run)
+        timings["train_s"] = time.perf_counter() - started
+
+        model = models[source_model(variant)]
+        started = time.perf_counter()
+        content = export_tflite(model, weights=variant.weights)
+        timings["export_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        keras_forecast = predict_sales(model, split.test.history)
+        figures = measure_artifact(content, split.test, keras_forecast)
+        timings["measure_s"] = time.perf_counter() - started
+        params, nonzero = count_params(model)
+        built[variant.name] = BuiltVariant(variant, content, figures, params, nonzero, hyper,
+                                           timings)
+        progress(f"{variant.name}: {figures.artifact_bytes:,} B, MAPE {figures.mape_pct:.2f} %, "
+                 f"p50 {figures.latency_us_p50:.0f} us")
+
+    for item in built.values():
+        base = item.variant.base_variant
+        if base in built:
+            item.compression_ratio = built[base].figures.artifact_bytes / item.figures.artifact_bytes
+    return [built[v.name] for v in variants]

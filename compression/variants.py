@@ -1,0 +1,46 @@
+"""The one list of variants Shelfcast builds every night."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a variant is made: an LSTM of `units` units (trained from scratch when it has no
+    `base_variant` with the same units), optionally pruned to `sparsity` from its base, and
+    exported with float32 or int8 weights."""
+
+    name: str
+    technique: str  # baseline | sizing | pruning | quantization | hybrid
+    units: int
+    base_variant: str | None = None
+    sparsity: float | None = None
+    weights: str = "float32"  # float32 | int8
+
+    @property
+    def trained_from_scratch(self) -> bool:
+        return self.technique in ("baseline", "sizing")
+
+
+BASELINE = "lstm64"
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("lstm64", "baseline", 64),
+    Variant("lstm32", "sizing", 32, base_variant=BASELINE),
+    Variant("lstm16", "sizing", 16, base_variant=BASELINE),
+    Variant("pruned30", "pruning", 64, base_variant=BASELINE, sparsity=0.3),
+    Variant("pruned50", "pruning", 64, base_variant=BASELINE, sparsity=0.5),
+    Variant("pruned70", "pruning", 64, base_variant=BASELINE, sparsity=0.7),
+    Variant("int8", "quantization", 64, base_variant=BASELINE, weights="int8"),
+    Variant("lstm32_int8", "hybrid", 32, base_variant="lstm32", weights="int8"),
+    Variant("lstm16_int8", "hybrid", 16, base_variant="lstm16", weights="int8"),
+    Variant("pruned50_int8", "hybrid", 64, base_variant="pruned50", sparsity=0.5, weights="int8"),
+)
+
+VARIANTS_BY_NAME = {variant.name: variant for variant in VARIANTS}
+
+
+def source_model(variant: Variant) -> str:
+    """The variant whose Keras weights this one exports: itself, or for int8 its base."""
+    return variant.base_variant if variant.weights == "int8" else variant.name  # type: ignore[return-value]
