@@ -32,3 +32,156 @@ def baseline_vs_references(sales: pd.DataFrame, recipe, *, units: int = 64) -> l
     add(f"LSTM-{units}", predict_sales(result.model, test.history),
         epochs=result.epochs_run, train_seconds=round(result.seconds, 1))
     return rows
+
+
+# The article's own figures (ARTICLE.md): size is parameters x 4 bytes, not a file.
+ARTICLE_FIGURES = {
+    "lstm64": {"size_kb": 66.25, "mape_pct": 15.92, "mape_std_pct": 0.10},
+    "lstm32": {"size_kb": 17.13, "mape_pct": 16.22, "mape_std_pct": 0.09},
+    "lstm16": {"size_kb": 4.57, "mape_pct": 16.74, "mape_std_pct": 0.46},
+    "pruned30": {"size_kb": 11.99, "mape_pct": 16.04, "mape_std_pct": 0.09},
+    "pruned50": {"size_kb": 8.56, "mape_pct": 16.20, "mape_std_pct": 0.08},
+    "pruned70": {"size_kb": 5.14, "mape_pct": 16.84, "mape_std_pct": 0.16},
+    "int8": {"size_kb": 4.28, "mape_pct": 16.21, "mape_std_pct": 0.22},
+}
+
+
+def parse_id_range(text: str) -> list[int]:
+    """'1-5' -> [1, 2, 3, 4, 5]; '1,3,7' -> [1, 3, 7]."""
+    ids: list[int] = []
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        try:
+            ids += list(range(int(low), int(high) + 1)) if sep else [int(low)]
+        except ValueError:
+            raise ValueError(f"bad id range {text!r}: expected e.g. '1-5' or '1,3,7'") from None
+    return ids
+
+
+def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=print) -> dict:
+    """Every variant, `runs` times with seeds 0..runs-1, measured on LiteRT.
+
+    Returns ``{"variants": [...], "runs": [...]}``: per variant the mean and
+    std over runs (sizes are the same every run; they are a property of the
+    architecture), and the wall time of each run.
+    """
+    import time
+
+    from compression.build import build_variants
+
+    split = split_by_time(sales)
+    per_run: list[list] = []
+    run_seconds = []
+    for run in range(runs):
+        started = time.perf_counter()
+        progress(f"run {run + 1}/{runs}: {len(split.train):,} training windows")
+        built = build_variants(split, recipe.with_seed(run),
+                               progress=lambda m, r=run: progress(f"  run {r + 1}: {m}"))
+        run_seconds.append(time.perf_counter() - started)
+        per_run.append(built)
+    rows = []
+    for index, first in enumerate(per_run[0]):
+        figures = [built[index].figures for built in per_run]
+        mapes = np.array([f.mape_pct for f in figures])
+        rows.append({
+            "variant": first.variant.name,
+            "technique": first.variant.technique,
+            "base_variant": first.variant.base_variant,
+            "artifact_bytes": first.figures.artifact_bytes,
+            "gzip_bytes": first.figures.gzip_bytes,
+            "nonzero_params": first.nonzero_params,
+            "params": first.params,
+            "compression_ratio_vs_base": (round(first.compression_ratio, 3)
+                                          if first.compression_ratio else None),
+            "mape_pct": round(float(mapes.mean()), 3),
+            "mape_std_pct": round(float(mapes.std(ddof=1)) if runs > 1 else 0.0, 3),
+            "wape_pct": round(float(np.mean([f.wape_pct for f in figures])), 3),
+            "latency_us_p50": round(float(np.median([f.latency_us_p50 for f in figures])), 1),
+            "latency_batch_us_p50": None,
+            "max_abs_diff_vs_keras": round(max(f.max_abs_diff_vs_keras for f in figures), 5),
+            "runtime": "litert",
+            "runs": runs,
+            "article": ARTICLE_FIGURES.get(first.variant.name),
+        })
+    return {
+        "variants": rows,
+        "run_seconds": [round(s, 1) for s in run_seconds],
+        "train_windows": len(split.train),
+        "test_windows": len(split.test),
+        "series": len(split.matrix.series),
+        "seconds_by_step": _seconds_by_step(per_run[-1]),
+    }
+
+
+def _seconds_by_step(built) -> dict[str, dict[str, float]]:
+    return {b.variant.name: {k: round(v, 1) for k, v in b.seconds.items()} for b in built}
+
+
+def pareto_front(rows: list[dict]) -> set[str]:
+    """Variants no other variant beats on both artifact bytes and MAPE."""
+    front = set()
+    for row in rows:
+        dominated = any(
+            o["artifact_bytes"] <= row["artifact_bytes"] and o["mape_pct"] <= row["mape_pct"]
+            and (o["artifact_bytes"], o["mape_pct"]) != (row["artifact_bytes"], row["mape_pct"])
+            for o in rows
+        )
+        if not dominated:
+            front.add(row["variant"])
+    return front
+
+
+def results_markdown(result: dict) -> str:
+    """A table like ARTICLE.md's, with our measured sizes and the article's figures beside."""
+    rows = result["variants"]
+    front = pareto_front(rows)
+    lines = [
+        "# Article benchmark, measured on LiteRT",
+        "",
+        f"{result['series']} series, {result['train_windows']:,} training windows, "
+        f"{result['test_windows']:,} test windows; {rows[0]['runs']} run(s) per variant; "
+        f"wall time per run of all variants: {', '.join(f'{s:.0f} s' for s in result['run_seconds'])}.",
+        "Sizes are the deployable `.tflite` file (and its gzip -9), not parameters x 4 bytes. "
+        "Ratio: base artifact bytes / this artifact. * = on the Pareto front (bytes vs MAPE).",
+        "",
+        "| technique | variant | base | artifact B | gzip B | non-zero params | ratio vs base "
+        "| MAPE % | MAPE std | WAPE % | p50 us | max diff vs Keras | article KB | article MAPE % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        article = r["article"] or {}
+        lines.append(
+            f"| {r['technique']} | {r['variant']}{' *' if r['variant'] in front else ''} "
+            f"| {r['base_variant'] or '-'} | {r['artifact_bytes']:,} | {r['gzip_bytes']:,} "
+            f"| {r['nonzero_params']:,} | {r['compression_ratio_vs_base'] or '-'} "
+            f"| {r['mape_pct']:.2f} | {r['mape_std_pct']:.2f} | {r['wape_pct']:.2f} "
+            f"| {r['latency_us_p50']:.0f} | {r['max_abs_diff_vs_keras']:.4f} "
+            f"| {article.get('size_kb', '-')} | {article.get('mape_pct', '-')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def save_pareto_plot(rows: list[dict], path) -> None:
+    """Artifact bytes vs MAPE, one point per variant, the Pareto front joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    front = pareto_front(rows)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        on_front = r["variant"] in front
+        ax.scatter(r["artifact_bytes"], r["mape_pct"], color="tab:red" if on_front else "tab:blue")
+        ax.annotate(r["variant"], (r["artifact_bytes"], r["mape_pct"]), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    line = sorted((r["artifact_bytes"], r["mape_pct"]) for r in rows if r["variant"] in front)
+    ax.plot(*zip(*line, strict=True), color="tab:red", linestyle="--", label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("artifact bytes (.tflite, log scale)")
+    ax.set_ylabel("MAPE % on test windows (LiteRT)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

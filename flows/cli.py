@@ -122,6 +122,39 @@ def cmd_demo(args) -> None:
     print(f"registry: {settings.sqlalchemy_url}")
 
 
+def cmd_bench_article(args) -> None:
+    from compression.benchmarks import (
+        article_benchmark,
+        parse_id_range,
+        results_markdown,
+        save_pareto_plot,
+    )
+    from compression.lstm import recipe_for
+    from storage.sales import read_sales_csv
+    from storage.synthetic import generate_sales
+
+    stores, items = parse_id_range(args.stores), parse_id_range(args.items)
+    if args.data:
+        sales, _ = read_sales_csv(args.data)
+        sales = sales[sales["store"].isin(stores) & sales["item"].isin(items)]
+        if sales.empty:
+            raise CommandError(f"{args.data}: no rows for stores {args.stores} and items {args.items}")
+    else:
+        sales = generate_sales(stores=max(stores), items=max(items))
+        sales = sales[sales["store"].isin(stores) & sales["item"].isin(items)]
+    result = article_benchmark(sales, recipe_for(args.profile), runs=args.runs,
+                               progress=lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result["variants"], indent=2))
+    (out / "run.json").write_text(json.dumps({k: v for k, v in result.items() if k != "variants"},
+                                             indent=2))
+    (out / "results.md").write_text(results_markdown(result))
+    save_pareto_plot(result["variants"], out / "pareto.png")
+    print(results_markdown(result))
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'pareto.png'}")
+
+
 def not_built(issue: int) -> Callable:
     def handler(args) -> None:
         raise CommandError(f"`shelfcast {args.command}` is not built yet (issue {issue})")
@@ -166,7 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
     b = bench.add_parser("article", help="reproduce the article's experiment on LiteRT")
-    b.set_defaults(handler=not_built(3))
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, article shape)")
+    b.add_argument("--stores", default="1-5")
+    b.add_argument("--items", default="1-10")
+    b.add_argument("--runs", type=int, default=3)
+    b.add_argument("--profile", choices=["quick", "full"], default="full")
+    b.add_argument("--out", default="bench-out/article")
+    b.set_defaults(handler=cmd_bench_article)
     b = bench.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
     b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 5x10)")
     b.add_argument("--profile", choices=["quick", "full"], default="full")
