@@ -155,6 +155,70 @@ def cmd_bench_article(args) -> None:
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'pareto.png'}")
 
 
+def cmd_gate_show(args) -> None:
+    from storage.registry import active_policies, policy_as_dict
+
+    with _sessions()() as session:
+        policies = [policy_as_dict(p) for p in active_policies(session).values()]
+    if args.json:
+        _print_json(policies)
+    else:
+        _print_table(policies, ["device_class", "version", "max_mape_pct", "max_delta_baseline_pct",
+                                "max_delta_champion_pct", "max_artifact_bytes", "max_latency_ms",
+                                "created_by"])
+
+
+def cmd_gate_set(args) -> None:
+    import getpass
+
+    from storage.registry import policy_as_dict, set_policy
+
+    with _sessions()() as session, session.begin():
+        policy = set_policy(
+            session, args.device_class, by=args.by or getpass.getuser(),
+            max_mape_pct=args.max_mape, max_delta_baseline_pct=args.max_delta_baseline,
+            max_delta_champion_pct=args.max_delta_champion, max_artifact_bytes=args.max_bytes,
+            max_latency_ms=args.max_latency_ms,
+        )
+        shown = policy_as_dict(policy)
+    print(f"gate policy for {shown['device_class']} is now version {shown['version']}")
+
+
+def cmd_models_list(args) -> None:
+    from storage.registry import list_versions, version_as_dict
+
+    with _sessions()() as session:
+        rows = [version_as_dict(v) for v in list_versions(
+            session, status=args.status, device_class=args.device_class)]
+    if args.json:
+        _print_json(rows)
+        return
+    for row in rows:
+        row["passed_for"] = ",".join(row["passed_for"]) or "-"
+    _print_table(rows, ["id", "as_of", "variant", "status", "artifact_bytes", "gzip_bytes",
+                        "mape_pct", "latency_us_p50", "passed_for"])
+
+
+def cmd_models_show(args) -> None:
+    from storage.registry import get_version, version_as_dict
+
+    with _sessions()() as session:
+        data = version_as_dict(get_version(session, args.version), with_reasons=True)
+    if args.json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        if key not in ("decisions", "hyperparams"):
+            print(f"{key:>22}: {value}")
+    for decision in data["decisions"]:
+        verdict = "PASS" if decision["passed"] else "FAIL"
+        print(f"\n{decision['device_class']} (policy v{decision['policy_version']}): {verdict}")
+        for reason in decision["reasons"]:
+            mark = "ok  " if reason["passed"] else "FAIL"
+            print(f"  {mark} {reason['rule']}: observed {reason['observed']} limit {reason['limit']}"
+                  + (f" ({reason['note']})" if reason["note"] else ""))
+
+
 def not_built(issue: int) -> Callable:
     def handler(args) -> None:
         raise CommandError(f"`shelfcast {args.command}` is not built yet (issue {issue})")
@@ -213,9 +277,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=cmd_bench_baseline)
 
+    p = sub.add_parser("models", help="list and show registered model versions")
+    models = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    m = models.add_parser("list", help="model versions, newest first")
+    m.add_argument("--status", help="candidate, approved, rejected, released or retired")
+    m.add_argument("--device-class", help="only versions that passed the gate for this class")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=cmd_models_list)
+    m = models.add_parser("show", help="one version: figures, lineage, gate reasons")
+    m.add_argument("version", type=int)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=cmd_models_show)
+
+    p = sub.add_parser("gate", help="show and set gate policies per device class")
+    gate = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = gate.add_parser("show", help="the active policy of every device class")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(handler=cmd_gate_show)
+    g = gate.add_parser("set", help="add a new policy version for a device class")
+    g.add_argument("device_class")
+    g.add_argument("--max-mape", type=float, help="absolute MAPE limit, percent")
+    g.add_argument("--max-delta-baseline", type=float, help="MAPE points over this run's baseline")
+    g.add_argument("--max-delta-champion", type=float, help="MAPE points over the released model")
+    g.add_argument("--max-bytes", type=int, help="artifact bytes")
+    g.add_argument("--max-latency-ms", type=float, help="LiteRT p50 for one forecast")
+    g.add_argument("--by", help="who sets it (default: the OS user)")
+    g.set_defaults(handler=cmd_gate_set)
+
     for name, issue, text in (
-        ("models", 4, "list and show registered model versions"),
-        ("gate", 4, "show and set gate policies per device class"),
         ("alerts", 6, "list, show and acknowledge alerts"),
         ("promote", 7, "release a model version to a device class"),
         ("rollback", 7, "republish the previous release of a device class"),

@@ -1,0 +1,233 @@
+"""The registry API: runs, model versions, gate policies and decisions. Every SQL statement
+lives in `storage/`; functions here take a session and never commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from storage.gate import GateInput, GateLimits, GateVerdict, evaluate_gate
+from storage.models import GateDecision, GatePolicy, ModelVersion, Release, TrainingRun, utcnow
+
+POLICY_FIELDS = ("max_mape_pct", "max_delta_baseline_pct", "max_delta_champion_pct",
+                 "max_artifact_bytes", "max_latency_ms")
+VERSION_STATUSES = ("candidate", "approved", "rejected", "released", "retired")
+
+
+class RegistryError(ValueError):
+    """A registry operation that cannot be done as asked."""
+
+
+class RunAlreadyRegistered(RegistryError):
+    pass
+
+
+# -- gate policies ---------------------------------------------------------------------------
+
+
+def active_policies(session: Session) -> dict[str, GatePolicy]:
+    """The newest policy version of every device class."""
+    newest = (select(GatePolicy.device_class, func.max(GatePolicy.version).label("version"))
+              .group_by(GatePolicy.device_class).subquery())
+    rows = session.scalars(select(GatePolicy).join(
+        newest, (GatePolicy.device_class == newest.c.device_class)
+        & (GatePolicy.version == newest.c.version)).order_by(GatePolicy.max_artifact_bytes))
+    return {policy.device_class: policy for policy in rows}
+
+
+def set_policy(session: Session, device_class: str, *, by: str, **changes) -> GatePolicy:
+    """Add a new version of `device_class`'s policy with `changes` over the current one."""
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise RegistryError(f"unknown policy fields {sorted(unknown)}; expected {POLICY_FIELDS}")
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if value < 0 and name not in ("max_delta_baseline_pct", "max_delta_champion_pct"):
+            raise RegistryError(f"{name} must be >= 0, got {value!r}")
+    current = active_policies(session).get(device_class)
+    if current is None and any(changes.get(f) is None for f in POLICY_FIELDS):
+        raise RegistryError(
+            f"device class {device_class!r} has no policy yet: give every threshold "
+            "(--max-mape, --max-delta-baseline, --max-delta-champion, --max-bytes, --max-latency-ms)"
+        )
+    values = {f: getattr(current, f) for f in POLICY_FIELDS} if current else {}
+    values.update({k: v for k, v in changes.items() if v is not None})
+    policy = GatePolicy(device_class=device_class, version=(current.version + 1) if current else 1,
+                        created_by=by, **values)
+    session.add(policy)
+    session.flush()
+    return policy
+
+
+def policy_limits(policy: GatePolicy) -> GateLimits:
+    return GateLimits(**{f: getattr(policy, f) for f in POLICY_FIELDS})
+
+
+def policy_as_dict(policy: GatePolicy) -> dict:
+    return {"device_class": policy.device_class, "version": policy.version,
+            **{f: getattr(policy, f) for f in POLICY_FIELDS},
+            "created_by": policy.created_by, "created_at": policy.created_at.isoformat()}
+
+
+# -- runs and versions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One variant's row as the nightly flow hands it to the registry."""
+
+    variant: str
+    technique: str
+    base_variant: str | None
+    hyperparams: dict
+    artifact_uri: str
+    sha256: str
+    artifact_bytes: int
+    gzip_bytes: int
+    nonzero_params: int
+    compression_ratio: float | None
+    mape_pct: float
+    wape_pct: float
+    latency_us_p50: float
+    max_abs_diff_vs_keras: float | None
+    probe: dict
+
+
+def find_run(session: Session, run_key: str) -> TrainingRun | None:
+    return session.scalar(select(TrainingRun).where(TrainingRun.run_key == run_key))
+
+
+def register_run(session: Session, *, run: dict, versions: list[VersionRecord]) -> TrainingRun:
+    """Add a completed run and all its versions. Raises RunAlreadyRegistered if the run key
+    exists (also when another process registered it a moment ago)."""
+    if find_run(session, run["run_key"]) is not None:
+        raise RunAlreadyRegistered(f"run {run['run_key']!r} is already registered")
+    record = TrainingRun(status="completed", finished_at=utcnow(), **run)
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise RunAlreadyRegistered(
+            f"run {run['run_key']!r} was registered concurrently by another process"
+        ) from exc
+    for version in versions:
+        session.add(ModelVersion(run_id=record.id, status="candidate", **version.__dict__))
+    session.flush()
+    return record
+
+
+def record_decision(session: Session, version: ModelVersion, policy: GatePolicy,
+                    verdict: GateVerdict) -> GateDecision:
+    decision = GateDecision(model_version_id=version.id, policy_id=policy.id,
+                            device_class=policy.device_class, passed=verdict.passed,
+                            reasons=verdict.reasons_as_dicts())
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def settle_status(session: Session, version: ModelVersion) -> str:
+    """Approved if it passed the gate for at least one device class, else rejected."""
+    passed = session.scalar(select(func.count()).select_from(GateDecision).where(
+        GateDecision.model_version_id == version.id, GateDecision.passed.is_(True)))
+    if version.status == "candidate":
+        version.status = "approved" if passed else "rejected"
+    return version.status
+
+
+def champion(session: Session, device_class: str) -> ModelVersion | None:
+    """The version released to `device_class` now (stable first, else canary)."""
+    releases = session.scalars(
+        select(Release).where(Release.device_class == device_class, Release.ended_at.is_(None))
+    ).all()
+    for channel in ("stable", "canary"):
+        for release in releases:
+            if release.channel == channel:
+                return release.model_version
+    return None
+
+
+def get_version(session: Session, version_id: int) -> ModelVersion:
+    version = session.get(ModelVersion, version_id,
+                          options=[selectinload(ModelVersion.decisions), selectinload(ModelVersion.run)])
+    if version is None:
+        raise RegistryError(f"no model version {version_id}")
+    return version
+
+
+def list_versions(session: Session, *, status: str | None = None,
+                  device_class: str | None = None, run_id: int | None = None) -> list[ModelVersion]:
+    """Model versions, newest first; `device_class` keeps those that passed for it."""
+    if status is not None and status not in VERSION_STATUSES:
+        raise RegistryError(f"unknown status {status!r}; expected one of {VERSION_STATUSES}")
+    stmt = select(ModelVersion).options(selectinload(ModelVersion.decisions),
+                                        selectinload(ModelVersion.run))
+    if status:
+        stmt = stmt.where(ModelVersion.status == status)
+    if run_id is not None:
+        stmt = stmt.where(ModelVersion.run_id == run_id)
+    if device_class:
+        stmt = stmt.where(ModelVersion.id.in_(select(GateDecision.model_version_id).where(
+            GateDecision.device_class == device_class, GateDecision.passed.is_(True))))
+    return list(session.scalars(stmt.order_by(ModelVersion.id.desc())))
+
+
+def version_as_dict(version: ModelVersion, *, with_reasons: bool = False) -> dict:
+    data = {
+        "id": version.id, "run_id": version.run_id, "as_of": version.run.as_of.isoformat(),
+        "variant": version.variant, "technique": version.technique,
+        "base_variant": version.base_variant, "status": version.status,
+        "artifact_bytes": version.artifact_bytes, "gzip_bytes": version.gzip_bytes,
+        "nonzero_params": version.nonzero_params, "compression_ratio": version.compression_ratio,
+        "mape_pct": round(version.mape_pct, 3), "wape_pct": round(version.wape_pct, 3),
+        "latency_us_p50": round(version.latency_us_p50, 1),
+        "max_abs_diff_vs_keras": version.max_abs_diff_vs_keras,
+        "sha256": version.sha256, "artifact_uri": version.artifact_uri,
+        "passed_for": sorted(d.device_class for d in version.decisions if d.passed),
+    }
+    if with_reasons:
+        data["hyperparams"] = version.hyperparams
+        data["decisions"] = [
+            {"device_class": d.device_class, "passed": d.passed, "policy_id": d.policy_id,
+             "policy_version": d.policy.version, "reasons": d.reasons}
+            for d in version.decisions
+        ]
+    return data
+
+
+def register_and_gate(session: Session, *, run: dict, versions: list[VersionRecord],
+                      baseline_variant: str) -> TrainingRun:
+    """Register a run and its versions and gate every version for every device class, in the
+    caller's one transaction: a failure anywhere leaves no row of the run behind."""
+    record = register_run(session, run=run, versions=versions)
+    by_variant = {v.variant: v for v in record.versions}
+    if baseline_variant not in by_variant:
+        raise RegistryError(f"run {run['run_key']!r} has no baseline variant {baseline_variant!r}")
+    baseline_mape = by_variant[baseline_variant].mape_pct
+    for device_class, policy in active_policies(session).items():
+        current = champion(session, device_class)
+        limits = policy_limits(policy)
+        for version in record.versions:
+            verdict = evaluate_gate(GateInput(
+                mape_pct=version.mape_pct, artifact_bytes=version.artifact_bytes,
+                latency_ms_p50=version.latency_us_p50 / 1000, baseline_mape_pct=baseline_mape,
+                champion_mape_pct=current.mape_pct if current else None), limits)
+            record_decision(session, version, policy, verdict)
+    for version in record.versions:
+        settle_status(session, version)
+    return record
+
+
+def best_approved(session: Session, run: TrainingRun) -> dict[str, ModelVersion]:
+    """Per device class, the run's version with the lowest MAPE that passed for that class."""
+    best: dict[str, ModelVersion] = {}
+    for version in run.versions:
+        for decision in version.decisions:
+            if decision.passed and (decision.device_class not in best
+                                    or version.mape_pct < best[decision.device_class].mape_pct):
+                best[decision.device_class] = version
+    return best

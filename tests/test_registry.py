@@ -1,0 +1,192 @@
+"""The registry on SQLite and PostgreSQL: migrations, the gate, all-or-nothing registration."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.db import SchemaOutOfDate, check_schema, current_revision, head_revision, make_engine
+from storage.gate import GateInput, GateLimits, evaluate_gate
+from storage.models import GateDecision, ModelVersion, TrainingRun
+from storage.registry import (
+    RunAlreadyRegistered,
+    VersionRecord,
+    active_policies,
+    get_version,
+    register_and_gate,
+    set_policy,
+)
+
+LIMITS = GateLimits(max_mape_pct=20.0, max_delta_baseline_pct=1.0, max_delta_champion_pct=0.5,
+                    max_artifact_bytes=8192, max_latency_ms=1.0)
+AT_LIMIT = GateInput(mape_pct=20.0, artifact_bytes=8192, latency_ms_p50=1.0,
+                     baseline_mape_pct=19.0, champion_mape_pct=19.5)
+
+
+def version(variant: str, mape: float, size: int, latency_us: float = 100.0) -> VersionRecord:
+    return VersionRecord(
+        variant=variant, technique="test", base_variant=None, hyperparams={},
+        artifact_uri=f"file:///tmp/{variant}.tflite", sha256="0" * 64, artifact_bytes=size,
+        gzip_bytes=size // 2, nonzero_params=100, compression_ratio=None, mape_pct=mape,
+        wape_pct=mape, latency_us_p50=latency_us, max_abs_diff_vs_keras=0.0, probe={},
+    )
+
+
+def run_row(run_key: str = "2017-12-31-quick-abc") -> dict:
+    import datetime as dt
+
+    day = dt.date(2017, 12, 31)
+    return dict(run_key=run_key, as_of=day, profile="quick", data_start=dt.date(2013, 1, 1),
+                data_end=day, data_sha256="f" * 64, series_count=4, train_windows=10,
+                test_windows=5, seed=0, code_version="test", config={}, timings_s={})
+
+
+VERSIONS = [version("lstm64", 15.0, 70_000), version("lstm16_int8", 15.8, 4_600),
+            version("pruned70", 40.0, 70_000)]
+
+
+def test_migrations_bring_an_empty_database_to_head_and_a_behind_one_is_refused(database_url):
+    from storage.db import upgrade
+
+    engine = make_engine(database_url)
+    with pytest.raises(SchemaOutOfDate, match="run `shelfcast db upgrade`"):
+        check_schema(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    check_schema(engine)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("rule", ["mape_pct", "delta_baseline_pct", "artifact_bytes",
+                                  "latency_ms_p50", "delta_champion_pct"])
+def test_each_gate_rule_passes_at_its_limit_and_fails_just_over_it(rule):
+    from dataclasses import replace
+
+    assert evaluate_gate(AT_LIMIT, LIMITS).passed
+    over = {
+        "mape_pct": replace(AT_LIMIT, mape_pct=20.01, baseline_mape_pct=19.01,
+                            champion_mape_pct=19.51),
+        "delta_baseline_pct": replace(AT_LIMIT, baseline_mape_pct=18.99),
+        "artifact_bytes": replace(AT_LIMIT, artifact_bytes=8193),
+        "latency_ms_p50": replace(AT_LIMIT, latency_ms_p50=1.001),
+        "delta_champion_pct": replace(AT_LIMIT, champion_mape_pct=19.49),
+    }[rule]
+    verdict = evaluate_gate(over, LIMITS)
+    assert not verdict.passed
+    assert [r.rule for r in verdict.reasons if not r.passed] == [rule]
+
+
+def test_champion_rule_is_skipped_with_a_note_when_nothing_is_released():
+    from dataclasses import replace
+
+    verdict = evaluate_gate(replace(AT_LIMIT, champion_mape_pct=None), LIMITS)
+    (reason,) = [r for r in verdict.reasons if r.rule == "delta_champion_pct"]
+    assert reason.passed and "no model is released" in reason.note
+
+
+def test_fresh_registry_has_the_three_default_device_classes(sessions):
+    with sessions() as session:
+        policies = active_policies(session)
+    assert {k: (p.max_artifact_bytes, p.max_latency_ms) for k, p in policies.items()} == {
+        "sensor": (8192, 1.0), "handheld": (32768, 5.0), "tablet": (131072, 20.0)}
+
+
+def test_decisions_carry_every_reason_and_the_policy_version_used(sessions):
+    with sessions() as session, session.begin():
+        set_policy(session, "sensor", by="ops", max_delta_baseline_pct=1.0)
+    with sessions() as session, session.begin():
+        run = register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+        run_id = run.id
+    with sessions() as session:
+        small = session.scalar(select(ModelVersion).where(ModelVersion.variant == "lstm16_int8",
+                                                          ModelVersion.run_id == run_id))
+        shown = get_version(session, small.id)
+        by_class = {d.device_class: d for d in shown.decisions}
+        assert small.status == "approved"
+        assert by_class["sensor"].passed and by_class["sensor"].policy.version == 2
+        assert {r["rule"] for r in by_class["sensor"].reasons} == {
+            "mape_pct", "delta_baseline_pct", "artifact_bytes", "latency_ms_p50",
+            "delta_champion_pct"}
+        big = session.scalar(select(ModelVersion).where(ModelVersion.variant == "lstm64"))
+        big_sensor = next(d for d in big.decisions if d.device_class == "sensor")
+        assert not big_sensor.passed
+        failed = [r for r in big_sensor.reasons if not r["passed"]]
+        assert failed == [{"rule": "artifact_bytes", "observed": 70000, "limit": 8192,
+                           "passed": False, "note": ""}]
+        broken = session.scalar(select(ModelVersion).where(ModelVersion.variant == "pruned70"))
+        assert broken.status == "rejected"
+
+
+def test_a_crash_between_writes_leaves_no_partial_run(sessions, monkeypatch):
+    import storage.registry as registry
+
+    calls = {"n": 0}
+    real = registry.record_decision
+
+    def crash_on_fourth(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("injected crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "record_decision", crash_on_fourth)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        with sessions() as session, session.begin():
+            register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+    with sessions() as session:
+        for table in (TrainingRun, ModelVersion, GateDecision):
+            assert session.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_registering_the_same_run_twice_is_rejected(sessions):
+    with sessions() as session, session.begin():
+        register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+    with pytest.raises(RunAlreadyRegistered, match="already registered"):
+        with sessions() as session, session.begin():
+            register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ModelVersion)) == len(VERSIONS)
+
+
+def _register_slowly(url: str) -> str:
+    from storage.db import make_engine, session_factory
+
+    sessions = session_factory(make_engine(url))
+    try:
+        with sessions() as session, session.begin():
+            register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+            time.sleep(1.0)  # hold the transaction open so the other process collides
+        return "registered"
+    except RunAlreadyRegistered as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.postgres
+def test_two_processes_registering_the_same_run_on_postgres_exactly_one_wins(database_url, sessions):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the concurrent case is about PostgreSQL")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        outcomes = pool.map(_register_slowly, [database_url, database_url])
+    assert sorted(o.split(":")[0] for o in outcomes) == ["refused", "registered"]
+    assert any("registered concurrently" in o or "already registered" in o for o in outcomes)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(TrainingRun)) == 1
+
+
+def test_gate_show_json_on_a_fresh_database_lists_the_default_classes(tmp_path, monkeypatch, capsys):
+    from flows.cli import main
+    from storage.settings import get_settings
+
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
+    monkeypatch.delenv("SHELFCAST_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert main(["gate", "show", "--json"]) == 0
+    finally:
+        get_settings.cache_clear()
+    shown = json.loads(capsys.readouterr().out)
+    assert [p["device_class"] for p in shown] == ["sensor", "handheld", "tablet"]
