@@ -100,26 +100,59 @@ def cmd_bench_baseline(args) -> None:
         _print_table(rows, ["forecast", "mape_pct", "wape_pct", "windows"])
 
 
+def _run_night(as_of: str | None, profile: str, drop: str | None = None):
+    from flows.nightly import nightly_retrain
+
+    return nightly_retrain(as_of=as_of, profile=profile, drop=drop)
+
+
+def _print_night(result) -> None:
+    print(f"night {result.as_of}: {result.status} (run {result.run_key})")
+    for version in result.versions:
+        print(f"  {version['variant']:<14} {version['status']:<9} {version['artifact_bytes']:>7,} B  "
+              f"MAPE {version['mape_pct']:6.2f} %  passed for: {', '.join(version['passed_for']) or '-'}")
+    for cls, version in result.promoted.items():
+        print(f"  promote to {cls}: version {version['id']} ({version['variant']})")
+
+
+def cmd_nightly(args) -> None:
+    _print_night(_run_night(args.as_of, args.profile))
+
+
 def cmd_demo(args) -> None:
-    from compression.benchmarks import baseline_vs_references
-    from compression.lstm import recipe_for
-    from storage.sales import ingest_sales, load_sales, sales_fingerprint
-    from storage.synthetic import generate_sales, write_sales_csv
+    """Generated sales up to a start day, then one night per new day of sales."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from storage.synthetic import Shift, generate_sales, write_sales_csv
 
     settings = _settings()
-    drop = settings.home / "drops" / "demo-sales.csv"
-    drop.parent.mkdir(parents=True, exist_ok=True)
-    sales = generate_sales(with_expected=True)
-    write_sales_csv(sales, drop)
-    sessions = _sessions()
-    with sessions() as session, session.begin():
-        summary = ingest_sales(session, sales.drop(columns="expected"), source=str(drop),
-                               sha256=sales_fingerprint(sales))
-        stored = load_sales(session)
-    print(f"ingested {drop}: {summary.rows_inserted:,} new rows, {len(stored):,} stored")
-    rows = baseline_vs_references(sales, recipe_for("quick"))
-    _print_table(rows, ["forecast", "mape_pct", "wape_pct", "windows"])
-    print(f"registry: {settings.sqlalchemy_url}")
+    drops = settings.home / "drops"
+    drops.mkdir(parents=True, exist_ok=True)
+    last = dt.date.fromisoformat(args.end)
+    first_night = last - dt.timedelta(days=args.nights - 1)
+    shift_from = last - dt.timedelta(days=max(0, args.nights // 2 - 1))
+    sales = generate_sales(stores=args.stores, items=args.items, start=args.start, end=args.end,
+                           shifts=(Shift(store=args.stores, start=pd.Timestamp(shift_from),
+                                         factor=1.3),))
+    history = drops / "history.csv"
+    write_sales_csv(sales[sales["date"] < pd.Timestamp(first_night)], history)
+    print(f"demo: {args.stores} stores x {args.items} items, nights {first_night}..{last}, "
+          f"store {args.stores} sells 30 % more from {shift_from}")
+    _sessions()  # the embedded registry is created on first use
+    cmd_ingest(argparse.Namespace(file=history, replace=False))
+    for offset in range(args.nights):
+        day = first_night + dt.timedelta(days=offset)
+        drop = drops / f"sales-{day}.csv"
+        write_sales_csv(sales[sales["date"] == pd.Timestamp(day)], drop)
+        _print_night(_run_night(str(day), args.profile, str(drop)))
+    print("\nwhere to look:")
+    print("  shelfcast models list                 # every variant of every night, gate verdicts")
+    print("  shelfcast models show ID              # figures, lineage, every gate reason")
+    print(f"  artifacts: {settings.artifacts}")
+    print(f"  registry:  {settings.sqlalchemy_url}")
+    print(f"  Prefect artifacts (summary + table): PREFECT_HOME={settings.prefect_home} prefect server start")
 
 
 def cmd_bench_article(args) -> None:
@@ -255,9 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nightly", help="run one night: ingest, drift, train, compress, gate, ship")
     p.add_argument("--as-of", help="the night's date (default: the last day with sales)")
     p.add_argument("--profile", choices=["quick", "full"], default="full")
-    p.set_defaults(handler=not_built(5))
+    p.set_defaults(handler=cmd_nightly)
 
     p = sub.add_parser("demo", help="several generated nights end to end, drift on the last ones")
+    p.add_argument("--nights", type=int, default=3)
+    p.add_argument("--stores", type=int, default=3)
+    p.add_argument("--items", type=int, default=4)
+    p.add_argument("--start", default="2015-01-01")
+    p.add_argument("--end", default="2017-12-31")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks")

@@ -1,0 +1,122 @@
+"""The nightly flow end to end under Prefect's test harness, crash recovery, prefect.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shelfcast_home(tmp_path_factory, tiny_sales):
+    """A data directory with the tiny sales ingested, and a tiny quick profile."""
+    import os
+
+    from storage.settings import get_settings
+
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("SHELFCAST_HOME")
+    os.environ["SHELFCAST_HOME"] = str(home)
+    get_settings.cache_clear()
+    from storage.db import open_registry
+    from storage.sales import ingest_sales, sales_fingerprint
+
+    sessions = open_registry(get_settings().sqlalchemy_url, create_if_empty=True)
+    with sessions() as session, session.begin():
+        ingest_sales(session, tiny_sales.drop(columns=[], errors="ignore"), source="tiny",
+                     sha256=sales_fingerprint(tiny_sales))
+    yield home
+    if old is None:
+        os.environ.pop("SHELFCAST_HOME", None)
+    else:
+        os.environ["SHELFCAST_HOME"] = old
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def harness(shelfcast_home):
+    from flows.nightly import nightly_retrain  # noqa: F401 - sets Prefect's environment first
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def tiny_profile(monkeypatch):
+    from compression import lstm
+
+    monkeypatch.setitem(lstm.PROFILES, "quick", replace(
+        lstm.PROFILES["quick"], epochs=1, fine_tune_epochs=1, batch_size=128))
+
+
+def count(table) -> int:
+    from storage.db import open_registry
+    from storage.settings import get_settings
+
+    with open_registry(get_settings().sqlalchemy_url)() as session:
+        return session.scalar(select(func.count()).select_from(table))
+
+
+def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op(
+    harness, tiny_profile, monkeypatch
+):
+    import storage.registry as registry
+    from compression.variants import VARIANTS
+    from flows.nightly import nightly_retrain
+    from storage.models import GateDecision, ModelVersion, TrainingRun
+
+    real = registry.record_decision
+    calls = {"n": 0}
+
+    def crash_midway(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("injected crash during registration")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "record_decision", crash_midway)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        nightly_retrain(as_of="2017-12-31", profile="quick")
+    assert count(TrainingRun) == 0 and count(ModelVersion) == 0
+
+    monkeypatch.setattr(registry, "record_decision", real)
+    result = nightly_retrain(as_of="2017-12-31", profile="quick")
+    assert result.status == "completed"
+    assert count(TrainingRun) == 1
+    assert count(ModelVersion) == len(VARIANTS)
+    assert count(GateDecision) == 3 * len(VARIANTS)
+    assert all(v["decisions"] for v in result.versions)
+    for cls, chosen in result.promoted.items():
+        passed = [v for v in result.versions if cls in v["passed_for"]]
+        assert chosen["mape_pct"] == min(v["mape_pct"] for v in passed)
+
+    again = nightly_retrain(as_of="2017-12-31", profile="quick")
+    assert again.status == "already-registered"
+    assert count(ModelVersion) == len(VARIANTS)
+
+
+def test_prefect_yaml_deploys_the_nightly_flow_on_a_valid_cron_schedule():
+    from prefect.client.schemas.schedules import CronSchedule
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (deployment,) = [d for d in config["deployments"] if d["name"] == "nightly-retrain"]
+    assert deployment["entrypoint"] == "flows/nightly.py:nightly_retrain"
+    (schedule,) = deployment["schedules"]
+    CronSchedule(cron=schedule["cron"], timezone="Europe/Berlin")
+    assert schedule["cron"] == "0 2 * * *"
+    with pytest.raises(ValueError):
+        CronSchedule(cron="0 2 * *", timezone="UTC")
+
+    import importlib
+
+    module_path, function = deployment["entrypoint"].split(":")
+    module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
+    assert getattr(module, function).name == "nightly-retrain"
