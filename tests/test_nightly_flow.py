@@ -42,7 +42,9 @@ def shelfcast_home(tmp_path_factory, tiny_sales):
 
 @pytest.fixture(scope="module")
 def harness(shelfcast_home):
-    from flows.nightly import nightly_retrain  # noqa: F401 - sets Prefect's environment first
+    from flows.prefect_env import configure_prefect
+
+    configure_prefect()  # Prefect reads its home and timeouts when it is imported
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):

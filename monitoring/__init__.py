@@ -1,0 +1,1 @@
+"""Evidently drift reports, alert rules, notifications (not built yet)."""
