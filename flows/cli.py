@@ -116,7 +116,19 @@ def _print_night(result) -> None:
 
 
 def cmd_nightly(args) -> None:
-    _print_night(_run_night(args.as_of, args.profile))
+    from storage.sales import sales_date_range
+    from storage.synthetic import generate_sales, write_sales_csv
+
+    with _sessions()() as session:
+        first, _ = sales_date_range(session)
+    drop = None
+    if first is None:
+        # the embedded default: with no sales stored, generate the article's shape
+        drop = _settings().home / "drops" / "generated-sales.csv"
+        drop.parent.mkdir(parents=True, exist_ok=True)
+        write_sales_csv(generate_sales(end=args.as_of or "2017-12-31"), drop)
+        print(f"no sales stored: generated 5 stores x 10 items into {drop}")
+    _print_night(_run_night(args.as_of, args.profile, str(drop) if drop else None))
 
 
 def cmd_demo(args) -> None:
