@@ -30,7 +30,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 from compression.windows import WINDOW_DAYS
 
 
-def _fused_lstm_function(units: int):
+def _fused_lstm_function():
     """A tf.function the TFLite converter replaces with UNIDIRECTIONAL_SEQUENCE_LSTM.
 
     Its signature and outputs follow the legacy Keras `standard_lstm` (inputs,
@@ -66,7 +66,7 @@ def _serving_function(model: keras.Model, window_days: int):
     kernel, recurrent_kernel, bias = (tf.constant(w) for w in model.get_layer("lstm").get_weights())
     dense_kernel, dense_bias = (tf.constant(w) for w in model.get_layer("dense").get_weights())
     units = int(recurrent_kernel.shape[0])
-    lstm = _fused_lstm_function(units)
+    lstm = _fused_lstm_function()
 
     @tf.function(input_signature=[tf.TensorSpec([1, window_days], tf.float32, name="history")])
     def forecast(history):

@@ -19,13 +19,10 @@ def _settings():
     return get_settings()
 
 
-def _sessions(create_if_empty: bool = True):
-    from storage.db import open_registry
+def _sessions():
+    from storage.db import open_settings_registry
 
-    settings = _settings()
-    return open_registry(
-        settings.sqlalchemy_url, create_if_empty=create_if_empty and settings.database_url is None
-    )
+    return open_settings_registry(_settings())
 
 
 def _print_json(value) -> None:
@@ -61,15 +58,9 @@ def cmd_generate(args) -> None:
 
 
 def cmd_ingest(args) -> None:
-    from storage.sales import ingest_sales, read_sales_csv
+    from flows.night import describe_ingest, ingest_file
 
-    sales, sha256 = read_sales_csv(args.file)
-    sessions = _sessions()
-    with sessions() as session, session.begin():
-        summary = ingest_sales(session, sales, source=str(args.file), sha256=sha256,
-                               replace=args.replace)
-    print(f"{args.file}: {summary.rows_in_file:,} rows: {summary.rows_inserted:,} inserted, "
-          f"{summary.rows_replaced:,} replaced, {summary.rows_unchanged:,} already present")
+    print(describe_ingest(ingest_file(_settings(), args.file, replace=args.replace)))
 
 
 def cmd_db_upgrade(args) -> None:

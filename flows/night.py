@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,25 +31,27 @@ class NightResult:
     data: dict = field(default_factory=dict)
 
 
-def ingest_drop(settings: Settings, drop: Path) -> str:
-    """Validate and load a sales file (all rows or none)."""
-    from storage.db import open_registry
+def ingest_file(settings: Settings, path: Path, *, replace: bool = False):
+    """Validate and load a sales file, all rows or none; return the IngestSummary."""
+    from storage.db import open_settings_registry
     from storage.sales import ingest_sales, read_sales_csv
 
-    sales, sha256 = read_sales_csv(drop)
-    sessions = open_registry(settings.sqlalchemy_url, create_if_empty=settings.database_url is None)
-    with sessions() as session, session.begin():
-        summary = ingest_sales(session, sales, source=str(drop), sha256=sha256)
-    return f"{drop}: {summary.rows_inserted} new rows, {summary.rows_unchanged} already present"
+    sales, sha256 = read_sales_csv(path)
+    with open_settings_registry(settings)() as session, session.begin():
+        return ingest_sales(session, sales, source=str(path), sha256=sha256, replace=replace)
+
+
+def describe_ingest(summary) -> str:
+    return (f"{summary.source}: {summary.rows_in_file:,} rows: {summary.rows_inserted:,} inserted, "
+            f"{summary.rows_replaced:,} replaced, {summary.rows_unchanged:,} already present")
 
 
 def load_training_sales(settings: Settings, as_of: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
     """Stored sales up to and including `as_of` (default: the last day with sales)."""
-    from storage.db import open_registry
+    from storage.db import open_settings_registry
     from storage.sales import load_sales, sales_date_range
 
-    sessions = open_registry(settings.sqlalchemy_url, create_if_empty=settings.database_url is None)
-    with sessions() as session:
+    with open_settings_registry(settings)() as session:
         _, last = sales_date_range(session)
         if last is None:
             raise ValueError("no sales are stored: run `shelfcast ingest FILE.csv` first")
@@ -65,10 +68,10 @@ def run_key_for(as_of: dt.date, profile: str, fingerprint: str) -> str:
 
 
 def already_registered(settings: Settings, run_key: str) -> bool:
-    from storage.db import open_registry
+    from storage.db import open_settings_registry
     from storage.registry import find_run
 
-    with open_registry(settings.sqlalchemy_url)() as session:
+    with open_settings_registry(settings)() as session:
         return find_run(session, run_key) is not None
 
 
@@ -113,7 +116,7 @@ def register_night(settings: Settings, *, run_key: str, as_of: dt.date, profile:
     the best approved version per device class."""
     from compression.lstm import recipe_for
     from compression.variants import BASELINE
-    from storage.db import open_registry
+    from storage.db import open_settings_registry
     from storage.registry import best_approved, register_and_gate, version_as_dict
 
     recipe = recipe_for(profile)
@@ -123,7 +126,7 @@ def register_night(settings: Settings, *, run_key: str, as_of: dt.date, profile:
         data_sha256=fingerprint, seed=recipe.seed, code_version=CODE_VERSION,
         config=recipe.as_dict(), timings_s=timings_s, **facts,
     )
-    with open_registry(settings.sqlalchemy_url)() as session, session.begin():
+    with open_settings_registry(settings)() as session, session.begin():
         record = register_and_gate(session, run=run, versions=records, baseline_variant=BASELINE)
         versions = [version_as_dict(v, with_reasons=True) for v in record.versions]
         promoted = {cls: {"id": v.id, "variant": v.variant, "mape_pct": round(v.mape_pct, 3),
@@ -167,13 +170,11 @@ def summary_markdown(result: NightResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
 def timed(timings: dict, name: str):
-    """Context manager adding the seconds spent in a block to timings[name]."""
-    class _Timer:
-        def __enter__(self):
-            self.started = time.perf_counter()
-
-        def __exit__(self, *exc):
-            timings[name] = round(time.perf_counter() - self.started, 2)
-
-    return _Timer()
+    """Record the seconds spent in the block as timings[name]."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.perf_counter() - started, 2)

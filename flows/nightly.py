@@ -22,7 +22,7 @@ IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10])
 
 @task(name="ingest sales drop", **IO_RETRIES)
 def ingest_drop(drop: str) -> str:
-    return night.ingest_drop(get_settings(), Path(drop))
+    return night.describe_ingest(night.ingest_file(get_settings(), Path(drop)))
 
 
 @task(name="drift check")

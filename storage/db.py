@@ -70,6 +70,11 @@ def check_schema(engine: Engine) -> None:
         )
 
 
+def open_settings_registry(settings) -> sessionmaker:
+    """The registry the settings name; only the embedded SQLite default is created on first use."""
+    return open_registry(settings.sqlalchemy_url, create_if_empty=settings.database_url is None)
+
+
 def open_registry(url: str, *, create_if_empty: bool = False) -> sessionmaker:
     """A session factory for the registry at `url`, refusing a schema that is behind.
 
