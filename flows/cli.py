@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -255,11 +254,90 @@ def cmd_models_show(args) -> None:
                   + (f" ({reason['note']})" if reason["note"] else ""))
 
 
-def not_built(issue: int) -> Callable:
-    def handler(args) -> None:
-        raise CommandError(f"`shelfcast {args.command}` is not built yet (issue {issue})")
+def _user(name: str | None) -> str:
+    import getpass
 
-    return handler
+    return name or getpass.getuser()
+
+
+def cmd_keys_init(args) -> None:
+    from storage.channel import init_signing_key
+
+    settings = _settings()
+    public, key_id = init_signing_key(settings.signing_key_path, force=args.force)
+    print(f"release signing key {key_id}: private {settings.signing_key_path} (keep it here), "
+          f"public {public} (give it to every device: --public-key)")
+
+
+def cmd_promote(args) -> None:
+    from storage.releases import ReleaseTarget, release_as_dict, release_version
+
+    with _sessions()() as session, session.begin():
+        release = release_version(
+            session, ReleaseTarget.from_settings(_settings()), args.version, args.device_class,
+            channel=args.channel, by=_user(args.by), reason=args.reason or "manual promotion")
+        shown = release_as_dict(release)
+    print(f"release {shown['id']}: version {shown['model_version']} ({shown['variant']}) on "
+          f"{shown['device_class']}/{shown['channel']} for stores {shown['stores']}; "
+          f"manifest {shown['manifest']}")
+
+
+def cmd_rollback(args) -> None:
+    from storage.releases import ReleaseTarget, release_as_dict, rollback
+
+    with _sessions()() as session, session.begin():
+        release = rollback(session, ReleaseTarget.from_settings(_settings()), args.device_class,
+                           by=_user(args.by), reason=args.reason)
+        shown = release and release_as_dict(release)
+    if shown is None:
+        print(f"{args.device_class}: canary withdrawn; its stores follow the stable release again")
+    else:
+        print(f"{args.device_class}: release {shown['id']} republishes version "
+              f"{shown['model_version']} ({shown['variant']}) on stable")
+
+
+def cmd_releases_list(args) -> None:
+    from storage.releases import release_as_dict, release_history
+
+    with _sessions()() as session:
+        rows = [release_as_dict(r) for r in release_history(session, args.device_class)]
+    if args.json:
+        _print_json(rows)
+        return
+    _print_table(rows, ["id", "device_class", "channel", "stores", "model_version", "variant",
+                        "night", "released_at", "released_by", "ended_at", "end_reason"])
+
+
+def cmd_alerts_list(args) -> None:
+    from storage.alerts import alert_as_dict, list_alerts
+
+    with _sessions()() as session:
+        rows = [alert_as_dict(a) for a in list_alerts(session, only_open=args.open)]
+    if args.json:
+        _print_json(rows)
+        return
+    _print_table(rows, ["id", "kind", "severity", "message", "occurrences", "last_seen",
+                        "acknowledged_by", "resolved_at"])
+
+
+def cmd_alerts_show(args) -> None:
+    from storage.alerts import alert_as_dict, get_alert
+
+    with _sessions()() as session:
+        data = alert_as_dict(get_alert(session, args.alert))
+    if args.json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        print(f"{key:>16}: {value}")
+
+
+def cmd_alerts_ack(args) -> None:
+    from storage.alerts import acknowledge
+
+    with _sessions()() as session, session.begin():
+        alert = acknowledge(session, args.alert, by=args.by, note=args.note)
+        print(f"alert {alert.id} acknowledged by {alert.acknowledged_by}")
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -346,16 +424,48 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--by", help="who sets it (default: the OS user)")
     g.set_defaults(handler=cmd_gate_set)
 
-    for name, issue, text in (
-        ("alerts", 6, "list, show and acknowledge alerts"),
-        ("promote", 7, "release a model version to a device class"),
-        ("rollback", 7, "republish the previous release of a device class"),
-        ("releases", 7, "the release audit trail"),
-        ("keys", 7, "release-signing keys"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(handler=not_built(issue))
+    p = sub.add_parser("alerts", help="list, show and acknowledge alerts")
+    alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = alerts.add_parser("list", help="alerts, newest first")
+    a.add_argument("--open", action="store_true", help="only alerts not resolved yet")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_alerts_list)
+    a = alerts.add_parser("show", help="one alert, whole")
+    a.add_argument("alert", type=int)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=cmd_alerts_show)
+    a = alerts.add_parser("ack", help="acknowledge an alert (releases a fleet-promotion hold)")
+    a.add_argument("alert", type=int)
+    a.add_argument("--by", required=True)
+    a.add_argument("--note")
+    a.set_defaults(handler=cmd_alerts_ack)
+
+    p = sub.add_parser("promote", help="release a model version to a device class")
+    p.add_argument("version", type=int)
+    p.add_argument("--device-class", required=True)
+    p.add_argument("--channel", choices=["canary", "stable"], default="canary")
+    p.add_argument("--by", help="who releases it (default: the OS user)")
+    p.add_argument("--reason")
+    p.set_defaults(handler=cmd_promote)
+
+    p = sub.add_parser("rollback", help="undo the newest release of a device class")
+    p.add_argument("--device-class", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", help="who rolls back (default: the OS user)")
+    p.set_defaults(handler=cmd_rollback)
+
+    p = sub.add_parser("releases", help="the release audit trail")
+    releases = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = releases.add_parser("list", help="every release, newest first")
+    r.add_argument("--device-class")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=cmd_releases_list)
+
+    p = sub.add_parser("keys", help="release-signing keys")
+    keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = keys.add_parser("init", help="make the Ed25519 key that signs release manifests")
+    k.add_argument("--force", action="store_true", help="replace an existing key")
+    k.set_defaults(handler=cmd_keys_init)
 
     p = sub.add_parser("db", help="registry schema")
     db = p.add_subparsers(dest="db", required=True, metavar="ACTION")

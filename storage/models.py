@@ -181,6 +181,7 @@ class Release(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     ended_by: Mapped[str | None] = mapped_column(String(128))
     end_reason: Mapped[str | None] = mapped_column(Text)
+    night: Mapped[dt.date | None] = mapped_column(Date)  # the as-of night it was released on
 
     model_version: Mapped[ModelVersion] = relationship()
 

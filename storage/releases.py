@@ -1,0 +1,217 @@
+"""Releases: which model version is published to which device class, channel and stores, from
+when to when, and the staged rollout (canary first, the fleet after N clean nights).
+
+Functions take a session and never commit. Each publishes the channel files only after its
+rows are flushed, so a refused release writes nothing; the caller commits right after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage import channel as channel_files
+from storage.artifacts import read_artifact
+from storage.models import GateDecision, ModelVersion, Release, TrainingRun, utcnow
+from storage.registry import RegistryError, get_version
+
+CHANNELS = ("canary", "stable")
+
+
+@dataclass(frozen=True)
+class ReleaseTarget:
+    """Where releases go: the channel folder, the signing key and the canary group."""
+
+    root: Path
+    signing_key: Path
+    canary_stores: list[int]
+    canary_nights: int
+
+    @classmethod
+    def from_settings(cls, settings) -> ReleaseTarget:
+        return cls(settings.releases, settings.signing_key_path, list(settings.canary_stores),
+                   settings.canary_nights)
+
+
+def open_releases(session: Session, device_class: str) -> dict[str, Release]:
+    rows = session.scalars(select(Release).where(Release.device_class == device_class,
+                                                 Release.ended_at.is_(None)))
+    return {release.channel: release for release in rows}
+
+
+def release_history(session: Session, device_class: str | None = None) -> list[Release]:
+    """Every release, newest first: the audit trail."""
+    stmt = select(Release)
+    if device_class:
+        stmt = stmt.where(Release.device_class == device_class)
+    return list(session.scalars(stmt.order_by(Release.id.desc())))
+
+
+def release_as_dict(release: Release) -> dict:
+    return {
+        "id": release.id, "device_class": release.device_class, "channel": release.channel,
+        "stores": release.stores or "all", "model_version": release.model_version_id,
+        "variant": release.model_version.variant, "night": release.night and release.night.isoformat(),
+        "released_at": release.released_at.isoformat(), "released_by": release.released_by,
+        "reason": release.reason, "ended_at": release.ended_at and release.ended_at.isoformat(),
+        "ended_by": release.ended_by, "end_reason": release.end_reason,
+        "manifest": release.manifest_uri,
+    }
+
+
+def latest_night(session: Session) -> dt.date:
+    """The newest registered night (a manual release counts from it), else today."""
+    newest = session.scalar(select(TrainingRun.as_of).order_by(TrainingRun.as_of.desc()).limit(1))
+    return newest or dt.date.today()
+
+
+def _check_releasable(session: Session, version: ModelVersion, device_class: str) -> bytes:
+    """The artifact bytes, once the version passed the gate for the class and the file on disk
+    still is what was measured."""
+    passed = session.scalar(select(GateDecision.passed).where(
+        GateDecision.model_version_id == version.id, GateDecision.device_class == device_class))
+    if not passed:
+        raise RegistryError(f"version {version.id} ({version.variant}) did not pass the gate for "
+                            f"device class {device_class!r}; it cannot be released there")
+    if version.status in ("rejected", "retired"):
+        raise RegistryError(f"version {version.id} is {version.status}; it cannot be released")
+    content = read_artifact(version.artifact_uri)
+    if len(content) != version.artifact_bytes:
+        raise RegistryError(f"artifact of version {version.id} is {len(content)} bytes on disk, the "
+                            f"registry measured {version.artifact_bytes}")
+    return content
+
+
+def end_release(release: Release, *, by: str, reason: str) -> None:
+    release.ended_at, release.ended_by, release.end_reason = utcnow(), by, reason
+
+
+def release_version(session: Session, target: ReleaseTarget, version_id: int, device_class: str,
+                    *, channel: str, by: str, reason: str, night: dt.date | None = None) -> Release:
+    """Publish a version to a class's channel: supersede the open release there, sign and write
+    the manifest. A stable release also closes an open canary of the same version."""
+    if channel not in CHANNELS:
+        raise RegistryError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
+    version = get_version(session, version_id)
+    content = _check_releasable(session, version, device_class)
+    key = channel_files.load_signing_key(target.signing_key)
+    current = open_releases(session, device_class)
+    stores = list(target.canary_stores) if channel == "canary" else None
+    release = Release(model_version_id=version.id, device_class=device_class, channel=channel,
+                      stores=stores or [], released_by=by, reason=reason,
+                      night=night or latest_night(session))
+    if channel in current:
+        end_release(current[channel], by=by, reason=f"superseded: {reason}")
+    closes_canary = channel == "stable" and "canary" in current \
+        and current["canary"].model_version_id == version.id
+    if closes_canary:
+        end_release(current["canary"], by=by, reason="graduated to stable")
+    session.flush()
+    session.add(release)
+    session.flush()
+    payload = channel_files.manifest_payload(
+        release_id=release.id, channel=release.channel, device_class=device_class, stores=stores,
+        model_version=version.id, variant=version.variant, sha256=version.sha256,
+        artifact_bytes=version.artifact_bytes, probe=version.probe,
+        created_at=release.released_at.isoformat())
+    path = channel_files.publish(target.root, payload, content, key)
+    release.manifest_uri = path.resolve().as_uri()
+    if closes_canary:
+        channel_files.withdraw(target.root, device_class, "canary")
+    version.status = "released"
+    session.flush()
+    return release
+
+
+def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: str,
+             reason: str) -> Release | None:
+    """Undo the newest open release of a class. An open canary is withdrawn (its stores fall
+    back to stable); otherwise the stable release is replaced by the previous stable version.
+    The rolled-back version is retired so no night promotes it again. Returns the republished
+    release, or None when a canary was withdrawn."""
+    current = open_releases(session, device_class)
+    if not current:
+        raise RegistryError(f"device class {device_class!r} has no open release to roll back")
+    if "canary" in current:
+        undone = current["canary"]
+        end_release(undone, by=by, reason=f"rolled back: {reason}")
+        undone.model_version.status = "retired"
+        session.flush()
+        channel_files.withdraw(target.root, device_class, "canary")
+        return None
+    undone = current["stable"]
+    earlier = session.scalars(select(Release).where(
+        Release.device_class == device_class, Release.channel == "stable",
+        Release.id < undone.id, Release.model_version_id != undone.model_version_id,
+    ).order_by(Release.id.desc())).all()
+    previous = next((r for r in earlier if r.model_version.status != "retired"), None)
+    if previous is None:
+        raise RegistryError(f"device class {device_class!r} has no earlier stable release to "
+                            "roll back to")
+    undone.model_version.status = "retired"
+    session.flush()
+    return release_version(session, target, previous.model_version_id, device_class,
+                           channel="stable", by=by,
+                           reason=f"rollback of release {undone.id} (version "
+                                  f"{undone.model_version_id}): {reason}")
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    device_class: str
+    action: str  # canary | graduated | held | waiting | unchanged
+    message: str
+    release_id: int | None = None
+
+
+def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
+                    candidate: ModelVersion | None, *, night: dt.date,
+                    canary_blockers: list[str], fleet_holds: list[str]) -> list[RolloutStep]:
+    """One night's rollout for a class: graduate the canary to the fleet once it has run
+    `canary_nights` nights with no blocker (e.g. a forecast-quality alert) and no fleet hold
+    (e.g. an unacknowledged severe drift alert); start a canary with tonight's best approved
+    version when none is in flight and it differs from the stable one."""
+    steps: list[RolloutStep] = []
+    current = open_releases(session, device_class)
+    canary = current.get("canary")
+    if canary is not None:
+        age = (night - (canary.night or night)).days
+        name = f"canary release {canary.id} (version {canary.model_version_id})"
+        if canary_blockers:
+            steps.append(RolloutStep(device_class, "held", f"{name} held: "
+                                     + "; ".join(canary_blockers), canary.id))
+        elif age < target.canary_nights:
+            steps.append(RolloutStep(device_class, "waiting",
+                                     f"{name}: night {age} of {target.canary_nights}", canary.id))
+        elif fleet_holds:
+            steps.append(RolloutStep(device_class, "held", f"{name} held from the fleet: "
+                                     + "; ".join(fleet_holds), canary.id))
+        else:
+            stable = release_version(session, target, canary.model_version_id, device_class,
+                                     channel="stable", by="nightly", night=night,
+                                     reason=f"canary release {canary.id} ran {age} clean nights")
+            steps.append(RolloutStep(device_class, "graduated",
+                                     f"{name} graduated to the fleet: release {stable.id}", stable.id))
+            canary = None
+    stable = open_releases(session, device_class).get("stable")
+    if canary is None and candidate is not None:
+        if stable is not None and stable.model_version_id == candidate.id:
+            steps.append(RolloutStep(device_class, "unchanged",
+                                     f"version {candidate.id} already serves the fleet"))
+        else:
+            release = release_version(session, target, candidate.id, device_class,
+                                      channel="canary", by="nightly", night=night,
+                                      reason=f"best approved for {device_class} on {night}: "
+                                             f"{candidate.variant}, MAPE {candidate.mape_pct:.2f} %")
+            steps.append(RolloutStep(device_class, "canary",
+                                     f"version {candidate.id} ({candidate.variant}) to canary "
+                                     f"stores {target.canary_stores}: release {release.id}",
+                                     release.id))
+    elif canary is not None and candidate is not None:
+        steps.append(RolloutStep(device_class, "waiting", f"tonight's best, version "
+                                 f"{candidate.id}, waits until canary release {canary.id} ends"))
+    return steps

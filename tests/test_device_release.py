@@ -1,0 +1,294 @@
+"""Shipping to store devices: signed manifests over HTTP on loopback, every refusal leaving
+the old model serving, rollback, canary then the fleet, and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import http.server
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from device.agent import SyncError, predict, read_state, sync
+from device.cli import main as device_main
+from device.runtime import Forecaster
+from storage.artifacts import save_artifact
+from storage.channel import init_signing_key, load_signing_key, manifest_path, signed_envelope
+from storage.models import ModelVersion
+from storage.registry import RegistryError, VersionRecord, register_and_gate
+from storage.releases import ReleaseTarget, advance_rollout, release_history, release_version, rollback
+
+PROBE = [12.0, 9.0, 11.0, 15.0, 14.0, 20.0, 22.0, 13.0, 10.0, 12.0, 16.0, 15.0, 21.0, 23.0]
+
+
+@pytest.fixture(scope="module")
+def model_files():
+    """Two small LSTM-16 forecasters (different weights) as .tflite bytes."""
+    import keras
+
+    from compression.export import export_tflite
+    from compression.lstm import build_lstm
+
+    contents = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        contents.append(export_tflite(build_lstm(16)))
+    return contents
+
+
+@pytest.fixture
+def channel_server(tmp_path):
+    """The release folder served over HTTP on 127.0.0.1 (a static file host)."""
+    root = tmp_path / "channel"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def shipping(sessions, channel_server, model_files, tmp_path):
+    """A registry with one run of two versions that pass every class, a signing key, the
+    channel on HTTP, and a device public key file."""
+    root, url = channel_server
+    key_path = tmp_path / "keys" / "release.pem"
+    public, _ = init_signing_key(key_path)
+    target = ReleaseTarget(root, key_path, canary_stores=[1], canary_nights=3)
+    records = []
+    for name, content in zip(("lstm64", "lstm16"), model_files, strict=True):
+        uri, sha = save_artifact(tmp_path / "artifacts", "run", name, content)
+        records.append(VersionRecord(
+            variant=name, technique="test", base_variant=None, hyperparams={}, artifact_uri=uri,
+            sha256=sha, artifact_bytes=len(content), gzip_bytes=len(content), nonzero_params=1,
+            compression_ratio=None, mape_pct=15.0, wape_pct=12.0, latency_us_p50=50.0,
+            max_abs_diff_vs_keras=0.0,
+            probe={"history": PROBE, "forecast": Forecaster(content).forecast_one(np.array(PROBE))}))
+    run = dict(run_key="2017-12-31-test", as_of=dt.date(2017, 12, 31), profile="quick",
+               data_start=dt.date(2016, 1, 1), data_end=dt.date(2017, 12, 31), data_sha256="f" * 64,
+               series_count=4, train_windows=10, test_windows=5, seed=0, code_version="test",
+               config={}, timings_s={})
+    with sessions() as session, session.begin():
+        versions = register_and_gate(session, run=run, versions=records,
+                                     baseline_variant="lstm64").versions
+        ids = {v.variant: v.id for v in versions}
+    return dict(sessions=sessions, target=target, root=root, url=url, public=public,
+                v1=ids["lstm64"], v2=ids["lstm16"], records=records, state=tmp_path / "device")
+
+
+def promote(shipping, version_id, channel="stable", device_class="sensor", night=None):
+    with shipping["sessions"]() as session, session.begin():
+        return release_version(session, shipping["target"], version_id, device_class,
+                               channel=channel, by="test", reason="test", night=night).id
+
+
+def device_sync(shipping, *, store=7, device_class="sensor", public=None):
+    return sync(shipping["url"], device_class, store, shipping["state"],
+                Path(public or shipping["public"]).read_bytes())
+
+
+def installed_version(shipping) -> int:
+    return read_state(shipping["state"])["current"]["model_version"]
+
+
+def test_good_release_installs_and_forecasts_what_the_server_measured(shipping, capsys):
+    promote(shipping, shipping["v1"])
+    args = ["sync", "--channel", shipping["url"], "--device-class", "sensor", "--store", "7",
+            "--state", str(shipping["state"]), "--public-key", str(shipping["public"])]
+    assert device_main(args) == 0
+    assert "installed: model version" in capsys.readouterr().out
+    assert device_main(args) == 0
+    assert "up-to-date" in capsys.readouterr().out
+    expected = shipping["records"][0].probe["forecast"]
+    assert predict(shipping["state"], PROBE) == expected
+    assert device_main(["predict", "--state", str(shipping["state"]), "--history",
+                        *map(str, PROBE)]) == 0
+    assert float(capsys.readouterr().out) == pytest.approx(expected, abs=1e-4)
+    assert device_main(["status", "--state", str(shipping["state"]), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["current"]["verified"] and status["current"]["model_version"] == shipping["v1"]
+
+
+@pytest.fixture
+def serving_v1_with_v2_published(shipping):
+    """The device runs v1; v2 is then published on stable for the refusal tests to spoil."""
+    promote(shipping, shipping["v1"])
+    device_sync(shipping)
+    promote(shipping, shipping["v2"])
+    manifest = json.loads(json.loads(manifest_path(shipping["root"], "sensor", "stable")
+                                     .read_bytes())["payload"])
+    return shipping, shipping["root"] / manifest["artifact"]["path"], manifest
+
+
+def _refused(shipping, match, **kwargs):
+    with pytest.raises(SyncError, match=match):
+        device_sync(shipping, **kwargs)
+    assert installed_version(shipping) == shipping["v1"], "the old model must keep serving"
+    assert predict(shipping["state"], PROBE) == shipping["records"][0].probe["forecast"]
+
+
+def test_tampered_artifact_is_refused(serving_v1_with_v2_published):
+    shipping, artifact, _ = serving_v1_with_v2_published
+    content = bytearray(artifact.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(content))
+    _refused(shipping, "sha256")
+
+
+def test_truncated_download_is_refused(serving_v1_with_v2_published):
+    shipping, artifact, _ = serving_v1_with_v2_published
+    artifact.write_bytes(artifact.read_bytes()[:-100])
+    _refused(shipping, "bytes arrived")
+
+
+def test_manifest_signed_by_another_key_is_refused(serving_v1_with_v2_published, tmp_path):
+    shipping, _, _ = serving_v1_with_v2_published
+    other_public, _ = init_signing_key(tmp_path / "other" / "key.pem")
+    _refused(shipping, "bad signature", public=other_public)
+
+
+def test_altered_manifest_is_refused(serving_v1_with_v2_published):
+    shipping, _, _ = serving_v1_with_v2_published
+    path = manifest_path(shipping["root"], "sensor", "stable")
+    envelope = json.loads(path.read_bytes())
+    envelope["payload"] = envelope["payload"].replace('"stores": null', '"stores": [7]')
+    path.write_text(json.dumps(envelope))
+    _refused(shipping, "bad signature")
+
+
+def test_manifest_for_another_class_is_refused(serving_v1_with_v2_published):
+    shipping, _, _ = serving_v1_with_v2_published
+    sensor = manifest_path(shipping["root"], "sensor", "stable")
+    handheld_state = shipping["state"].with_name("handheld-device")
+    manifest_path(shipping["root"], "handheld", "stable").parent.mkdir()
+    manifest_path(shipping["root"], "handheld", "stable").write_bytes(sensor.read_bytes())
+    with pytest.raises(SyncError, match="for device class 'sensor'"):
+        sync(shipping["url"], "handheld", 7, handheld_state, shipping["public"].read_bytes())
+    assert read_state(handheld_state)["current"] is None
+
+
+def test_artifact_failing_the_smoke_test_is_refused(serving_v1_with_v2_published):
+    shipping, _, manifest = serving_v1_with_v2_published
+    manifest["probe"]["forecast"] += 5.0  # a model that does not reproduce the server's figure
+    manifest_path(shipping["root"], "sensor", "stable").write_bytes(
+        signed_envelope(manifest, load_signing_key(shipping["target"].signing_key)))
+    _refused(shipping, "smoke test failed")
+
+
+def test_cli_refusal_exits_non_zero_with_the_reason(serving_v1_with_v2_published, capsys):
+    shipping, artifact, _ = serving_v1_with_v2_published
+    artifact.write_bytes(b"not a model")
+    code = device_main(["sync", "--channel", shipping["url"], "--device-class", "sensor",
+                        "--store", "7", "--state", str(shipping["state"]),
+                        "--public-key", str(shipping["public"])])
+    assert code == 1
+    assert "bytes arrived" in capsys.readouterr().err
+
+
+def test_rollback_republishes_the_previous_release_and_devices_follow(shipping):
+    promote(shipping, shipping["v1"])
+    promote(shipping, shipping["v2"])
+    assert device_sync(shipping).manifest.model_version == shipping["v2"]
+    with shipping["sessions"]() as session, session.begin():
+        release = rollback(session, shipping["target"], "sensor", by="ops-anna",
+                           reason="forecasts too low in store 7")
+        assert release.model_version_id == shipping["v1"]
+        assert session.get(ModelVersion, shipping["v2"]).status == "retired"
+    assert device_sync(shipping).status == "installed"
+    assert installed_version(shipping) == shipping["v1"]
+    with shipping["sessions"]() as session:
+        trail = release_history(session, "sensor")
+        assert [(r.model_version_id, r.ended_at is None) for r in trail] == [
+            (shipping["v1"], True), (shipping["v2"], False), (shipping["v1"], False)]
+        assert trail[1].ended_by == "ops-anna" and "forecasts too low" in trail[0].reason
+    with shipping["sessions"]() as session, session.begin(), \
+            pytest.raises(RegistryError, match="no earlier stable release"):
+        rollback(session, shipping["target"], "sensor", by="ops", reason="again")
+
+
+def test_a_version_that_failed_the_gate_for_a_class_cannot_be_released_there(shipping):
+    with shipping["sessions"]() as session, session.begin():
+        decision = next(d for d in session.get(ModelVersion, shipping["v1"]).decisions
+                        if d.device_class == "sensor")
+        decision.passed = False
+    with pytest.raises(RegistryError, match="did not pass the gate"):
+        promote(shipping, shipping["v1"])
+    assert not manifest_path(shipping["root"], "sensor", "stable").exists()
+
+
+def _night(shipping, night, candidate_id, blockers=(), holds=()):
+    with shipping["sessions"]() as session, session.begin():
+        candidate = session.get(ModelVersion, candidate_id)
+        steps = advance_rollout(session, shipping["target"], "sensor", candidate, night=night,
+                                canary_blockers=list(blockers), fleet_holds=list(holds))
+        return [s.action for s in steps]
+
+
+def test_canary_first_then_the_fleet_after_n_clean_nights(shipping):
+    day0 = dt.date(2018, 1, 1)
+    promote(shipping, shipping["v1"], night=day0)
+    canary_state = shipping["state"].with_name("store1")
+    assert _night(shipping, day0, shipping["v2"]) == ["canary"]
+    assert sync(shipping["url"], "sensor", 1, canary_state,
+                shipping["public"].read_bytes()).manifest.model_version == shipping["v2"]
+    assert device_sync(shipping).manifest.model_version == shipping["v1"], "store 7 is not canary"
+    assert _night(shipping, day0 + dt.timedelta(days=1), shipping["v2"]) == ["waiting", "waiting"]
+    assert _night(shipping, day0 + dt.timedelta(days=3), shipping["v2"],
+                  blockers=["forecast-quality alert 4 is open"]) == ["held", "waiting"]
+    assert _night(shipping, day0 + dt.timedelta(days=3), shipping["v2"],
+                  holds=["severe drift alert 5 is unacknowledged"]) == ["held", "waiting"]
+    assert _night(shipping, day0 + dt.timedelta(days=3), shipping["v2"]) == ["graduated", "unchanged"]
+    assert not manifest_path(shipping["root"], "sensor", "canary").exists()
+    assert device_sync(shipping).manifest.model_version == shipping["v2"]
+    with shipping["sessions"]() as session:
+        channels = [(r.channel, r.model_version_id, r.end_reason) for r in release_history(session)]
+    assert channels == [("stable", shipping["v2"], None),
+                        ("canary", shipping["v2"], "graduated to stable"),
+                        ("stable", shipping["v1"], "superseded: canary release 2 ran 3 clean nights")]
+
+
+def test_releases_list_json_is_the_audit_trail(shipping, tmp_path, monkeypatch, capsys):
+    from flows.cli import main
+    from storage.settings import get_settings
+
+    promote(shipping, shipping["v1"])
+    with shipping["sessions"]() as session:
+        url = str(session.get_bind().url.render_as_string(hide_password=False))
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHELFCAST_DATABASE_URL", url)
+    monkeypatch.setenv("SHELFCAST_RELEASE_DIR", str(shipping["root"]))
+    monkeypatch.setenv("SHELFCAST_SIGNING_KEY", str(shipping["target"].signing_key))
+    get_settings.cache_clear()
+    try:
+        assert main(["promote", str(shipping["v2"]), "--device-class", "handheld",
+                     "--channel", "stable", "--by", "rm-lee", "--reason", "faster"]) == 0
+        capsys.readouterr()
+        assert main(["releases", "list", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+    finally:
+        get_settings.cache_clear()
+    assert [(r["device_class"], r["model_version"], r["released_by"]) for r in rows] == [
+        ("handheld", shipping["v2"], "rm-lee"), ("sensor", shipping["v1"], "test")]
+    assert all(r["manifest"].endswith("stable.json") and r["ended_at"] is None for r in rows)
+
+
+def test_promote_without_a_signing_key_says_how_to_make_one(shipping):
+    shipping["target"] = replace(shipping["target"], signing_key=Path("/nonexistent/key.pem"))
+    with pytest.raises(FileNotFoundError, match="shelfcast keys init"):
+        promote(shipping, shipping["v1"])
+    with shipping["sessions"]() as session:
+        assert session.scalars(select(ModelVersion.status)).all() == ["approved", "approved"]
