@@ -25,9 +25,14 @@ def ingest_drop(drop: str) -> str:
     return night.describe_ingest(night.ingest_file(get_settings(), Path(drop)))
 
 
-@task(name="drift check")
-def check_drift(as_of: dt.date) -> str:
-    return "not checked (drift monitoring is not built yet)"
+@task(name="drift check", **IO_RETRIES)
+def check_drift(sales, as_of: dt.date) -> str:
+    return night.drift_step(get_settings(), sales, as_of)
+
+
+@task(name="released models' forecast quality", **IO_RETRIES)
+def check_quality(sales, as_of: dt.date) -> list[str]:
+    return night.quality_step(get_settings(), sales, as_of)
 
 
 @task(name="load sales", **IO_RETRIES)
@@ -57,6 +62,16 @@ def register(**kwargs) -> night.NightResult:
     return night.register_night(get_settings(), **kwargs)
 
 
+@task(name="promote (staged rollout)", **IO_RETRIES)
+def promote(result: night.NightResult) -> tuple[list[str], list[str]]:
+    return night.rollout_step(get_settings(), result)
+
+
+@task(name="notify ops", retries=2, retry_delay_seconds=[5, 30])
+def notify() -> str:
+    return night.notify_step(get_settings())
+
+
 @task(name="publish summary")
 def publish_summary(result: night.NightResult) -> str:
     markdown = night.summary_markdown(result)
@@ -73,32 +88,42 @@ def publish_summary(result: night.NightResult) -> str:
     return markdown
 
 
-@flow(name="nightly-retrain", log_prints=True)
+def _alert_on_failure(flow, flow_run, state) -> None:
+    """A crashed or failed night becomes a flow_failure alert (and a notification)."""
+    night.flow_failure_step(get_settings(), flow_run.name, str(state.message))
+
+
+@flow(name="nightly-retrain", log_prints=True, on_failure=[_alert_on_failure],
+      on_crashed=[_alert_on_failure])
 def nightly_retrain(as_of: str | None = None, profile: str = "full",
                     drop: str | None = None) -> night.NightResult:
-    """Ingest the night's drop, check drift, retrain, compress, measure, gate, register,
-    pick what to promote, and publish a summary."""
+    """Ingest the night's drop, check drift and the released models' quality, retrain,
+    compress, measure, gate, register, advance the staged rollout, notify, summarise."""
     logger = get_run_logger()
     timings: dict[str, float] = {}
     night_date = dt.date.fromisoformat(as_of) if as_of else None
     if drop:
         logger.info(ingest_drop(drop))
     sales, night_date = load_sales(night_date)
-    drift = check_drift(night_date)
+    with night.timed(timings, "monitor_s"):
+        drift = check_drift(sales, night_date)
+        quality = check_quality(sales, night_date)
+    logger.info(f"drift: {drift}")
     fingerprint = sales_fingerprint(sales)
     run_key = night.run_key_for(night_date, profile, fingerprint)
     if night.already_registered(get_settings(), run_key):
-        result = night.NightResult(run_key, night_date, "already-registered")
-        logger.info(f"night {run_key} is already registered: nothing new to do")
-        publish_summary(result)
-        return result
-    with night.timed(timings, "build_s"):
-        built, facts = build_variants(sales, profile, run_key)
-    with night.timed(timings, "save_s"):
-        records = save_artifacts(run_key, built)
-    result = register(run_key=run_key, as_of=night_date, profile=profile, sales=sales,
-                      fingerprint=fingerprint, facts=facts, records=records, timings_s=timings)
-    result.drift = drift
+        logger.info(f"night {run_key} is already registered: nothing new to train or register")
+        result = night.registered_night(get_settings(), run_key)
+    else:
+        with night.timed(timings, "build_s"):
+            built, facts = build_variants(sales, profile, run_key)
+        with night.timed(timings, "save_s"):
+            records = save_artifacts(run_key, built)
+        result = register(run_key=run_key, as_of=night_date, profile=profile, sales=sales,
+                          fingerprint=fingerprint, facts=facts, records=records, timings_s=timings)
+    result.drift, result.quality = drift, quality
+    result.rollout, result.holds = promote(result)
+    result.notifications = notify()
     publish_summary(result)
     return result
 

@@ -211,7 +211,7 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                                      f"version {candidate.id} ({candidate.variant}) to canary "
                                      f"stores {target.canary_stores}: release {release.id}",
                                      release.id))
-    elif canary is not None and candidate is not None:
+    elif canary is not None and candidate is not None and candidate.id != canary.model_version_id:
         steps.append(RolloutStep(device_class, "waiting", f"tonight's best, version "
                                  f"{candidate.id}, waits until canary release {canary.id} ends"))
     return steps

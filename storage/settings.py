@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     notify_urls: list[str] = Field(default_factory=list, description="Apprise URLs for alerts")
     canary_stores: list[int] = Field(default_factory=lambda: [1])
     canary_nights: int = 3
+    drift: dict[str, float | int | str] = Field(
+        default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
+    quality: dict[str, float | int] = Field(
+        default_factory=dict, description="overrides of monitoring.quality.QualityConfig")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import http.server
 import os
+import threading
 import uuid
 
+import numpy as np
 import pytest
 
 from storage.synthetic import generate_sales
@@ -60,3 +65,80 @@ def sessions(database_url):
     upgrade(engine)
     yield session_factory(engine)
     engine.dispose()
+
+
+# -- shipping: real .tflite files, a signing key, a release channel served on loopback ------
+
+PROBE = [12.0, 9.0, 11.0, 15.0, 14.0, 20.0, 22.0, 13.0, 10.0, 12.0, 16.0, 15.0, 21.0, 23.0]
+
+
+@pytest.fixture(scope="module")
+def model_files():
+    """Two small LSTM-16 forecasters (different weights) as .tflite bytes."""
+    import keras
+
+    from compression.export import export_tflite
+    from compression.lstm import build_lstm
+
+    contents = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        contents.append(export_tflite(build_lstm(16)))
+    return contents
+
+
+@pytest.fixture
+def channel_server(tmp_path):
+    """The release folder served over HTTP on 127.0.0.1 (a static file host)."""
+    root = tmp_path / "channel"
+    root.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def shipping(sessions, channel_server, model_files, tmp_path):
+    """A registry with one run of two versions that pass every class, a signing key, the
+    channel on HTTP, and a device public key file."""
+    from device.runtime import Forecaster
+    from storage.artifacts import save_artifact
+    from storage.channel import init_signing_key
+    from storage.registry import VersionRecord, register_and_gate
+    from storage.releases import ReleaseTarget
+
+    root, url = channel_server
+    key_path = tmp_path / "keys" / "release.pem"
+    public, _ = init_signing_key(key_path)
+    target = ReleaseTarget(root, key_path, canary_stores=[1], canary_nights=3)
+    records = []
+    for name, content in zip(("lstm64", "lstm16"), model_files, strict=True):
+        uri, sha = save_artifact(tmp_path / "artifacts", "run", name, content)
+        records.append(VersionRecord(
+            variant=name, technique="test", base_variant=None, hyperparams={}, artifact_uri=uri,
+            sha256=sha, artifact_bytes=len(content), gzip_bytes=len(content), nonzero_params=1,
+            compression_ratio=None, mape_pct=15.0, wape_pct=12.0, latency_us_p50=50.0,
+            max_abs_diff_vs_keras=0.0,
+            probe={"history": PROBE, "forecast": Forecaster(content).forecast_one(np.array(PROBE))}))
+    run = dict(run_key="2017-12-31-test", as_of=dt.date(2017, 12, 31), profile="quick",
+               data_start=dt.date(2016, 1, 1), data_end=dt.date(2017, 12, 31), data_sha256="f" * 64,
+               series_count=4, train_windows=10, test_windows=5, seed=0, code_version="test",
+               config={}, timings_s={})
+    with sessions() as session, session.begin():
+        versions = register_and_gate(session, run=run, versions=records,
+                                     baseline_variant="lstm64").versions
+        ids = {v.variant: v.id for v in versions}
+    return dict(sessions=sessions, target=target, root=root, url=url, public=public,
+                v1=ids["lstm64"], v2=ids["lstm16"], records=records, state=tmp_path / "device",
+                probe=PROBE)
+
+

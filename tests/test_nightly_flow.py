@@ -73,7 +73,11 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
     import storage.registry as registry
     from compression.variants import VARIANTS
     from flows.nightly import nightly_retrain
-    from storage.models import GateDecision, ModelVersion, TrainingRun
+    from storage.alerts import list_alerts
+    from storage.db import open_registry
+    from storage.models import DriftReport, GateDecision, ModelVersion, Release, TrainingRun
+    from storage.releases import release_history
+    from storage.settings import get_settings
 
     real = registry.record_decision
     calls = {"n": 0}
@@ -100,9 +104,24 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
         passed = [v for v in result.versions if cls in v["passed_for"]]
         assert chosen["mape_pct"] == min(v["mape_pct"] for v in passed)
 
+    assert "report 1" in result.drift and "no store drifted" in result.drift
+    assert any("to canary stores [1]" in line for line in result.rollout)
+    with open_registry(get_settings().sqlalchemy_url)() as session:
+        canaries = [r for r in release_history(session) if r.channel == "canary"]
+        assert {r.device_class for r in canaries} == set(result.promoted)
+        (failure,) = [a for a in list_alerts(session) if a.kind == "flow_failure"]
+        gate_failures = {a.scope["device_class"] for a in list_alerts(session, only_open=True)
+                         if a.kind == "gate_failure"}
+        assert gate_failures == {"sensor", "handheld", "tablet"} - set(result.promoted)
+        assert failure.kind == "flow_failure" and failure.resolved_at is not None
+    assert (get_settings().reports / "drift" / "2017-12-31" / "report.html").exists()
+    assert list((get_settings().reports / "evidently-workspace").iterdir())
+
     again = nightly_retrain(as_of="2017-12-31", profile="quick")
     assert again.status == "already-registered"
     assert count(ModelVersion) == len(VARIANTS)
+    assert count(Release) == len(canaries) and count(DriftReport) == 1
+    assert again.rollout and all("night 0 of 3" in line for line in again.rollout), again.rollout
 
 
 def test_prefect_yaml_deploys_the_nightly_flow_on_a_valid_cron_schedule():

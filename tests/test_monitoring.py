@@ -1,0 +1,233 @@
+"""Drift and forecast-quality monitoring, alerts with dedup and acknowledgement, Apprise
+notifications to a real HTTP receiver on loopback, and the fleet-promotion hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import threading
+
+import pytest
+
+from monitoring.alerts import (
+    canary_blockers,
+    drift_alerts,
+    fleet_holds,
+    notify_pending,
+    quality_alerts,
+)
+from monitoring.drift import DriftConfig, check_drift
+from monitoring.quality import QualityConfig, score_release
+from storage.alerts import acknowledge, list_alerts, open_alerts, raise_alert
+from storage.synthetic import Shift, generate_sales
+
+FIRST_NIGHT = dt.date(2017, 9, 1)
+
+
+@pytest.fixture(scope="module")
+def stable_sales():
+    return generate_sales(stores=4, items=5, start="2017-05-01", end="2017-09-10", seed=3)
+
+
+@pytest.fixture(scope="module")
+def shifted_sales():
+    """Store 2 sells 20 % more from the first night on."""
+    return generate_sales(stores=4, items=5, start="2017-05-01", end="2017-09-10", seed=3,
+                          shifts=[Shift(store=2, start=FIRST_NIGHT, factor=1.2)])
+
+
+def nights(sales, count):
+    return [check_drift(sales, FIRST_NIGHT + dt.timedelta(days=k)) for k in range(count)]
+
+
+def test_stable_sales_raise_no_drift_alert_night_after_night(stable_sales, sessions):
+    checks = nights(stable_sales, 5)
+    assert [c.stores for c in checks] == [[]] * 5
+    with sessions() as session, session.begin():
+        for check in checks:
+            drift_alerts(session, check, report_link=None)
+        assert list_alerts(session) == []
+
+
+def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(shifted_sales):
+    checks = nights(shifted_sales, 3)
+    flagged = [[s.store for s in c.stores] for c in checks]
+    assert [2] in flagged, flagged
+    assert all(stores in ([], [2]) for stores in flagged), "only the shifted store is named"
+    (last,) = checks[-1].stores  # three shifted days: the level is up by about 20 %
+    assert "store 2" in last.message and last.level_change_pct > 10
+    assert last.severity == "severe"
+    assert "store_2_relative_sales" in checks[-1].drifted_columns
+
+
+def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shifted_sales, sessions):
+    checks = nights(shifted_sales, 3)
+    with sessions() as session, session.begin():
+        for check in checks:
+            drift_alerts(session, check, report_link="file:///reports/x.html")
+        (alert,) = open_alerts(session, kind="data_drift")
+        assert alert.scope["store"] == 2
+        assert alert.occurrences == sum(1 for c in checks if c.stores)
+        assert alert.link == "file:///reports/x.html"
+        calm = check_drift(shifted_sales, FIRST_NIGHT, config=DriftConfig(p_threshold=1e-300))
+        drift_alerts(session, calm, report_link=None)
+        assert open_alerts(session) == [] and alert.resolved_at is not None
+
+
+def test_ack_through_the_cli_records_who_and_why(sessions, monkeypatch, capsys, tmp_path):
+    from flows.cli import main
+    from storage.settings import get_settings
+
+    with sessions() as session, session.begin():
+        alert, _ = raise_alert(session, kind="data_drift", severity="severe", scope={"store": 3},
+                               dedup_key="data_drift:store:3", message="store 3: sales drifted")
+        alert_id = alert.id
+        url = session.get_bind().url.render_as_string(hide_password=False)
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("SHELFCAST_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert main(["alerts", "ack", str(alert_id), "--by", "ops-kim", "--note", "promo week"]) == 0
+        assert main(["alerts", "list", "--open", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+        assert main(["alerts", "ack", str(alert_id), "--by", "ops-lee"]) == 1
+        assert "already acknowledged by ops-kim" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
+    assert listed[0]["acknowledged_by"] == "ops-kim" and listed[0]["ack_note"] == "promo week"
+
+
+class Receiver:
+    """A webhook receiver on loopback that fails its first `failures` requests with HTTP 500."""
+
+    def __init__(self, failures: int = 0):
+        self.failures, self.bodies = failures, []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.failures > 0:
+                    receiver.failures -= 1
+                    self.send_response(500)
+                else:
+                    receiver.bodies.append(json.loads(body))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(failures=0):
+        made.append(Receiver(failures))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def _one_alert(sessions):
+    with sessions() as session, session.begin():
+        raise_alert(session, kind="data_drift", severity="severe", scope={"store": 2},
+                    dedup_key="data_drift:store:2", message="store 2: sales drifted",
+                    link="file:///reports/drift.html")
+
+
+def test_a_notification_reaches_a_real_webhook_on_loopback(sessions, receiver):
+    hook = receiver()
+    _one_alert(sessions)
+    with sessions() as session, session.begin():
+        (delivery,) = notify_pending(session, [hook.url], delays=(0.1,))
+        assert delivery.delivered and delivery.attempts == 1
+        assert notify_pending(session, [hook.url]) == [], "a notified alert is not sent twice"
+    (body,) = hook.bodies
+    assert "store 2: sales drifted" in body["message"] and "alerts ack" in body["message"]
+    assert "severe" in body["title"]
+
+
+def test_a_receiver_that_fails_first_then_succeeds_gets_it_on_retry(sessions, receiver):
+    hook = receiver(failures=1)
+    _one_alert(sessions)
+    with sessions() as session, session.begin():
+        (delivery,) = notify_pending(session, [hook.url], delays=(0.1,))
+    assert delivery.delivered and delivery.attempts == 2
+    assert len(hook.bodies) == 1
+
+
+def test_a_failed_delivery_keeps_the_alert_and_is_retried_next_time(sessions, receiver):
+    hook = receiver(failures=3)
+    _one_alert(sessions)
+    with sessions() as session, session.begin():
+        (first,) = notify_pending(session, [hook.url], delays=(0.1, 0.1))
+    assert not first.delivered and hook.bodies == []
+    with sessions() as session, session.begin():
+        (alert,) = open_alerts(session)
+        assert alert.notified_at is None and alert.notify_attempts == 1
+        (second,) = notify_pending(session, [hook.url], delays=(0.1,))
+    assert second.delivered and len(hook.bodies) == 1
+
+
+def test_a_degraded_released_model_raises_a_quality_alert_that_blocks_its_canary(shipping,
+                                                                                 stable_sales):
+    content = open(shipping["records"][0].artifact_uri.removeprefix("file://"), "rb").read()
+    as_of = dt.date(2017, 9, 10)
+    score = score_release(stable_sales, as_of, content, trained_through=dt.date(2017, 9, 3),
+                          model_version=shipping["v1"], device_class="sensor", gate_mape_pct=15.0,
+                          config=QualityConfig(days=7, margin_pct=5.0))
+    assert score.start == dt.date(2017, 9, 4) and score.windows == 7 * 20
+    assert score.degraded, "an untrained LSTM forecasts far worse than 15 % MAPE"
+    with shipping["sessions"]() as session, session.begin():
+        (alert,) = quality_alerts(session, [score])
+        assert alert.kind == "forecast_quality" and alert.scope["model_version"] == shipping["v1"]
+        assert canary_blockers(session, "sensor", shipping["v1"])
+        assert not canary_blockers(session, "sensor", shipping["v2"])
+        quality_alerts(session, [], unscored=[("sensor", shipping["v1"])])
+        assert canary_blockers(session, "sensor", shipping["v1"]), "no new actuals: alert stays"
+        quality_alerts(session, [])
+        assert not canary_blockers(session, "sensor", shipping["v1"])
+
+
+def test_unacknowledged_severe_drift_holds_the_fleet_until_ack(shipping):
+    from storage.releases import advance_rollout, open_releases, release_version
+
+    day0 = dt.date(2018, 1, 1)
+    with shipping["sessions"]() as session, session.begin():
+        release_version(session, shipping["target"], shipping["v1"], "sensor", channel="stable",
+                        by="test", reason="first", night=day0)
+        release_version(session, shipping["target"], shipping["v2"], "sensor", channel="canary",
+                        by="test", reason="candidate", night=day0)
+        alert, _ = raise_alert(session, kind="data_drift", severity="severe", scope={"store": 4},
+                               dedup_key="data_drift:store:4", message="store 4: sales drifted")
+        raise_alert(session, kind="data_drift", severity="warning", scope={"store": 5},
+                    dedup_key="data_drift:store:5", message="store 5: sales drifted a little")
+        alert_id = alert.id
+    late = day0 + dt.timedelta(days=5)
+    with shipping["sessions"]() as session, session.begin():
+        holds = fleet_holds(session)
+        assert len(holds) == 1 and f"alerts ack {alert_id}" in holds[0]
+        (step,) = advance_rollout(session, shipping["target"], "sensor", None, night=late,
+                                  canary_blockers=[], fleet_holds=holds)
+        assert step.action == "held" and "store 4" in step.message
+    with shipping["sessions"]() as session, session.begin():
+        acknowledge(session, alert_id, by="ops-kim", note="new store layout, expected")
+    with shipping["sessions"]() as session, session.begin():
+        assert fleet_holds(session) == []
+        (step,) = advance_rollout(session, shipping["target"], "sensor", None, night=late,
+                                  canary_blockers=[], fleet_holds=fleet_holds(session))
+        assert step.action == "graduated"
+        assert open_releases(session, "sensor")["stable"].model_version_id == shipping["v2"]
