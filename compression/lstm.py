@@ -32,9 +32,10 @@ class TrainRecipe:
     batch_size: int = 256
     learning_rate: float = 2e-3
     patience: int = 4
+    min_epochs: int = 8  # early stopping waits this long: LSTM-16 once stopped on a plateau at 17 %
     loss: str = "mae"
     dropout: float = 0.2
-    fine_tune_epochs: int = 6
+    fine_tune_epochs: int = 4
     fine_tune_learning_rate: float = 1e-4
     seed: int = 0
     max_train_windows: int | None = None  # subsample training windows (quick profile)
@@ -125,7 +126,8 @@ def fit(
         shuffle=True,
         verbose=0,
         callbacks=[
-            keras.callbacks.EarlyStopping(patience=recipe.patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping(patience=recipe.patience, restore_best_weights=True,
+                                          start_from_epoch=recipe.min_epochs),
             keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, recipe.patience // 2)),
             *callbacks,
         ],

@@ -6,9 +6,8 @@ that weekday, divided by the day's median over stores, so a store that sells 20 
 the rest shows as 1.2 whatever its size, while the season, which moves every store, does not
 count as drift) and `weekday_share` (the day's share of the series' trailing 7-day sales,
 which promotions and pattern changes move). A change common to every store is left to the
-forecast-quality monitor (`monitoring/quality.py`). Evidently's defaults flag drift on almost any
-large sample; the
-method and threshold here are calibrated by `monitoring/calibration.py`.
+forecast-quality monitor (`monitoring/quality.py`). Evidently's defaults flag drift on almost
+any large sample; the method and threshold here are calibrated by `monitoring/calibration.py`.
 """
 
 from __future__ import annotations
