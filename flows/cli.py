@@ -101,8 +101,11 @@ def _print_night(result) -> None:
     for version in result.versions:
         print(f"  {version['variant']:<14} {version['status']:<9} {version['artifact_bytes']:>7,} B  "
               f"MAPE {version['mape_pct']:6.2f} %  passed for: {', '.join(version['passed_for']) or '-'}")
-    for cls, version in result.promoted.items():
-        print(f"  promote to {cls}: version {version['id']} ({version['variant']})")
+    print(f"  drift: {result.drift}")
+    for line in result.quality + result.rollout:
+        print(f"  {line}")
+    for hold in result.holds:
+        print(f"  fleet promotion on hold: {hold}")
 
 
 def cmd_nightly(args) -> None:
@@ -134,7 +137,7 @@ def cmd_demo(args) -> None:
     drops.mkdir(parents=True, exist_ok=True)
     last = dt.date.fromisoformat(args.end)
     first_night = last - dt.timedelta(days=args.nights - 1)
-    shift_from = last - dt.timedelta(days=max(0, args.nights // 2 - 1))
+    shift_from = first_night + dt.timedelta(days=min(1, args.nights - 1))
     sales = generate_sales(stores=args.stores, items=args.items, start=args.start, end=args.end,
                            shifts=(Shift(store=args.stores, start=pd.Timestamp(shift_from),
                                          factor=1.3),))
@@ -152,6 +155,11 @@ def cmd_demo(args) -> None:
     print("\nwhere to look:")
     print("  shelfcast models list                 # every variant of every night, gate verdicts")
     print("  shelfcast models show ID              # figures, lineage, every gate reason")
+    print("  shelfcast releases list               # what went to which device class and stores")
+    print("  shelfcast alerts list --open          # drift and quality alerts; ack with `alerts ack`")
+    print(f"  drift reports: {settings.reports / 'drift'}  (evidently ui --workspace "
+          f"{settings.reports / 'evidently-workspace'})")
+    print(f"  release channel: {settings.releases}  (public key {settings.signing_key_path.parent})")
     print(f"  artifacts: {settings.artifacts}")
     print(f"  registry:  {settings.sqlalchemy_url}")
     print(f"  Prefect artifacts (summary + table): PREFECT_HOME={settings.prefect_home} prefect server start")
@@ -188,6 +196,21 @@ def cmd_bench_article(args) -> None:
     save_pareto_plot(result["variants"], out / "pareto.png")
     print(results_markdown(result))
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'pareto.png'}")
+
+
+def cmd_bench_drift(args) -> None:
+    from monitoring.calibration import calibrate, calibration_markdown
+    from monitoring.drift import DriftConfig
+
+    config = DriftConfig(**({"p_threshold": args.p_threshold} if args.p_threshold else {}))
+    results = calibrate(config=config, stable_nights=args.nights, seed=args.seed,
+                        progress=lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(calibration_markdown(results))
+    print(calibration_markdown(results))
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
 
 
 def cmd_gate_show(args) -> None:
@@ -372,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_nightly)
 
     p = sub.add_parser("demo", help="several generated nights end to end, drift on the last ones")
-    p.add_argument("--nights", type=int, default=3)
+    p.add_argument("--nights", type=int, default=4)
     p.add_argument("--stores", type=int, default=3)
     p.add_argument("--items", type=int, default=4)
     p.add_argument("--start", default="2015-01-01")
@@ -390,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", choices=["quick", "full"], default="full")
     b.add_argument("--out", default="bench-out/article")
     b.set_defaults(handler=cmd_bench_article)
+    b = bench.add_parser("drift", help="drift calibration: false alerts on stable data, nights "
+                                       "to detect a shift")
+    b.add_argument("--nights", type=int, default=30, help="stable nights that must stay quiet")
+    b.add_argument("--p-threshold", type=float, help="override the calibrated K-S p-value")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default="bench-out/drift")
+    b.set_defaults(handler=cmd_bench_drift)
     b = bench.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
     b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 5x10)")
     b.add_argument("--profile", choices=["quick", "full"], default="full")
