@@ -17,6 +17,7 @@ import http.client
 import json
 import math
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
              "variant": manifest.variant, "sha256": manifest.sha256,
              "artifact_bytes": manifest.artifact_bytes, "model_file": str(model_path.name),
              "manifest_created_at": manifest.created_at,
+             "probe": {"history": manifest.probe_history, "forecast": manifest.probe_forecast},
              "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     after = {"current": entry, "previous": before["current"]}
     _write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
@@ -185,6 +187,25 @@ def installed_model(state: Path) -> tuple[dict, bytes]:
     if hashlib.sha256(content).hexdigest() != current["sha256"]:
         raise SyncError(f"{state}: installed model file does not match its sha256; run sync again")
     return current, content
+
+
+def latency_us(state: Path, *, repeats: int = 1000) -> dict:
+    """p50 and p90 of one forecast of the installed model on this device, in microseconds,
+    over `repeats` invokes of the manifest's probe window after a warm-up."""
+    current, content = installed_model(state)
+    forecaster = Forecaster(content)
+    window = np.asarray(current["probe"]["history"])
+    for _ in range(20):
+        forecaster.forecast_one(window)
+    samples = np.empty(repeats)
+    for k in range(repeats):
+        started = time.perf_counter_ns()
+        forecaster.forecast_one(window)
+        samples[k] = (time.perf_counter_ns() - started) / 1000
+    return {"model_version": current["model_version"], "variant": current["variant"],
+            "device_class": current["device_class"], "artifact_bytes": current["artifact_bytes"],
+            "repeats": repeats, "latency_us_p50": round(float(np.percentile(samples, 50)), 1),
+            "latency_us_p90": round(float(np.percentile(samples, 90)), 1)}
 
 
 def predict(state: Path, history: list[float]) -> float:

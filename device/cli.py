@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from device.agent import SyncError, installed_model, predict, read_state, sync
+from device.agent import SyncError, installed_model, latency_us, predict, read_state, sync
 
 
 def cmd_sync(args) -> int:
@@ -49,6 +49,14 @@ def cmd_status(args) -> int:
     return 0 if state["current"] is None or state["current"]["verified"] else 1
 
 
+def cmd_bench(args) -> int:
+    figures = latency_us(Path(args.state), repeats=args.repeats)
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="shelfcast-device",
@@ -70,6 +78,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
+    p = sub.add_parser("bench", help="LiteRT latency of the installed model on this device")
+    p.add_argument("--state", required=True)
+    p.add_argument("--repeats", type=int, default=1000)
+    p.add_argument("--out", help="also write the figures to this JSON file")
+    p.set_defaults(handler=cmd_bench)
     return root
 
 

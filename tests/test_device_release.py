@@ -50,6 +50,9 @@ def test_good_release_installs_and_forecasts_what_the_server_measured(shipping, 
     assert device_main(["status", "--state", str(shipping["state"]), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["current"]["verified"] and status["current"]["model_version"] == shipping["v1"]
+    assert device_main(["bench", "--state", str(shipping["state"]), "--repeats", "50"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["repeats"] == 50 and 0 < figures["latency_us_p50"] <= figures["latency_us_p90"]
 
 
 @pytest.fixture
