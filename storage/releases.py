@@ -198,7 +198,10 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                                      f"{name} graduated to the fleet: release {stable.id}", stable.id))
             canary = None
     stable = open_releases(session, device_class).get("stable")
-    if canary is None and candidate is not None:
+    if candidate is not None and candidate.status == "retired":
+        steps.append(RolloutStep(device_class, "unchanged", f"version {candidate.id} was rolled "
+                                 "back before; it is not promoted again"))
+    elif canary is None and candidate is not None:
         if stable is not None and stable.model_version_id == candidate.id:
             steps.append(RolloutStep(device_class, "unchanged",
                                      f"version {candidate.id} already serves the fleet"))

@@ -147,6 +147,8 @@ def test_rollback_republishes_the_previous_release_and_devices_follow(shipping):
         assert [(r.model_version_id, r.ended_at is None) for r in trail] == [
             (shipping["v1"], True), (shipping["v2"], False), (shipping["v1"], False)]
         assert trail[1].ended_by == "ops-anna" and "forecasts too low" in trail[0].reason
+    assert _night(shipping, dt.date(2018, 1, 2), shipping["v2"]) == ["unchanged"], \
+        "a rolled-back version is not promoted again"
     with shipping["sessions"]() as session, session.begin(), \
             pytest.raises(RegistryError, match="no earlier stable release"):
         rollback(session, shipping["target"], "sensor", by="ops", reason="again")

@@ -41,8 +41,18 @@ def nights(sales, count):
     return [check_drift(sales, FIRST_NIGHT + dt.timedelta(days=k)) for k in range(count)]
 
 
-def test_stable_sales_raise_no_drift_alert_night_after_night(stable_sales, sessions):
-    checks = nights(stable_sales, 5)
+@pytest.fixture(scope="module")
+def stable_checks(stable_sales):
+    return nights(stable_sales, 5)
+
+
+@pytest.fixture(scope="module")
+def shifted_checks(shifted_sales):
+    return nights(shifted_sales, 3)
+
+
+def test_stable_sales_raise_no_drift_alert_night_after_night(stable_checks, sessions):
+    checks = stable_checks
     assert [c.stores for c in checks] == [[]] * 5
     with sessions() as session, session.begin():
         for check in checks:
@@ -50,8 +60,8 @@ def test_stable_sales_raise_no_drift_alert_night_after_night(stable_sales, sessi
         assert list_alerts(session) == []
 
 
-def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(shifted_sales):
-    checks = nights(shifted_sales, 3)
+def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(shifted_checks):
+    checks = shifted_checks
     flagged = [[s.store for s in c.stores] for c in checks]
     assert [2] in flagged, flagged
     assert all(stores in ([], [2]) for stores in flagged), "only the shifted store is named"
@@ -61,8 +71,9 @@ def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(
     assert "store_2_relative_sales" in checks[-1].drifted_columns
 
 
-def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shifted_sales, sessions):
-    checks = nights(shifted_sales, 3)
+def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shifted_checks,
+                                                                         shifted_sales, sessions):
+    checks = shifted_checks
     with sessions() as session, session.begin():
         for check in checks:
             drift_alerts(session, check, report_link="file:///reports/x.html")
