@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from compression.metrics import forecast_errors
 from compression.windows import WindowSet
-from device.runtime import Forecaster
+from device.runtime import Forecaster, forecast_latency_us
 
 LATENCY_REPEATS = 300
 
@@ -41,19 +40,6 @@ def artifact_sizes(content: bytes) -> tuple[int, int, str]:
         hashlib.sha256(content).hexdigest()
 
 
-def latency_us(forecaster: Forecaster, window: np.ndarray,
-               repeats: int = LATENCY_REPEATS) -> tuple[float, float]:
-    """p50 and p90 wall time of one forecast, in microseconds, after a warm-up."""
-    for _ in range(10):
-        forecaster.forecast_one(window)
-    samples = np.empty(repeats)
-    for k in range(repeats):
-        started = time.perf_counter_ns()
-        forecaster.forecast_one(window)
-        samples[k] = (time.perf_counter_ns() - started) / 1000
-    return float(np.percentile(samples, 50)), float(np.percentile(samples, 90))
-
-
 def measure_artifact(content: bytes, test: WindowSet,
                      keras_forecast: np.ndarray | None = None) -> ArtifactFigures:
     """Run the artifact on LiteRT over every test window and time it."""
@@ -61,7 +47,7 @@ def measure_artifact(content: bytes, test: WindowSet,
     forecast = forecaster.forecast(test.history)
     errors = forecast_errors(test.target, forecast)
     size, gz, sha = artifact_sizes(content)
-    p50, p90 = latency_us(forecaster, test.history[0])
+    p50, p90 = forecast_latency_us(forecaster, test.history[0], repeats=LATENCY_REPEATS)
     return ArtifactFigures(
         sha256=sha,
         artifact_bytes=size,

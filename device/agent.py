@@ -16,8 +16,6 @@ import hashlib
 import http.client
 import json
 import math
-import os
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -25,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device.files import write_atomically
 from device.manifest import CHANNELS, Manifest, ManifestError, load_public_key, verify_envelope
-from device.runtime import Forecaster
+from device.runtime import Forecaster, forecast_latency_us
 
 FETCH_TIMEOUT_S = 30
 MANIFEST_MAX_BYTES = 1 << 20
@@ -115,26 +114,12 @@ def read_state(state: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def install(state: Path, content: bytes, manifest: Manifest) -> None:
     """Write the model, then point installed.json at it; keep the previous model."""
     models = Path(state) / "models"
     models.mkdir(parents=True, exist_ok=True)
     model_path = models / f"{manifest.sha256}.tflite"
-    _write_atomically(model_path, content)
+    write_atomically(model_path, content)
     before = read_state(state)
     entry = {"release_id": manifest.release_id, "channel": manifest.channel,
              "device_class": manifest.device_class, "model_version": manifest.model_version,
@@ -144,7 +129,7 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
              "probe": {"history": manifest.probe_history, "forecast": manifest.probe_forecast},
              "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     after = {"current": entry, "previous": before["current"]}
-    _write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
+    write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
     keep = {entry["model_file"], (before["current"] or {}).get("model_file")}
     for stale in models.glob("*.tflite"):
         if stale.name not in keep:
@@ -193,19 +178,11 @@ def latency_us(state: Path, *, repeats: int = 1000) -> dict:
     """p50 and p90 of one forecast of the installed model on this device, in microseconds,
     over `repeats` invokes of the manifest's probe window after a warm-up."""
     current, content = installed_model(state)
-    forecaster = Forecaster(content)
-    window = np.asarray(current["probe"]["history"])
-    for _ in range(20):
-        forecaster.forecast_one(window)
-    samples = np.empty(repeats)
-    for k in range(repeats):
-        started = time.perf_counter_ns()
-        forecaster.forecast_one(window)
-        samples[k] = (time.perf_counter_ns() - started) / 1000
+    p50, p90 = forecast_latency_us(Forecaster(content), np.asarray(current["probe"]["history"]),
+                                   repeats=repeats)
     return {"model_version": current["model_version"], "variant": current["variant"],
             "device_class": current["device_class"], "artifact_bytes": current["artifact_bytes"],
-            "repeats": repeats, "latency_us_p50": round(float(np.percentile(samples, 50)), 1),
-            "latency_us_p90": round(float(np.percentile(samples, 90)), 1)}
+            "repeats": repeats, "latency_us_p50": round(p50, 1), "latency_us_p90": round(p90, 1)}
 
 
 def predict(state: Path, history: list[float]) -> float:

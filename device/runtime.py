@@ -6,6 +6,8 @@ forecast for a window is the one the gate saw.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
@@ -37,3 +39,16 @@ class Forecaster:
                 f"history must have shape (n, {self.window_days}), got {history.shape}"
             )
         return np.array([self.forecast_one(row) for row in history], dtype=np.float64)
+
+
+def forecast_latency_us(forecaster: Forecaster, window: np.ndarray, *,
+                        repeats: int = 300) -> tuple[float, float]:
+    """p50 and p90 wall time of one forecast, in microseconds, after a warm-up."""
+    for _ in range(10):
+        forecaster.forecast_one(window)
+    samples = np.empty(repeats)
+    for k in range(repeats):
+        started = time.perf_counter_ns()
+        forecaster.forecast_one(window)
+        samples[k] = (time.perf_counter_ns() - started) / 1000
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 90))

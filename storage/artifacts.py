@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from device.files import write_atomically
 
 
 def save_artifact(root: Path, run_key: str, variant: str, content: bytes) -> tuple[str, str]:
@@ -17,12 +18,7 @@ def save_artifact(root: Path, run_key: str, variant: str, content: bytes) -> tup
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{variant}-{sha256[:12]}.tflite"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, content)
     return path.resolve().as_uri(), sha256
 
 

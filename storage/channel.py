@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from device.files import write_atomically
 from device.manifest import INPUT_CONTRACT, MANIFEST_FORMAT, key_id
 
 PROBE_TOLERANCE = 1e-3  # relative; the device runs the same LiteRT, so this is headroom
@@ -89,16 +90,6 @@ def manifest_payload(*, release_id: int, channel: str, device_class: str, stores
     }
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def manifest_path(root: Path, device_class: str, channel: str) -> Path:
     return Path(root) / device_class / f"{channel}.json"
 
@@ -112,9 +103,9 @@ def publish(root: Path, payload: dict, content: bytes, key: Ed25519PrivateKey) -
         raise ValueError(f"artifact content does not match the manifest (sha256 {sha256[:12]})")
     artifact = Path(root) / payload["artifact"]["path"]
     if not artifact.exists():
-        _write_atomically(artifact, content)
+        write_atomically(artifact, content)
     path = manifest_path(root, payload["device_class"], payload["channel"])
-    _write_atomically(path, signed_envelope(payload, key))
+    write_atomically(path, signed_envelope(payload, key))
     return path
 
 
