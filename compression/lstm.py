@@ -35,7 +35,7 @@ class TrainRecipe:
     min_epochs: int = 8  # early stopping waits this long: LSTM-16 once stopped on a plateau at 17 %
     loss: str = "mae"
     dropout: float = 0.2
-    fine_tune_epochs: int = 4
+    fine_tune_epochs: int = 6
     fine_tune_learning_rate: float = 1e-4
     seed: int = 0
     max_train_windows: int | None = None  # subsample training windows (quick profile)
