@@ -17,8 +17,12 @@ with a symmetric per-tensor scale. LiteRT then runs the op in its hybrid mode
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -109,6 +113,26 @@ def quantize_weights_int8(model_content: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[None]:
+    """Hold back what the converter's C++ code logs to file descriptor 2 (hundreds of lines a
+    night; TF_CPP_MIN_LOG_LEVEL does not reach it), and show it if the conversion fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace")[-20_000:])
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def export_tflite(model: keras.Model, *, weights: str = "float32",
                   window_days: int = WINDOW_DAYS) -> bytes:
     """The deployable `.tflite` bytes of `model` (float32 or int8 weights), names stripped."""
@@ -121,7 +145,8 @@ def export_tflite(model: keras.Model, *, weights: str = "float32",
         saved = Path(tmp) / "saved_model"
         tf.saved_model.save(module, str(saved),
                             signatures={"serving_default": forecast.get_concrete_function()})
-        converted = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
+        with _native_stderr_captured():
+            converted = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
     flat = flatbuffer_utils.convert_bytearray_to_object(bytearray(converted))
     ops = {flatbuffer_utils.opcode_to_name(flat, op.opcodeIndex)
            for subgraph in flat.subgraphs for op in subgraph.operators}

@@ -178,6 +178,8 @@ def latency_us(state: Path, *, repeats: int = 1000) -> dict:
     """p50 and p90 of one forecast of the installed model on this device, in microseconds,
     over `repeats` invokes of the manifest's probe window after a warm-up."""
     current, content = installed_model(state)
+    if "probe" not in current:
+        raise SyncError(f"{state}: installed by an older agent without a probe window; run sync again")
     p50, p90 = forecast_latency_us(Forecaster(content), np.asarray(current["probe"]["history"]),
                                    repeats=repeats)
     return {"model_version": current["model_version"], "variant": current["variant"],

@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="several generated nights end to end, drift on the last ones")
     p.add_argument("--nights", type=int, default=4)
     p.add_argument("--stores", type=int, default=3)
-    p.add_argument("--items", type=int, default=4)
+    p.add_argument("--items", type=int, default=10)
     p.add_argument("--start", default="2015-01-01")
     p.add_argument("--end", default="2017-12-31")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
