@@ -334,7 +334,8 @@ def summary_markdown(result: NightResult) -> str:
         for d in v["decisions"]:
             failed = [r for r in d["reasons"] if not r["passed"]]
             if failed:
-                why = "; ".join(f"{r['rule']} {r['observed']:.4g} > {r['limit']:.4g}" for r in failed)
+                why = "; ".join(f"{r['rule']} {_figure(r['observed'])} > {_figure(r['limit'])}"
+                                for r in failed)
                 lines.append(f"- {v['variant']} for {d['device_class']}: {why}")
     lines += ["", "## Best approved per device class", ""]
     for cls, v in result.promoted.items():
@@ -351,6 +352,10 @@ def summary_markdown(result: NightResult) -> str:
         lines += [f"- {hold}" for hold in result.holds]
     lines += ["", f"Notifications: {result.notifications}"]
     return "\n".join(lines) + "\n"
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
 
 
 @contextmanager

@@ -136,4 +136,5 @@ if __name__ == "__main__":
     parser.add_argument("--profile", default="full", choices=["quick", "full"])
     parser.add_argument("--drop")
     arguments = parser.parse_args()
-    nightly_retrain(as_of=arguments.as_of, profile=arguments.profile, drop=arguments.drop)
+    print(night.summary_markdown(
+        nightly_retrain(as_of=arguments.as_of, profile=arguments.profile, drop=arguments.drop)))
