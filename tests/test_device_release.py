@@ -87,6 +87,39 @@ def test_truncated_download_is_refused(serving_v1_with_v2_published):
     _refused(shipping, "bytes arrived")
 
 
+def test_a_connection_dropped_mid_download_is_refused(serving_v1_with_v2_published):
+    """The host promises the whole file (Content-Length) but the connection ends early."""
+    import functools
+    import http.server
+    import threading
+
+    shipping, _, _ = serving_v1_with_v2_published
+
+    class Dropping(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if not self.path.startswith("/artifacts/"):
+                return super().do_GET()
+            content = (shipping["root"] / self.path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content[: len(content) // 2])
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Dropping, directory=str(shipping["root"])))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        shipping["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+        _refused(shipping, "truncated download")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_manifest_signed_by_another_key_is_refused(serving_v1_with_v2_published, tmp_path):
     shipping, _, _ = serving_v1_with_v2_published
     other_public, _ = init_signing_key(tmp_path / "other" / "key.pem")
