@@ -259,3 +259,24 @@ def test_promote_without_a_signing_key_says_how_to_make_one(shipping):
         promote(shipping, shipping["v1"])
     with shipping["sessions"]() as session:
         assert session.scalars(select(ModelVersion.status)).all() == ["approved", "approved"]
+
+
+def test_keys_init_makes_a_key_pair_once_and_refuses_to_replace_it(tmp_path, monkeypatch, capsys):
+    import os
+
+    from flows.cli import main
+    from storage.settings import get_settings
+
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["keys", "init"]) == 0
+        private = tmp_path / "keys" / "release-signing.pem"
+        assert oct(os.stat(private).st_mode & 0o777) == "0o600"
+        public = private.with_name("release-signing.pub.pem").read_bytes()
+        assert b"BEGIN PUBLIC KEY" in public and "give it to every device" in capsys.readouterr().out
+        assert main(["keys", "init"]) == 1
+        assert "devices trust it" in capsys.readouterr().err
+        assert private.with_name("release-signing.pub.pem").read_bytes() == public
+    finally:
+        get_settings.cache_clear()
