@@ -28,8 +28,14 @@ def raise_alert(session: Session, *, kind: str, severity: str, scope: dict, dedu
         alert.last_seen = utcnow()
         alert.message, alert.link, alert.scope = message, link, scope
         if SEVERITIES.index(severity) > SEVERITIES.index(alert.severity):
+            # an escalation is news: notify again, and an ack of the milder alert no longer covers it
+            if alert.acknowledged_at is not None:
+                alert.ack_note = (f"{alert.ack_note or ''} [acknowledged as {alert.severity} by "
+                                  f"{alert.acknowledged_by} at {alert.acknowledged_at.isoformat()}; "
+                                  f"escalated to {severity}]").strip()
+                alert.acknowledged_by = alert.acknowledged_at = None
             alert.severity = severity
-            alert.notified_at = None  # an escalation is news: notify again
+            alert.notified_at = None
         session.flush()
         return alert, False
     alert = Alert(kind=kind, severity=severity, scope=scope, dedup_key=dedup_key, message=message,

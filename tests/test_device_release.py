@@ -135,6 +135,17 @@ def test_altered_manifest_is_refused(serving_v1_with_v2_published):
     _refused(shipping, "bad signature")
 
 
+def test_a_replayed_older_manifest_is_refused(shipping):
+    promote(shipping, shipping["v1"])
+    old_manifest = manifest_path(shipping["root"], "sensor", "stable").read_bytes()
+    promote(shipping, shipping["v2"])
+    assert device_sync(shipping).manifest.model_version == shipping["v2"]
+    manifest_path(shipping["root"], "sensor", "stable").write_bytes(old_manifest)
+    with pytest.raises(SyncError, match="replayed"):
+        device_sync(shipping)
+    assert installed_version(shipping) == shipping["v2"]
+
+
 def test_manifest_for_another_class_is_refused(serving_v1_with_v2_published):
     shipping, _, _ = serving_v1_with_v2_published
     sensor = manifest_path(shipping["root"], "sensor", "stable")
@@ -221,6 +232,9 @@ def test_canary_first_then_the_fleet_after_n_clean_nights(shipping):
     assert _night(shipping, day0 + dt.timedelta(days=3), shipping["v2"]) == ["graduated", "unchanged"]
     assert not manifest_path(shipping["root"], "sensor", "canary").exists()
     assert device_sync(shipping).manifest.model_version == shipping["v2"]
+    graduated = sync(shipping["url"], "sensor", 1, canary_state, shipping["public"].read_bytes())
+    assert graduated.status == "up-to-date"
+    assert read_state(canary_state)["current"]["channel"] == "stable", "the new release is recorded"
     with shipping["sessions"]() as session:
         channels = [(r.channel, r.model_version_id, r.end_reason) for r in release_history(session)]
     assert channels == [("stable", shipping["v2"], None),

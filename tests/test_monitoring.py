@@ -86,6 +86,21 @@ def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shift
         assert open_alerts(session) == [] and alert.resolved_at is not None
 
 
+def test_an_escalation_to_severe_needs_a_new_ack(sessions):
+    def drift(severity):
+        return raise_alert(session, kind="data_drift", severity=severity, scope={"store": 3},
+                           dedup_key="data_drift:store:3", message="store 3: sales drifted")
+
+    with sessions() as session, session.begin():
+        alert, created = drift("warning")
+        acknowledge(session, alert.id, by="ops-kim")
+        assert fleet_holds(session) == []
+        again, created_again = drift("severe")
+        assert created and not created_again and again.id == alert.id
+        assert again.acknowledged_at is None and "acknowledged as warning by ops-kim" in again.ack_note
+        assert len(fleet_holds(session)) == 1
+
+
 def test_ack_through_the_cli_records_who_and_why(sessions, monkeypatch, capsys, tmp_path):
     from flows.cli import main
     from storage.settings import get_settings
