@@ -145,11 +145,10 @@ def sync(channel_url: str, device_class: str, store: int, state: Path,
         raise SyncError(f"public key: {exc}") from exc
     manifest = choose_manifest(channel_url, device_class, store, public_key)
     current = read_state(state)["current"]
-    if current and current["channel"] == manifest.channel \
-            and manifest.release_id < current["release_id"]:
+    if current and manifest.release_id < current["release_id"]:
         raise SyncError(f"the {manifest.channel} manifest is release {manifest.release_id}, older "
                         f"than the installed release {current['release_id']}: a replayed manifest "
-                        "is not installed (a rollback is published as a new release)")
+                        "is not installed (every rollback is published as a new release)")
     if current and current["sha256"] == manifest.sha256 \
             and (Path(state) / "models" / current["model_file"]).exists():
         if (current["channel"], current["release_id"]) != (manifest.channel, manifest.release_id):

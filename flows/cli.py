@@ -313,7 +313,7 @@ def cmd_rollback(args) -> None:
                            by=_user(args.by), reason=args.reason)
         shown = release and release_as_dict(release)
     if shown is None:
-        print(f"{args.device_class}: canary withdrawn; its stores follow the stable release again")
+        print(f"{args.device_class}: canary withdrawn; there is no stable release to fall back to")
     else:
         print(f"{args.device_class}: release {shown['id']} republishes version "
               f"{shown['model_version']} ({shown['variant']}) on stable")

@@ -129,10 +129,11 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
 
 def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: str,
              reason: str) -> Release | None:
-    """Undo the newest open release of a class. An open canary is withdrawn (its stores fall
-    back to stable); otherwise the stable release is replaced by the previous stable version.
-    The rolled-back version is retired so no night promotes it again. Returns the republished
-    release, or None when a canary was withdrawn."""
+    """Undo the newest open release of a class. An open canary is withdrawn and the stable
+    version republished as a new release (its stores fall back to it); otherwise the stable
+    release is replaced by the previous stable version. The rolled-back version is retired so
+    no night promotes it again. Returns the new release (None: a canary withdrawn with no
+    stable release to fall back to)."""
     current = open_releases(session, device_class)
     if not current:
         raise RegistryError(f"device class {device_class!r} has no open release to roll back")
@@ -142,7 +143,14 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
         undone.model_version.status = "retired"
         session.flush()
         channel_files.withdraw(target.root, device_class, "canary")
-        return None
+        if "stable" not in current:
+            return None
+        # the canary stores go back to the fleet's version under a new, higher release id, so
+        # devices can refuse every manifest older than the one they run
+        return release_version(session, target, current["stable"].model_version_id, device_class,
+                               channel="stable", by=by,
+                               reason=f"republished after canary release {undone.id} was rolled "
+                                      f"back: {reason}")
     undone = current["stable"]
     earlier = session.scalars(select(Release).where(
         Release.device_class == device_class, Release.channel == "stable",

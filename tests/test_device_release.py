@@ -198,6 +198,21 @@ def test_rollback_republishes_the_previous_release_and_devices_follow(shipping):
         rollback(session, shipping["target"], "sensor", by="ops", reason="again")
 
 
+def test_rolling_back_a_canary_sends_its_stores_back_to_the_fleet_version(shipping):
+    promote(shipping, shipping["v1"])
+    promote(shipping, shipping["v2"], channel="canary")
+    canary_state = shipping["state"].with_name("store1")
+    key = shipping["public"].read_bytes()
+    assert sync(shipping["url"], "sensor", 1, canary_state, key).manifest.model_version == shipping["v2"]
+    with shipping["sessions"]() as session, session.begin():
+        release = rollback(session, shipping["target"], "sensor", by="ops", reason="store 1 complains")
+        assert release.channel == "stable" and release.model_version_id == shipping["v1"]
+    assert not manifest_path(shipping["root"], "sensor", "canary").exists()
+    back = sync(shipping["url"], "sensor", 1, canary_state, key)
+    assert back.status == "installed" and back.manifest.model_version == shipping["v1"]
+    assert back.manifest.release_id == release.id > 2
+
+
 def test_a_version_that_failed_the_gate_for_a_class_cannot_be_released_there(shipping):
     with shipping["sessions"]() as session, session.begin():
         decision = next(d for d in session.get(ModelVersion, shipping["v1"]).decisions
