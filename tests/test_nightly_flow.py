@@ -141,3 +141,35 @@ def test_prefect_yaml_deploys_the_nightly_flow_on_a_valid_cron_schedule():
     module_path, function = deployment["entrypoint"].split(":")
     module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
     assert getattr(module, function).name == "nightly-retrain"
+
+
+def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tiny_profile,
+                                                                    tmp_path, monkeypatch):
+    """The README's main command, on a fresh data directory (smaller and with the tiny recipe)."""
+    import contextlib
+    import io
+
+    from flows.cli import main
+    from storage.db import open_registry
+    from storage.models import DriftReport, Release, TrainingRun
+    from storage.settings import get_settings
+
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "demo"))
+    get_settings.cache_clear()
+    try:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):  # capsys would also swap stderr under Prefect
+            assert main(["demo", "--nights", "2", "--stores", "2", "--items", "2",
+                         "--start", "2016-06-01"]) == 0
+        out = printed.getvalue()
+        with open_registry(get_settings().sqlalchemy_url)() as session:
+            runs = session.scalars(select(TrainingRun.as_of).order_by(TrainingRun.as_of)).all()
+            assert [d.isoformat() for d in runs] == ["2017-12-30", "2017-12-31"]
+            assert session.scalar(select(func.count()).select_from(DriftReport)) == 2
+            assert session.scalar(select(func.count()).select_from(Release)) >= 1
+        assert (get_settings().releases / "sensor").exists() or "sensor" not in out
+    finally:
+        get_settings.cache_clear()
+    assert "store 2 sells 30 % more from 2017-12-31" in out
+    assert out.count("night 2017-12-3") == 2 and "to canary stores [1]" in out
+    assert "where to look" in out and "shelfcast alerts list --open" in out
