@@ -192,7 +192,8 @@ def drift_step(settings: Settings, sales: pd.DataFrame, as_of: dt.date) -> str:
         done = find_drift_report(session, as_of=as_of, reference_start=ref_start,
                                  current_start=cur_start)
         if done is not None:
-            return f"report {done.id} (made earlier for this night): {done.details.get('summary')}"
+            return (f"report {done.id} ({done.html_uri}, made earlier for this night): "
+                    f"{done.details.get('summary')}")
     try:
         check = check_drift(sales, as_of, trained_through=trained_through, config=config)
     except ValueError as exc:  # too little history to compare: retraining goes on regardless
@@ -211,7 +212,8 @@ def drift_step(settings: Settings, sales: pd.DataFrame, as_of: dt.date) -> str:
             drifted_columns=check.drifted_columns, details=details(check), html_uri=html_uri,
             json_uri=(folder / "report.json").resolve().as_uri())
         alerts = drift_alerts(session, check, report_link=html_uri)
-        return f"report {report.id}: {check.summary()}; {len(alerts)} open drift alert(s)"
+        return (f"report {report.id} ({html_uri}): {check.summary()}; "
+                f"{len(alerts)} open drift alert(s)")
 
 
 def _add_to_workspace(settings: Settings, check) -> None:
