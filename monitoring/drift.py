@@ -2,9 +2,9 @@
 
 One Evidently report a night. Rows are (day, item); per store three columns make retail
 drift visible: raw `sales`, `relative_sales` (sales over the series' own reference level for
-that weekday, divided by the day's median over the other stores, so a store that sells
-20 % more than the rest shows as 1.2 whatever its size, while the season, which moves every
-store, does not count as drift) and `weekday_share` (the day's share of the series' trailing 7-day sales,
+that weekday, divided by the day's median store, so a store that sells 20 % more than the
+rest shows as 1.2 whatever its size, while the season, which moves every store, does not
+count as drift) and `weekday_share` (the day's share of the series' trailing 7-day sales,
 which promotions and pattern changes move). A change common to every store is left to the
 forecast-quality monitor (`monitoring/quality.py`). Evidently's defaults flag drift on almost
 any large sample; the method and threshold here are calibrated by `monitoring/calibration.py`.
@@ -96,14 +96,12 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
              .rename("level").reset_index())
     frame = frame.merge(level, on=["store", "item", "weekday"], how="left")
     frame["relative_sales"] = frame["sales"] / (frame["level"] + 1.0)
-    store_day = frame.groupby(["date", "store"])["relative_sales"].mean().unstack("store")
-    # each store against the median of the *other* stores, so one shifted store does not
-    # drag the yardstick of the rest
-    others = pd.DataFrame({store: store_day.drop(columns=store).median(axis=1)
-                           for store in store_day.columns}) if store_day.shape[1] > 1 else store_day
-    others.columns.name = "store"
-    fleet = others.stack().rename("fleet").reset_index()
-    frame = frame.merge(fleet, on=["date", "store"], how="left")
+    # each store against the day's median store: with three or more stores one shifted store
+    # does not move the median (a leave-one-out median of two stores is their mean, and made a
+    # steady store look shifted in a 3-store run)
+    store_day = frame.groupby(["date", "store"])["relative_sales"].mean()
+    fleet_day = store_day.groupby(level="date").median().rename("fleet")
+    frame = frame.merge(fleet_day, left_on="date", right_index=True, how="left")
     frame["relative_sales"] /= frame["fleet"].clip(lower=1e-6)
 
     current_weekdays = {day.weekday() for day in pd.date_range(*current)}

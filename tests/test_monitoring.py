@@ -71,6 +71,13 @@ def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(
     assert "store_2_relative_sales" in checks[-1].drifted_columns
 
 
+def test_with_three_stores_a_shifted_store_does_not_make_a_steady_one_look_shifted():
+    sales = generate_sales(stores=3, items=10, start="2017-05-01", end="2017-09-05", seed=3,
+                           shifts=[Shift(store=3, start=FIRST_NIGHT, factor=1.3)])
+    flagged = [[s.store for s in c.stores] for c in nights(sales, 3)[1:]]
+    assert flagged == [[3], [3]]
+
+
 def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shifted_checks,
                                                                          shifted_sales, sessions):
     checks = shifted_checks
