@@ -200,17 +200,21 @@ def drift_step(settings: Settings, sales: pd.DataFrame, as_of: dt.date) -> str:
         return f"not checked: {exc}"
     folder = settings.reports / "drift" / f"{as_of:%Y-%m-%d}"
     folder.mkdir(parents=True, exist_ok=True)
-    check.snapshot.save_html(str(folder / "report.html"))
-    check.snapshot.save_json(str(folder / "report.json"))
+    files = {}
+    for group, snapshot in check.snapshots.items():
+        for suffix in ("html", "json"):
+            path = folder / f"report-{group}s.{suffix}"
+            getattr(snapshot, f"save_{suffix}")(str(path))
+            files[f"{group}_{suffix}"] = path.resolve().as_uri()
     _add_to_workspace(settings, check)
-    html_uri = (folder / "report.html").resolve().as_uri()
+    html_uri = files["store_html"]
     with sessions() as session, session.begin():
         report = record_drift_report(
             session, as_of=as_of, reference_start=check.reference_start,
             reference_end=check.reference_end, current_start=check.current_start,
             current_end=check.current_end, drift_share=check.drift_share, drifted=check.drifted,
-            drifted_columns=check.drifted_columns, details=details(check), html_uri=html_uri,
-            json_uri=(folder / "report.json").resolve().as_uri())
+            drifted_columns=check.drifted_columns, details={**details(check), "files": files},
+            html_uri=html_uri, json_uri=files["store_json"])
         alerts = drift_alerts(session, check, report_link=html_uri)
         return (f"report {report.id} ({html_uri}): {check.summary()}; "
                 f"{len(alerts)} open drift alert(s)")
@@ -224,7 +228,8 @@ def _add_to_workspace(settings: Settings, check) -> None:
     projects = workspace.search_project("Shelfcast sales drift")
     project = projects[0] if projects else workspace.create_project(
         "Shelfcast sales drift", description="Nightly sales drift against the released models' data")
-    workspace.add_run(project.id, check.snapshot, name=f"drift {check.as_of}")
+    for group, snapshot in check.snapshots.items():
+        workspace.add_run(project.id, snapshot, name=f"drift per {group} {check.as_of}")
 
 
 def quality_step(settings: Settings, sales: pd.DataFrame, as_of: dt.date) -> list[str]:

@@ -28,18 +28,18 @@ RETRY_DELAYS_S = (0.5, 2.0)  # within one delivery; the next night tries again a
 
 
 def drift_alerts(session: Session, check: DriftCheck, *, report_link: str | None) -> list:
-    """One data_drift alert per drifted store; stores that no longer drift are resolved."""
+    """One data_drift alert per drifted store or item; those that no longer drift are resolved."""
     raised = []
-    for store in check.stores:
+    for finding in check.findings:
         alert, _ = raise_alert(
-            session, kind="data_drift", severity=store.severity,
-            scope={"store": store.store, "columns": store.drifted_columns,
-                   "level_change_pct": store.level_change_pct},
-            dedup_key=f"data_drift:store:{store.store}",
-            message=f"{store.message} (current {check.current_start}..{check.current_end})",
+            session, kind="data_drift", severity=finding.severity,
+            scope={finding.kind: finding.id, "columns": finding.drifted_columns,
+                   "level_change_pct": finding.level_change_pct},
+            dedup_key=f"data_drift:{finding.kind}:{finding.id}",
+            message=f"{finding.message} (current {check.current_start}..{check.current_end})",
             link=report_link)
         raised.append(alert)
-    resolve_cleared(session, kind="data_drift", prefix="data_drift:store:",
+    resolve_cleared(session, kind="data_drift", prefix="data_drift:",
                     still_open={a.dedup_key for a in raised})
     return raised
 

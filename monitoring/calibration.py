@@ -12,23 +12,27 @@ import pandas as pd
 from monitoring.drift import DriftConfig, check_drift
 from storage.synthetic import Shift, generate_sales
 
+# scenario -> (the shifts, as Shift keyword sets, and what must be named: (kind, id))
 SCENARIOS = {
-    "stable": None,
-    "level +20 % in store 3": dict(store=3, factor=1.2, kind="level"),
-    "promotion x1.5 (3 of 14 days) in store 2": dict(store=2, factor=1.5, kind="promo"),
+    "stable": ([], None),
+    "level +20 % in store 3": ([dict(store=3, factor=1.2, kind="level")], ("store", 3)),
+    "promotion x1.5 (3 of 14 days) in store 2": ([dict(store=2, factor=1.5, kind="promo")],
+                                                 ("store", 2)),
+    "item 4 +20 % in every store": ([dict(store=s, item=4, factor=1.2, kind="level")
+                                     for s in range(1, 6)], ("item", 4)),
 }
 
 
 def nights_until_alert(sales: pd.DataFrame, first_night: dt.date, nights: int, config: DriftConfig,
                        progress: Callable[[str], None]) -> list[dict]:
-    """One drift check per night; the stores each night would alert on."""
+    """One drift check per night; the stores and items each night would alert on."""
     found = []
     for k in range(nights):
         as_of = first_night + dt.timedelta(days=k)
         check = check_drift(sales, as_of, config=config)
         found.append({"night": k + 1, "as_of": as_of.isoformat(),
-                      "stores": [s.store for s in check.stores],
-                      "severity": [s.severity for s in check.stores]})
+                      "named": [f"{f.kind} {f.id}" for f in check.findings],
+                      "severity": [f.severity for f in check.findings]})
         progress(f"  night {k + 1} ({as_of}): {check.summary()}")
     return found
 
@@ -43,24 +47,24 @@ def calibrate(*, config: DriftConfig | None = None, stable_nights: int = 30, shi
     end = first_night + dt.timedelta(days=max(stable_nights, shift_nights))
     results = {"config": asdict(config), "stores": stores, "items": items, "seed": seed,
                "scenarios": []}
-    for name, shift in SCENARIOS.items():
+    for name, (shift_args, expected) in SCENARIOS.items():
         progress(name)
-        shifts = [Shift(start=pd.Timestamp(first_night), **shift)] if shift else []
+        shifts = [Shift(start=pd.Timestamp(first_night), **args) for args in shift_args
+                  if args["store"] <= stores]
         sales = generate_sales(stores=stores, items=items, start=start, end=end, seed=seed,
                                shifts=shifts)
-        nights = nights_until_alert(sales, first_night, stable_nights if shift is None else shift_nights,
-                                    config, progress)
-        alerted = [n["night"] for n in nights if n["stores"]]
+        nights = nights_until_alert(sales, first_night, stable_nights if expected is None
+                                    else shift_nights, config, progress)
+        alerted = [n["night"] for n in nights if n["named"]]
         row = {"scenario": name, "nights": len(nights), "alert_nights": len(alerted)}
-        if shift is None:
+        if expected is None:
             row["false_alert_nights"] = len(alerted)
         else:
-            right = [n["night"] for n in nights if shift["store"] in n["stores"]]
-            wrong = sorted({s for n in nights for s in n["stores"] if s != shift["store"]})
-            row.update(shifted_store=shift["store"], first_alert_night=right[0] if right else None,
-                       other_stores_flagged=wrong,
-                       severity_on_first_alert=next((n["severity"] for n in nights
-                                                     if shift["store"] in n["stores"]), None))
+            target = f"{expected[0]} {expected[1]}"
+            right = [n for n in nights if target in n["named"]]
+            row.update(expected=target, first_alert_night=right[0]["night"] if right else None,
+                       others_flagged=sorted({x for n in nights for x in n["named"] if x != target}),
+                       severity_on_first_alert=right[0]["severity"] if right else None)
         row["per_night"] = nights
         results["scenarios"].append(row)
     return results
@@ -74,10 +78,10 @@ def calibration_markdown(results: dict) -> str:
              f"{config['p_threshold']:g}; current window {config['current_days']} days, reference "
              f"{config['reference_days']} days; severe when the store's level moves "
              f">= {config['severe_level_change']:.0%}.", "",
-             "| scenario | nights | nights with an alert | first alert on night | other stores flagged |",
+             "| scenario | nights | nights with an alert | first alert on night | others flagged |",
              "|---|---|---|---|---|"]
     for row in results["scenarios"]:
         lines.append(f"| {row['scenario']} | {row['nights']} | {row['alert_nights']} | "
                      f"{row.get('first_alert_night', '-') or 'never'} | "
-                     f"{row.get('other_stores_flagged', '-') or 'none'} |")
+                     f"{', '.join(row.get('others_flagged', [])) or 'none'} |")
     return "\n".join(lines) + "\n"

@@ -1,11 +1,12 @@
 """Data drift: do the newest days of sales still look like what the released model learned?
 
-One Evidently report a night. Rows are (day, item); per store three columns make retail
-drift visible: raw `sales`, `relative_sales` (sales over the series' own reference level for
-that weekday, divided by the day's median store, so a store that sells 20 % more than the
-rest shows as 1.2 whatever its size, while the season, which moves every store, does not
-count as drift) and `weekday_share` (the day's share of the series' trailing 7-day sales,
-which promotions and pattern changes move). A change common to every store is left to the
+Two Evidently reports a night, per store (rows are day x item) and per item (rows are
+day x store). These columns make retail drift visible: raw `sales` (per store only),
+`relative_sales` (sales over the series' own reference level for that weekday, divided by
+the day's median store or item, so a store that sells 20 % more than the rest shows as 1.2
+whatever its size, while the season, which moves everything, does not count as drift) and
+`weekday_share` (the day's share of the series' trailing 7-day sales, which promotions and
+pattern changes move). A change common to every store and item is left to the
 forecast-quality monitor (`monitoring/quality.py`). Evidently's defaults flag drift on almost
 any large sample; the method and threshold here are calibrated by `monitoring/calibration.py`.
 """
@@ -30,17 +31,27 @@ class DriftConfig:
     severe_level_change: float = 0.10  # a store's level change against the others this big is severe
 
 
+GROUPS = ("store", "item")  # one Evidently report each: per-store and per-item columns
+# raw sales of one item across stores move with the season (its store mix is narrow), so the
+# item report leaves them out; calibration: one false alert in 30 stable nights with them
+GROUP_FEATURES = {"store": FEATURES, "item": ("relative_sales", "weekday_share")}
+MIN_GROUP_MEMBERS = 3  # a median of two is their mean: one shifted member would move it
+
+
 @dataclass(frozen=True)
-class StoreDrift:
-    store: int
+class ScopeDrift:
+    """A store or an item whose sales drifted."""
+
+    kind: str  # store | item
+    id: int
     drifted_columns: list[str]
-    level_change_pct: float  # mean relative sales (vs the other stores), current vs reference
+    level_change_pct: float  # mean relative sales (vs the other stores/items), current vs reference
     severity: str  # warning | severe
 
     @property
     def message(self) -> str:
-        return (f"store {self.store}: sales drifted ({', '.join(self.drifted_columns)}); "
-                f"level {self.level_change_pct:+.1f} % against the other stores")
+        return (f"{self.kind} {self.id}: sales drifted ({', '.join(self.drifted_columns)}); "
+                f"level {self.level_change_pct:+.1f} % against the other {self.kind}s")
 
 
 @dataclass
@@ -50,12 +61,13 @@ class DriftCheck:
     reference_end: dt.date
     current_start: dt.date
     current_end: dt.date
-    drift_share: float
+    drift_share: float  # over every column of every report
     p_values: dict[str, float]
     drifted_columns: list[str]
-    stores: list[StoreDrift]
+    findings: list[ScopeDrift]
     config: DriftConfig
-    snapshot: object = field(repr=False, default=None)  # the Evidently snapshot
+    snapshots: dict[str, object] = field(repr=False, default_factory=dict)  # group -> Evidently
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def drifted(self) -> bool:
@@ -64,9 +76,10 @@ class DriftCheck:
     def summary(self) -> str:
         head = (f"current {self.current_start}..{self.current_end} vs reference "
                 f"{self.reference_start}..{self.reference_end}: drift share {self.drift_share:.2f}")
-        if not self.stores:
-            return head + ", no store drifted"
-        return head + "; " + "; ".join(f"{s.message} [{s.severity}]" for s in self.stores)
+        head += "".join(f" ({why})" for why in self.skipped)
+        if not self.findings:
+            return head + ", no store or item drifted"
+        return head + "; " + "; ".join(f"{f.message} [{f.severity}]" for f in self.findings)
 
 
 def windows_for(as_of: dt.date, trained_through: dt.date | None,
@@ -82,10 +95,14 @@ def windows_for(as_of: dt.date, trained_through: dt.date | None,
 
 
 def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
-                   current: tuple[dt.date, dt.date]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The (reference, current) frames: one row per (day, item), columns store_<s>_<feature>.
-    The reference holds only the weekdays the current window has. Rows where some store has
-    no sale record are left out (Evidently's K-S needs no gaps)."""
+                   current: tuple[dt.date, dt.date], *, by: str = "store"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (reference, current) frames with columns <by>_<id>_<feature>: per store (rows are
+    day x item) or per item (rows are day x store). The reference holds only the weekdays the
+    current window has. Rows with a missing record are left out (Evidently's K-S needs no gaps)."""
+    if by not in GROUPS:
+        raise ValueError(f"by must be one of {GROUPS}, got {by!r}")
+    other = "item" if by == "store" else "store"
     frame = sales.sort_values(["store", "item", "date"]).copy()
     frame["weekday"] = frame["date"].dt.weekday
     trailing = frame.groupby(["store", "item"])["sales"].transform(
@@ -96,13 +113,13 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
              .rename("level").reset_index())
     frame = frame.merge(level, on=["store", "item", "weekday"], how="left")
     frame["relative_sales"] = frame["sales"] / (frame["level"] + 1.0)
-    # each store against the day's median store: with three or more stores one shifted store
-    # does not move the median (a leave-one-out median of two stores is their mean, and made a
+    # each store (item) against the day's median store (item): with three or more, one shifted
+    # member does not move the median (a leave-one-out median of two is their mean, and made a
     # steady store look shifted in a 3-store run)
-    store_day = frame.groupby(["date", "store"])["relative_sales"].mean()
-    fleet_day = store_day.groupby(level="date").median().rename("fleet")
-    frame = frame.merge(fleet_day, left_on="date", right_index=True, how="left")
-    frame["relative_sales"] /= frame["fleet"].clip(lower=1e-6)
+    member_day = frame.groupby(["date", by])["relative_sales"].mean()
+    median_day = member_day.groupby(level="date").median().rename("median_member")
+    frame = frame.merge(median_day, left_on="date", right_index=True, how="left")
+    frame["relative_sales"] /= frame["median_member"].clip(lower=1e-6)
 
     current_weekdays = {day.weekday() for day in pd.date_range(*current)}
 
@@ -111,52 +128,61 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
         # must not look drifted against a week that includes Mondays
         part = frame[frame["date"].between(pd.Timestamp(start), pd.Timestamp(end))
                      & frame["weekday"].isin(current_weekdays)]
-        table = part.pivot_table(index=["date", "item"], columns="store", values=list(FEATURES))
-        table.columns = [f"store_{store}_{feature}" for feature, store in table.columns]
+        table = part.pivot_table(index=["date", other], columns=by, values=list(GROUP_FEATURES[by]))
+        table.columns = [f"{by}_{member}_{feature}" for feature, member in table.columns]
         return table[sorted(table.columns, key=_column_order)].dropna().reset_index(drop=True)
 
     return wide(*reference), wide(*current)
 
 
 def _column_order(column: str) -> tuple[int, int]:
-    _, store, feature = column.split("_", 2)
-    return int(store), FEATURES.index(feature)
+    _, member, feature = column.split("_", 2)
+    return int(member), FEATURES.index(feature)
+
+
+def _run_report(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig):
+    """One Evidently report; (snapshot, p-value per column)."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    snapshot = Report([DataDriftPreset(method=config.method, threshold=config.p_threshold)]).run(
+        current, reference)
+    p_values = {m["config"]["column"]: float(m["value"]) for m in snapshot.dict()["metrics"]
+                if m["config"]["type"].endswith(":ValueDrift")}
+    return snapshot, p_values
 
 
 def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date | None = None,
                 config: DriftConfig = DriftConfig()) -> DriftCheck:
-    """Compare the newest `current_days` with the reference window in one Evidently report."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
+    """Compare the newest `current_days` with the reference window, per store and per item.
+    The store report always runs; the item report needs at least three items."""
     ref_start, ref_end, cur_start, cur_end = windows_for(as_of, trained_through, config)
-    reference, current = drift_features(sales, (ref_start, ref_end), (cur_start, cur_end))
-    if len(reference) < 7 * config.current_days or current.empty:
-        raise ValueError(f"drift check for {as_of}: {len(reference)} reference rows "
-                         f"({ref_start}..{ref_end}) and {len(current)} current rows "
-                         f"({cur_start}..{cur_end}) are too few to compare")
-    snapshot = Report([DataDriftPreset(method=config.method, threshold=config.p_threshold)]).run(
-        current, reference)
-    p_values: dict[str, float] = {}
-    drift_share = 0.0
-    for metric in snapshot.dict()["metrics"]:
-        kind = metric["config"]["type"].rsplit(":", 1)[-1]
-        if kind == "ValueDrift":
-            p_values[metric["config"]["column"]] = float(metric["value"])
-        elif kind == "DriftedColumnsCount":
-            drift_share = float(metric["value"]["share"])
-    drifted = [c for c, p in p_values.items() if p < config.p_threshold]
-    stores = []
-    for store in sorted({int(c.split("_")[1]) for c in drifted}):
-        column = f"store_{store}_relative_sales"
-        change = float(current[column].mean() / max(reference[column].mean(), 1e-9) - 1.0)
-        stores.append(StoreDrift(
-            store=store,
-            drifted_columns=[c.split("_", 2)[2] for c in drifted if c.split("_")[1] == str(store)],
-            level_change_pct=round(100 * change, 2),
-            severity="severe" if abs(change) >= config.severe_level_change else "warning"))
-    return DriftCheck(as_of, ref_start, ref_end, cur_start, cur_end, drift_share, p_values,
-                      drifted, stores, config, snapshot)
+    snapshots, p_values, findings, skipped = {}, {}, [], []
+    for by in GROUPS:
+        if by == "item" and sales["item"].nunique() < MIN_GROUP_MEMBERS:
+            skipped.append(f"per-item check skipped: fewer than {MIN_GROUP_MEMBERS} items")
+            continue
+        reference, current = drift_features(sales, (ref_start, ref_end), (cur_start, cur_end), by=by)
+        if len(reference) < 7 * config.current_days or current.empty:
+            raise ValueError(f"drift check for {as_of}: {len(reference)} reference rows "
+                             f"({ref_start}..{ref_end}) and {len(current)} current rows "
+                             f"({cur_start}..{cur_end}) are too few to compare")
+        snapshots[by], group_p = _run_report(reference, current, config)
+        p_values.update(group_p)
+        drifted = [c for c, p in group_p.items() if p < config.p_threshold]
+        for member in sorted({int(c.split("_")[1]) for c in drifted}):
+            column = f"{by}_{member}_relative_sales"
+            change = float(current[column].mean() / max(reference[column].mean(), 1e-9) - 1.0)
+            findings.append(ScopeDrift(
+                kind=by, id=member,
+                drifted_columns=[c.split("_", 2)[2] for c in drifted
+                                 if c.split("_")[1] == str(member)],
+                level_change_pct=round(100 * change, 2),
+                severity="severe" if abs(change) >= config.severe_level_change else "warning"))
+    drifted_columns = [c for c, p in p_values.items() if p < config.p_threshold]
+    return DriftCheck(as_of, ref_start, ref_end, cur_start, cur_end,
+                      len(drifted_columns) / max(len(p_values), 1), p_values, drifted_columns,
+                      findings, config, snapshots, skipped)
 
 
 def details(check: DriftCheck) -> dict:
@@ -164,6 +190,6 @@ def details(check: DriftCheck) -> dict:
     return {"summary": check.summary(), "method": check.config.method,
             "p_threshold": check.config.p_threshold,
             "p_values": {c: float(np.format_float_scientific(p, 4)) for c, p in check.p_values.items()},
-            "stores": [{"store": s.store, "columns": s.drifted_columns,
-                        "level_change_pct": s.level_change_pct, "severity": s.severity}
-                       for s in check.stores]}
+            "findings": [{"kind": f.kind, "id": f.id, "columns": f.drifted_columns,
+                          "level_change_pct": f.level_change_pct, "severity": f.severity}
+                         for f in check.findings]}

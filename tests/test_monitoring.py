@@ -53,7 +53,8 @@ def shifted_checks(shifted_sales):
 
 def test_stable_sales_raise_no_drift_alert_night_after_night(stable_checks, sessions):
     checks = stable_checks
-    assert [c.stores for c in checks] == [[]] * 5
+    assert [c.findings for c in checks] == [[]] * 5
+    assert set(checks[0].snapshots) == {"store", "item"}
     with sessions() as session, session.begin():
         for check in checks:
             drift_alerts(session, check, report_link=None)
@@ -62,10 +63,10 @@ def test_stable_sales_raise_no_drift_alert_night_after_night(stable_checks, sess
 
 def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(shifted_checks):
     checks = shifted_checks
-    flagged = [[s.store for s in c.stores] for c in checks]
-    assert [2] in flagged, flagged
-    assert all(stores in ([], [2]) for stores in flagged), "only the shifted store is named"
-    (last,) = checks[-1].stores  # three shifted days: the level is up by about 20 %
+    flagged = [[(f.kind, f.id) for f in c.findings] for c in checks]
+    assert [("store", 2)] in flagged, flagged
+    assert all(named in ([], [("store", 2)]) for named in flagged), "only the shifted store"
+    (last,) = checks[-1].findings  # three shifted days: the level is up by about 20 %
     assert "store 2" in last.message and last.level_change_pct > 10
     assert last.severity == "severe"
     assert "store_2_relative_sales" in checks[-1].drifted_columns
@@ -74,8 +75,17 @@ def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(
 def test_with_three_stores_a_shifted_store_does_not_make_a_steady_one_look_shifted():
     sales = generate_sales(stores=3, items=10, start="2017-05-01", end="2017-09-05", seed=3,
                            shifts=[Shift(store=3, start=FIRST_NIGHT, factor=1.3)])
-    flagged = [[s.store for s in c.stores] for c in nights(sales, 3)[1:]]
-    assert flagged == [[3], [3]]
+    flagged = [[(f.kind, f.id) for f in c.findings] for c in nights(sales, 3)[1:]]
+    assert flagged == [[("store", 3)], [("store", 3)]]
+
+
+def test_an_item_up_20_pct_in_every_store_is_alerted_naming_that_item():
+    sales = generate_sales(stores=4, items=5, start="2017-05-01", end="2017-09-05", seed=3,
+                           shifts=[Shift(store=s, item=4, start=FIRST_NIGHT, factor=1.2)
+                                   for s in range(1, 5)])
+    flagged = [[(f.kind, f.id) for f in c.findings] for c in nights(sales, 3)]
+    assert [("item", 4)] in flagged, flagged
+    assert all(named in ([], [("item", 4)]) for named in flagged), "only the shifted item"
 
 
 def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shifted_checks,
@@ -86,7 +96,7 @@ def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shift
             drift_alerts(session, check, report_link="file:///reports/x.html")
         (alert,) = open_alerts(session, kind="data_drift")
         assert alert.scope["store"] == 2
-        assert alert.occurrences == sum(1 for c in checks if c.stores)
+        assert alert.occurrences == sum(1 for c in checks if c.findings)
         assert alert.link == "file:///reports/x.html"
         calm = check_drift(shifted_sales, FIRST_NIGHT, config=DriftConfig(p_threshold=1e-300))
         drift_alerts(session, calm, report_link=None)

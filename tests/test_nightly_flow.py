@@ -104,7 +104,8 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
         passed = [v for v in result.versions if cls in v["passed_for"]]
         assert chosen["mape_pct"] == min(v["mape_pct"] for v in passed)
 
-    assert "report 1" in result.drift and "no store drifted" in result.drift
+    assert "report 1" in result.drift and "no store or item drifted" in result.drift
+    assert "per-item check skipped: fewer than 3 items" in result.drift
     assert any("to canary stores [1]" in line for line in result.rollout)
     with open_registry(get_settings().sqlalchemy_url)() as session:
         canaries = [r for r in release_history(session) if r.channel == "canary"]
@@ -114,7 +115,7 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
                          if a.kind == "gate_failure"}
         assert gate_failures == {"sensor", "handheld", "tablet"} - set(result.promoted)
         assert failure.kind == "flow_failure" and failure.resolved_at is not None
-    assert (get_settings().reports / "drift" / "2017-12-31" / "report.html").exists()
+    assert (get_settings().reports / "drift" / "2017-12-31" / "report-stores.html").exists()
     assert list((get_settings().reports / "evidently-workspace").iterdir())
 
     again = nightly_retrain(as_of="2017-12-31", profile="quick")
