@@ -144,7 +144,8 @@ def sync(channel_url: str, device_class: str, store: int, state: Path,
     except ManifestError as exc:
         raise SyncError(f"public key: {exc}") from exc
     manifest = choose_manifest(channel_url, device_class, store, public_key)
-    current = read_state(state)["current"]
+    installed = read_state(state)
+    current = installed["current"]
     if current and manifest.release_id < current["release_id"]:
         raise SyncError(f"the {manifest.channel} manifest is release {manifest.release_id}, older "
                         f"than the installed release {current['release_id']}: a replayed manifest "
@@ -154,7 +155,7 @@ def sync(channel_url: str, device_class: str, store: int, state: Path,
         if (current["channel"], current["release_id"]) != (manifest.channel, manifest.release_id):
             # same model under a new release (a canary that graduated): record the release
             current.update(channel=manifest.channel, release_id=manifest.release_id)
-            after = {**read_state(state), "current": current}
+            after = {**installed, "current": current}
             write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
         return SyncResult("up-to-date", manifest)
     url = f"{channel_url.rstrip('/')}/{manifest.artifact_path}"

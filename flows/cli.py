@@ -18,6 +18,12 @@ def _settings():
     return get_settings()
 
 
+def _user(name: str | None) -> str:
+    import getpass
+
+    return name or getpass.getuser()
+
+
 def _sessions():
     from storage.db import open_settings_registry
 
@@ -145,7 +151,6 @@ def cmd_demo(args) -> None:
     write_sales_csv(sales[sales["date"] < pd.Timestamp(first_night)], history)
     print(f"demo: {args.stores} stores x {args.items} items, nights {first_night}..{last}, "
           f"store {args.stores} sells 30 % more from {shift_from}")
-    _sessions()  # the embedded registry is created on first use
     cmd_ingest(argparse.Namespace(file=history, replace=False))
     for offset in range(args.nights):
         day = first_night + dt.timedelta(days=offset)
@@ -177,14 +182,12 @@ def cmd_bench_article(args) -> None:
     from storage.synthetic import generate_sales
 
     stores, items = parse_id_range(args.stores), parse_id_range(args.items)
-    if args.data:
-        sales, _ = read_sales_csv(args.data)
-        sales = sales[sales["store"].isin(stores) & sales["item"].isin(items)]
-        if sales.empty:
-            raise CommandError(f"{args.data}: no rows for stores {args.stores} and items {args.items}")
-    else:
-        sales = generate_sales(stores=max(stores), items=max(items))
-        sales = sales[sales["store"].isin(stores) & sales["item"].isin(items)]
+    sales = (read_sales_csv(args.data)[0] if args.data
+             else generate_sales(stores=max(stores), items=max(items)))
+    sales = sales[sales["store"].isin(stores) & sales["item"].isin(items)]
+    if sales.empty:
+        raise CommandError(f"{args.data or 'generated sales'}: no rows for stores {args.stores} "
+                           f"and items {args.items}")
     result = article_benchmark(sales, recipe_for(args.profile), runs=args.runs,
                                progress=lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(args.out)
@@ -227,13 +230,11 @@ def cmd_gate_show(args) -> None:
 
 
 def cmd_gate_set(args) -> None:
-    import getpass
-
     from storage.registry import policy_as_dict, set_policy
 
     with _sessions()() as session, session.begin():
         policy = set_policy(
-            session, args.device_class, by=args.by or getpass.getuser(),
+            session, args.device_class, by=_user(args.by),
             max_mape_pct=args.max_mape, max_delta_baseline_pct=args.max_delta_baseline,
             max_delta_champion_pct=args.max_delta_champion, max_artifact_bytes=args.max_bytes,
             max_latency_ms=args.max_latency_ms,
@@ -275,12 +276,6 @@ def cmd_models_show(args) -> None:
             mark = "ok  " if reason["passed"] else "FAIL"
             print(f"  {mark} {reason['rule']}: observed {reason['observed']} limit {reason['limit']}"
                   + (f" ({reason['note']})" if reason["note"] else ""))
-
-
-def _user(name: str | None) -> str:
-    import getpass
-
-    return name or getpass.getuser()
 
 
 def cmd_keys_init(args) -> None:

@@ -23,7 +23,7 @@ CODE_VERSION = "0.1.0"
 class NightResult:
     run_key: str
     as_of: dt.date
-    status: str  # completed | already-registered | no-data
+    status: str  # completed | already-registered
     versions: list[dict] = field(default_factory=list)
     promoted: dict[str, dict] = field(default_factory=dict)
     drift: str = "not checked"
@@ -132,7 +132,7 @@ def register_night(settings: Settings, *, run_key: str, as_of: dt.date, profile:
     )
     with open_settings_registry(settings)() as session, session.begin():
         record = register_and_gate(session, run=run, versions=records, baseline_variant=BASELINE)
-        return _night_result(record, "completed")
+        return _night_result(session, record, "completed")
 
 
 def registered_night(settings: Settings, run_key: str) -> NightResult:
@@ -141,20 +141,16 @@ def registered_night(settings: Settings, run_key: str) -> NightResult:
     from storage.registry import find_run
 
     with open_settings_registry(settings)() as session:
-        return _night_result(find_run(session, run_key), "already-registered")
+        return _night_result(session, find_run(session, run_key), "already-registered")
 
 
-def _night_result(run, status: str) -> NightResult:
-    from storage.registry import version_as_dict
+def _night_result(session, run, status: str) -> NightResult:
+    from storage.registry import best_approved, version_as_dict
 
     versions = [version_as_dict(v, with_reasons=True) for v in run.versions]
-    best: dict[str, dict] = {}
-    for v in versions:
-        for device_class in v["passed_for"]:
-            if device_class not in best or v["mape_pct"] < best[device_class]["mape_pct"]:
-                best[device_class] = {"id": v["id"], "variant": v["variant"],
-                                      "mape_pct": v["mape_pct"],
-                                      "artifact_bytes": v["artifact_bytes"]}
+    best = {device_class: {"id": v.id, "variant": v.variant, "mape_pct": round(v.mape_pct, 3),
+                           "artifact_bytes": v.artifact_bytes}
+            for device_class, v in best_approved(session, run).items()}
     data = {k: getattr(run, k) for k in ("series_count", "train_windows", "test_windows")}
     return NightResult(run.run_key, run.as_of, status, versions, best,
                        timings_s=dict(run.timings_s or {}), data=data)
@@ -322,8 +318,6 @@ def summary_markdown(result: NightResult) -> str:
     """The night as a person reads it in the Prefect UI."""
     lines = [f"# Shelfcast night {result.as_of:%Y-%m-%d}", "",
              f"Run `{result.run_key}`: **{result.status}**.", ""]
-    if result.status == "no-data":
-        return "\n".join(lines) + "\n"
     lines += [
         f"Trained on {result.data.get('series_count')} series, "
         f"{result.data.get('train_windows', 0):,} training windows; figures on "
