@@ -34,7 +34,7 @@ def baseline_vs_references(sales: pd.DataFrame, recipe, *, units: int = 64) -> l
     return rows
 
 
-# The article's own figures (ARTICLE.md): size is parameters x 4 bytes, not a file.
+# The seed article's own figures: its size is parameters x 4 bytes, not a file.
 ARTICLE_FIGURES = {
     "lstm64": {"size_kb": 66.25, "mape_pct": 15.92, "mape_std_pct": 0.10},
     "lstm32": {"size_kb": 17.13, "mape_pct": 16.22, "mape_std_pct": 0.09},
@@ -44,18 +44,6 @@ ARTICLE_FIGURES = {
     "pruned70": {"size_kb": 5.14, "mape_pct": 16.84, "mape_std_pct": 0.16},
     "int8": {"size_kb": 4.28, "mape_pct": 16.21, "mape_std_pct": 0.22},
 }
-
-
-def parse_id_range(text: str) -> list[int]:
-    """'1-5' -> [1, 2, 3, 4, 5]; '1,3,7' -> [1, 3, 7]."""
-    ids: list[int] = []
-    for part in text.split(","):
-        low, sep, high = part.strip().partition("-")
-        try:
-            ids += list(range(int(low), int(high) + 1)) if sep else [int(low)]
-        except ValueError:
-            raise ValueError(f"bad id range {text!r}: expected e.g. '1-5' or '1,3,7'") from None
-    return ids
 
 
 def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=print) -> dict:
@@ -97,7 +85,6 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
             "mape_std_pct": round(float(mapes.std(ddof=1)) if runs > 1 else 0.0, 3),
             "wape_pct": round(float(np.mean([f.wape_pct for f in figures])), 3),
             "latency_us_p50": round(float(np.median([f.latency_us_p50 for f in figures])), 1),
-            "latency_batch_us_p50": None,
             "max_abs_diff_vs_keras": round(max(f.max_abs_diff_vs_keras for f in figures), 5),
             "runtime": "litert",
             "runs": runs,
@@ -132,7 +119,7 @@ def pareto_front(rows: list[dict]) -> set[str]:
 
 
 def results_markdown(result: dict) -> str:
-    """A table like ARTICLE.md's, with our measured sizes and the article's figures beside."""
+    """A table like the article's, with our measured sizes and the article's figures beside."""
     rows = result["variants"]
     front = pareto_front(rows)
     lines = [
@@ -161,8 +148,10 @@ def results_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_pareto_plot(rows: list[dict], path) -> None:
-    """Artifact bytes vs MAPE, one point per variant, the Pareto front joined."""
+def pareto_plot_png(rows: list[dict]) -> bytes:
+    """Artifact bytes vs MAPE, one point per variant, the Pareto front joined, as PNG bytes."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,5 +172,7 @@ def save_pareto_plot(rows: list[dict], path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    return buffer.getvalue()

@@ -7,13 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import keras
+import pandas as pd
 
 from compression.evaluate import ArtifactFigures, measure_artifact
 from compression.export import export_tflite
-from compression.lstm import TrainRecipe, count_params, predict_sales, train_lstm
+from compression.lstm import count_params, predict_sales, train_lstm
 from compression.pruning import prune
-from compression.variants import VARIANTS, Variant, source_model
-from compression.windows import Split
+from compression.recipe import TrainRecipe
+from compression.variants import VARIANTS, VARIANTS_BY_NAME, Variant, source_model
+from compression.windows import Split, split_by_time
 
 
 @dataclass
@@ -30,13 +32,12 @@ class BuiltVariant:
 
 def _order(variants: Sequence[Variant]) -> list[Variant]:
     """Variants sorted so each comes after the one it is derived from."""
-    by_name = {v.name: v for v in VARIANTS}
     needed: dict[str, Variant] = {}
 
     def visit(variant: Variant) -> None:
         base = variant.base_variant
         if base and not variant.trained_from_scratch and base not in needed:
-            visit(by_name[base])
+            visit(VARIANTS_BY_NAME[base])
         needed.setdefault(variant.name, variant)
 
     for variant in variants:
@@ -95,3 +96,21 @@ def build_variants(
         if base in built:
             item.compression_ratio = built[base].figures.artifact_bytes / item.figures.artifact_bytes
     return [built[v.name] for v in variants]
+
+
+@dataclass
+class NightBuild:
+    """Every variant of a night, and the data they were trained and measured on."""
+
+    variants: list[BuiltVariant]
+    series_count: int
+    train_windows: int
+    test_windows: int
+
+
+def build_night(sales: pd.DataFrame, recipe: TrainRecipe, *,
+                progress: Callable[[str], None] = lambda message: None) -> NightBuild:
+    """Split `sales` by time, then train, compress, export and measure every variant."""
+    split = split_by_time(sales)
+    built = build_variants(split, recipe, progress=progress)
+    return NightBuild(built, len(split.matrix.series), len(split.train), len(split.test))

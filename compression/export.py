@@ -1,6 +1,7 @@
 """Export a trained Keras LSTM to a small `.tflite` file that stock LiteRT runs.
 
-The route (TOOLCHAIN.md lists the ones that fail): rebuild the forward pass
+The route (the direct ones fail on Keras 3: `from_keras_model` and `export()` both stop on
+`tf.TensorListReserve` needing a static element shape): rebuild the forward pass
 as a batch-1 `tf.function` whose LSTM is a function tagged like the legacy
 Keras `standard_lstm` (``api_implements="lstm_*"``), save it as a SavedModel,
 and convert. The converter then fuses the LSTM into one built-in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,52 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from compression.recipe import TrainRecipe  # noqa: E402
 from compression.windows import WINDOW_DAYS, WindowSet, window_scale  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # retracing notices when several models predict in turn
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    """How every LSTM of a night is trained.
-
-    `loss` is fitted to the gate's metric: the article's MSE on raw sales came
-    out about 3 MAPE points worse here than MAE on window-scaled sales (which
-    weighs each window's error by its own level, like MAPE). Set
-    ``loss="mse"`` to reproduce the article's recipe exactly.
-    """
-
-    epochs: int = 40
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    patience: int = 4
-    min_epochs: int = 8  # early stopping waits this long: LSTM-16 once stopped on a plateau at 17 %
-    loss: str = "mae"
-    dropout: float = 0.2
-    fine_tune_epochs: int = 6
-    fine_tune_learning_rate: float = 1e-4
-    seed: int = 0
-    max_train_windows: int | None = None  # subsample training windows (quick profile)
-
-    def with_seed(self, seed: int) -> TrainRecipe:
-        return replace(self, seed=seed)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-PROFILES: dict[str, TrainRecipe] = {
-    "full": TrainRecipe(),
-    "quick": TrainRecipe(epochs=4, batch_size=256, patience=2, fine_tune_epochs=1,
-                         max_train_windows=20_000),
-}
-
-
-def recipe_for(profile: str) -> TrainRecipe:
-    try:
-        return PROFILES[profile]
-    except KeyError:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}") from None
 
 
 def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0.2) -> keras.Model:

@@ -33,10 +33,6 @@ def forecast_errors(actual: np.ndarray, forecast: np.ndarray) -> ForecastErrors:
     return ForecastErrors(mape, wape, int(actual.size), int((~nonzero).sum()))
 
 
-def mape_pct(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return forecast_errors(actual, forecast).mape_pct
-
-
 def same_weekday_last_week(matrix: SalesMatrix, windows: WindowSet) -> np.ndarray:
     """Reference forecast: the sales of the same weekday one week earlier."""
     return matrix.values[windows.target_pos - 7, windows.series]

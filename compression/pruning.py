@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from compression.lstm import TrainRecipe, TrainResult, fit
+from compression.lstm import TrainResult, fit
+from compression.recipe import TrainRecipe
 from compression.windows import WindowSet
 
 # (layer name, index in layer.get_weights()) of the tensors that are pruned:

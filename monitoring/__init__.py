@@ -1,1 +1,1 @@
-"""Evidently drift reports, alert rules, notifications (not built yet)."""
+"""Drift checks (Evidently), forecast quality of released models, alert rules, notifications."""

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.models import Alert, utcnow
+from storage.records import AlertChanges
 from storage.registry import RegistryError
 
 ALERT_KINDS = ("data_drift", "forecast_quality", "gate_failure", "flow_failure")
@@ -54,6 +55,18 @@ def resolve_cleared(session: Session, *, kind: str, prefix: str, still_open: set
         alert.resolved_at = utcnow()
     session.flush()
     return cleared
+
+
+def apply_alert_changes(session: Session, changes: AlertChanges) -> list[Alert]:
+    """Raise (or update) every alert in `changes`, then resolve what cleared; return the
+    alerts raised."""
+    raised = [raise_alert(session, kind=r.kind, severity=r.severity, scope=r.scope,
+                          dedup_key=r.dedup_key, message=r.message, link=r.link)[0]
+              for r in changes.raised]
+    for resolve in changes.resolved:
+        resolve_cleared(session, kind=resolve.kind, prefix=resolve.prefix,
+                        still_open=set(resolve.keep))
+    return raised
 
 
 def open_alerts(session: Session, *, kind: str | None = None, severity: str | None = None,

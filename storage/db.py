@@ -18,10 +18,16 @@ class SchemaOutOfDate(RuntimeError):
     """The database is behind the code's migrations."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder, foreign keys and a busy timeout."""
+def make_engine(url: str, *, create_folder: bool = False) -> Engine:
+    """An engine for `url`; SQLite gets foreign keys and a busy timeout. With `create_folder`
+    (the embedded default only) a SQLite file's folder is made; a named SQLite file whose folder
+    is missing is an error rather than a silently created empty registry."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        if create_folder:
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            raise FileNotFoundError(f"registry {url}: folder {folder} does not exist")
     engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
     if url.startswith("sqlite"):
 
@@ -36,6 +42,14 @@ def make_engine(url: str) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def prepare_schema(engine: Engine, *, create_if_empty: bool) -> None:
+    """Refuse a schema that is behind; with `create_if_empty`, an empty database (no schema at
+    all) is first brought to the newest schema, so the embedded default needs no set-up step."""
+    if create_if_empty and current_revision(engine) is None:
+        upgrade(engine)
+    check_schema(engine)
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -68,21 +82,3 @@ def check_schema(engine: Engine) -> None:
             f"revision {current or 'none (empty)'}, the code needs {head}: "
             "run `shelfcast db upgrade`"
         )
-
-
-def open_settings_registry(settings) -> sessionmaker:
-    """The registry the settings name; only the embedded SQLite default is created on first use."""
-    return open_registry(settings.sqlalchemy_url, create_if_empty=settings.database_url is None)
-
-
-def open_registry(url: str, *, create_if_empty: bool = False) -> sessionmaker:
-    """A session factory for the registry at `url`, refusing a schema that is behind.
-
-    With `create_if_empty`, an empty database (no schema at all) is brought to
-    the newest schema first: the embedded SQLite default needs no set-up step.
-    """
-    engine = make_engine(url)
-    if create_if_empty and current_revision(engine) is None:
-        upgrade(engine)
-    check_schema(engine)
-    return session_factory(engine)

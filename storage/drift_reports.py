@@ -1,8 +1,10 @@
-"""Drift reports in the registry: one row per night's Evidently comparison."""
+"""Drift reports: the files ops open (HTML and JSON per night), the Evidently workspace that
+`evidently ui` shows, and one registry row per night's comparison, all written here."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,11 +20,44 @@ def find_drift_report(session: Session, *, as_of: dt.date, reference_start: dt.d
         DriftReport.current_start == current_start).order_by(DriftReport.id.desc()).limit(1))
 
 
-def record_drift_report(session: Session, **fields) -> DriftReport:
-    report = DriftReport(**fields)
+def save_drift_report(session: Session, check, *, folder: Path, workspace: Path,
+                      details: dict) -> DriftReport:
+    """Write every Evidently snapshot of `check` as `report-<group>s.{html,json}` under
+    folder/<as-of>/, add them to the workspace, and record the night's row (in the caller's
+    transaction; files of a rolled-back night are overwritten by its re-run)."""
+    night_folder = Path(folder) / f"{check.as_of:%Y-%m-%d}"
+    night_folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for group, snapshot in check.snapshots.items():
+        for suffix in ("html", "json"):
+            path = night_folder / f"report-{group}s.{suffix}"
+            getattr(snapshot, f"save_{suffix}")(str(path))
+            files[f"{group}_{suffix}"] = path.resolve().as_uri()
+    _add_to_workspace(Path(workspace), check)
+    report = DriftReport(
+        as_of=check.as_of, reference_start=check.reference_start,
+        reference_end=check.reference_end, current_start=check.current_start,
+        current_end=check.current_end, drift_share=check.drift_share, drifted=check.drifted,
+        drifted_columns=check.drifted_columns, details={**details, "files": files},
+        html_uri=files.get("store_html"), json_uri=files.get("store_json"))
     session.add(report)
     session.flush()
     return report
+
+
+WORKSPACE_PROJECT = "Shelfcast sales drift"
+
+
+def _add_to_workspace(workspace: Path, check) -> None:
+    """Add the night's snapshots to the Evidently workspace that `evidently ui` shows."""
+    from evidently.ui.workspace import Workspace
+
+    store = Workspace.create(str(workspace))
+    projects = store.search_project(WORKSPACE_PROJECT)
+    project = projects[0] if projects else store.create_project(
+        WORKSPACE_PROJECT, description="Nightly sales drift against the released models' data")
+    for group, snapshot in check.snapshots.items():
+        store.add_run(project.id, snapshot, name=f"drift per {group} {check.as_of}")
 
 
 def list_drift_reports(session: Session, *, limit: int = 30) -> list[DriftReport]:

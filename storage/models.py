@@ -84,6 +84,7 @@ class TrainingRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timings_s: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -181,7 +182,7 @@ class Release(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     ended_by: Mapped[str | None] = mapped_column(String(128))
     end_reason: Mapped[str | None] = mapped_column(Text)
-    night: Mapped[dt.date | None] = mapped_column(Date)  # the as-of night it was released on
+    as_of: Mapped[dt.date | None] = mapped_column(Date)  # the night (as-of date) it was released on
 
     model_version: Mapped[ModelVersion] = relationship()
 

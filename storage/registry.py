@@ -3,14 +3,15 @@ lives in `storage/`; functions here take a session and never commit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from storage.gate import GateInput, GateLimits, GateVerdict, evaluate_gate
-from storage.models import GateDecision, GatePolicy, ModelVersion, Release, TrainingRun, utcnow
+from storage.gate import GateLimits, GateVerdict
+from storage.models import GateDecision, GatePolicy, ModelVersion, TrainingRun, utcnow
+from storage.records import DecisionView, RunRecord, VersionRecord, VersionView
 
 POLICY_FIELDS = ("max_mape_pct", "max_delta_baseline_pct", "max_delta_champion_pct",
                  "max_artifact_bytes", "max_latency_ms")
@@ -76,46 +77,38 @@ def policy_as_dict(policy: GatePolicy) -> dict:
 # -- runs and versions -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VersionRecord:
-    """One variant's row as the nightly flow hands it to the registry."""
-
-    variant: str
-    technique: str
-    base_variant: str | None
-    hyperparams: dict
-    artifact_uri: str
-    sha256: str
-    artifact_bytes: int
-    gzip_bytes: int
-    nonzero_params: int
-    compression_ratio: float | None
-    mape_pct: float
-    wape_pct: float
-    latency_us_p50: float
-    max_abs_diff_vs_keras: float | None
-    probe: dict
-
-
 def find_run(session: Session, run_key: str) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.run_key == run_key))
 
 
-def register_run(session: Session, *, run: dict, versions: list[VersionRecord]) -> TrainingRun:
+def code_version(run: RunRecord) -> str:
+    """The package version, with the commit it was built from when known (PEP 440 local)."""
+    lineage = run.lineage
+    if not lineage.git_commit:
+        return lineage.package_version
+    return (f"{lineage.package_version}+g{lineage.git_commit[:12]}"
+            + (".dirty" if lineage.git_dirty else ""))
+
+
+def register_run(session: Session, *, run: RunRecord, versions: list[VersionRecord]) -> TrainingRun:
     """Add a completed run and all its versions. Raises RunAlreadyRegistered if the run key
     exists (also when another process registered it a moment ago)."""
-    if find_run(session, run["run_key"]) is not None:
-        raise RunAlreadyRegistered(f"run {run['run_key']!r} is already registered")
-    record = TrainingRun(status="completed", finished_at=utcnow(), **run)
+    if find_run(session, run.run_key) is not None:
+        raise RunAlreadyRegistered(f"run {run.run_key!r} is already registered")
+    fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
+    fields["lineage"] = dataclasses.asdict(run.lineage)
+    record = TrainingRun(status="completed", finished_at=utcnow(), code_version=code_version(run),
+                         **fields)
     session.add(record)
     try:
         session.flush()
     except IntegrityError as exc:
         raise RunAlreadyRegistered(
-            f"run {run['run_key']!r} was registered concurrently by another process"
+            f"run {run.run_key!r} was registered concurrently by another process"
         ) from exc
     for version in versions:
-        session.add(ModelVersion(run_id=record.id, status="candidate", **version.__dict__))
+        session.add(ModelVersion(run_id=record.id, status="candidate",
+                                 **dataclasses.asdict(version)))
     session.flush()
     return record
 
@@ -137,18 +130,6 @@ def settle_status(session: Session, version: ModelVersion) -> str:
     if version.status == "candidate":
         version.status = "approved" if passed else "rejected"
     return version.status
-
-
-def champion(session: Session, device_class: str) -> ModelVersion | None:
-    """The version released to `device_class` now (stable first, else canary)."""
-    releases = session.scalars(
-        select(Release).where(Release.device_class == device_class, Release.ended_at.is_(None))
-    ).all()
-    for channel in ("stable", "canary"):
-        for release in releases:
-            if release.channel == channel:
-                return release.model_version
-    return None
 
 
 def get_version(session: Session, version_id: int) -> ModelVersion:
@@ -176,58 +157,22 @@ def list_versions(session: Session, *, status: str | None = None,
     return list(session.scalars(stmt.order_by(ModelVersion.id.desc())))
 
 
-def version_as_dict(version: ModelVersion, *, with_reasons: bool = False) -> dict:
-    data = {
-        "id": version.id, "run_id": version.run_id, "as_of": version.run.as_of.isoformat(),
-        "variant": version.variant, "technique": version.technique,
-        "base_variant": version.base_variant, "status": version.status,
-        "artifact_bytes": version.artifact_bytes, "gzip_bytes": version.gzip_bytes,
-        "nonzero_params": version.nonzero_params, "compression_ratio": version.compression_ratio,
-        "mape_pct": round(version.mape_pct, 3), "wape_pct": round(version.wape_pct, 3),
-        "latency_us_p50": round(version.latency_us_p50, 1),
-        "max_abs_diff_vs_keras": version.max_abs_diff_vs_keras,
-        "sha256": version.sha256, "artifact_uri": version.artifact_uri,
-        "passed_for": sorted(d.device_class for d in version.decisions if d.passed),
-    }
-    if with_reasons:
-        data["hyperparams"] = version.hyperparams
-        data["decisions"] = [
-            {"device_class": d.device_class, "passed": d.passed, "policy_id": d.policy_id,
-             "policy_version": d.policy.version, "reasons": d.reasons}
-            for d in version.decisions
-        ]
-    return data
-
-
-def register_and_gate(session: Session, *, run: dict, versions: list[VersionRecord],
-                      baseline_variant: str) -> TrainingRun:
-    """Register a run and its versions and gate every version for every device class, in the
-    caller's one transaction: a failure anywhere leaves no row of the run behind."""
-    record = register_run(session, run=run, versions=versions)
-    by_variant = {v.variant: v for v in record.versions}
-    if baseline_variant not in by_variant:
-        raise RegistryError(f"run {run['run_key']!r} has no baseline variant {baseline_variant!r}")
-    baseline_mape = by_variant[baseline_variant].mape_pct
-    for device_class, policy in active_policies(session).items():
-        current = champion(session, device_class)
-        limits = policy_limits(policy)
-        for version in record.versions:
-            verdict = evaluate_gate(GateInput(
-                mape_pct=version.mape_pct, artifact_bytes=version.artifact_bytes,
-                latency_ms_p50=version.latency_us_p50 / 1000, baseline_mape_pct=baseline_mape,
-                champion_mape_pct=current.mape_pct if current else None), limits)
-            record_decision(session, version, policy, verdict)
-    for version in record.versions:
-        settle_status(session, version)
-    return record
-
-
-def best_approved(session: Session, run: TrainingRun) -> dict[str, ModelVersion]:
-    """Per device class, the run's version with the lowest MAPE that passed for that class."""
-    best: dict[str, ModelVersion] = {}
-    for version in run.versions:
-        for decision in version.decisions:
-            if decision.passed and (decision.device_class not in best
-                                    or version.mape_pct < best[decision.device_class].mape_pct):
-                best[decision.device_class] = version
-    return best
+def version_view(version: ModelVersion, *, details: bool = False) -> VersionView:
+    """A version as `models list` shows it; with `details` also its hyper-parameters, every gate
+    decision with its reasons, and the lineage of its run (`models show`)."""
+    decisions = [DecisionView(d.device_class, d.passed, d.policy_id, d.policy.version, d.reasons)
+                 for d in version.decisions] if details else None
+    return VersionView(
+        id=version.id, run_id=version.run_id, as_of=version.run.as_of.isoformat(),
+        variant=version.variant, technique=version.technique, base_variant=version.base_variant,
+        status=version.status, artifact_bytes=version.artifact_bytes,
+        gzip_bytes=version.gzip_bytes, nonzero_params=version.nonzero_params,
+        compression_ratio=version.compression_ratio, mape_pct=round(version.mape_pct, 3),
+        wape_pct=round(version.wape_pct, 3), latency_us_p50=round(version.latency_us_p50, 1),
+        max_abs_diff_vs_keras=version.max_abs_diff_vs_keras, sha256=version.sha256,
+        artifact_uri=version.artifact_uri,
+        passed_for=sorted(d.device_class for d in version.decisions if d.passed),
+        hyperparams=version.hyperparams if details else None, decisions=decisions,
+        lineage={"code_version": version.run.code_version, **(version.run.lineage or {})}
+        if details else None,
+    )

@@ -14,12 +14,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from device.manifest import CHANNELS
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
 from storage.models import GateDecision, ModelVersion, Release, TrainingRun, utcnow
-from storage.registry import RegistryError, get_version
-
-CHANNELS = ("canary", "stable")
+from storage.registry import RegistryError, active_policies, get_version
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,43 @@ class ReleaseTarget:
         return cls(settings.releases, settings.signing_key_path, list(settings.canary_stores),
                    settings.canary_nights)
 
+    def load_signing_key(self):
+        """The private key, refused when it sits inside the release folder (which any static
+        host publishes): a published private key lets anyone sign a model for every store."""
+        root, key = Path(self.root).resolve(), Path(self.signing_key).resolve()
+        if key.is_relative_to(root) or key.parent.is_relative_to(root):
+            raise RegistryError(
+                f"refusing to sign: the signing key {key} is inside the release folder {root}, "
+                "which devices and any static host can read; move the key or the release folder "
+                "(settings signing_key / release_dir)")
+        return channel_files.load_signing_key(self.signing_key)
+
 
 def open_releases(session: Session, device_class: str) -> dict[str, Release]:
+    """What is released to a class now: its open release per channel."""
     rows = session.scalars(select(Release).where(Release.device_class == device_class,
                                                  Release.ended_at.is_(None)))
     return {release.channel: release for release in rows}
+
+
+def released_models(session: Session) -> list[tuple[str, Release]]:
+    """(device class, open release) for every open release of every class with a policy."""
+    return [(device_class, release) for device_class in active_policies(session)
+            for release in open_releases(session, device_class).values()]
+
+
+def released_training_end(session: Session) -> dt.date | None:
+    """The last day of sales any model on a stable channel was trained on (drift's reference)."""
+    ends = [release.model_version.run.data_end for _, release in released_models(session)
+            if release.channel == "stable"]
+    return max(ends) if ends else None
+
+
+def champion(session: Session, device_class: str) -> ModelVersion | None:
+    """The version a class's fleet runs now: the stable release's, else the open canary's."""
+    current = open_releases(session, device_class)
+    release = current.get("stable") or current.get("canary")
+    return release.model_version if release else None
 
 
 def release_history(session: Session, device_class: str | None = None) -> list[Release]:
@@ -55,7 +86,7 @@ def release_as_dict(release: Release) -> dict:
     return {
         "id": release.id, "device_class": release.device_class, "channel": release.channel,
         "stores": release.stores or "all", "model_version": release.model_version_id,
-        "variant": release.model_version.variant, "night": release.night and release.night.isoformat(),
+        "variant": release.model_version.variant, "as_of": release.as_of and release.as_of.isoformat(),
         "released_at": release.released_at.isoformat(), "released_by": release.released_by,
         "reason": release.reason, "ended_at": release.ended_at and release.ended_at.isoformat(),
         "ended_by": release.ended_by, "end_reason": release.end_reason,
@@ -63,7 +94,7 @@ def release_as_dict(release: Release) -> dict:
     }
 
 
-def latest_night(session: Session) -> dt.date:
+def latest_as_of(session: Session) -> dt.date:
     """The newest registered night (a manual release counts from it), else today."""
     newest = session.scalar(select(TrainingRun.as_of).order_by(TrainingRun.as_of.desc()).limit(1))
     return newest or dt.date.today()
@@ -91,19 +122,19 @@ def end_release(release: Release, *, by: str, reason: str) -> None:
 
 
 def release_version(session: Session, target: ReleaseTarget, version_id: int, device_class: str,
-                    *, channel: str, by: str, reason: str, night: dt.date | None = None) -> Release:
+                    *, channel: str, by: str, reason: str, as_of: dt.date | None = None) -> Release:
     """Publish a version to a class's channel: supersede the open release there, sign and write
     the manifest. A stable release also closes an open canary of the same version."""
     if channel not in CHANNELS:
         raise RegistryError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
     version = get_version(session, version_id)
     content = _check_releasable(session, version, device_class)
-    key = channel_files.load_signing_key(target.signing_key)
+    key = target.load_signing_key()
     current = open_releases(session, device_class)
     stores = list(target.canary_stores) if channel == "canary" else None
     release = Release(model_version_id=version.id, device_class=device_class, channel=channel,
                       stores=stores or [], released_by=by, reason=reason,
-                      night=night or latest_night(session))
+                      as_of=as_of or latest_as_of(session))
     if channel in current:
         end_release(current[channel], by=by, reason=f"superseded: {reason}")
     closes_canary = channel == "stable" and "canary" in current \
@@ -177,7 +208,7 @@ class RolloutStep:
 
 
 def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
-                    candidate: ModelVersion | None, *, night: dt.date,
+                    candidate: ModelVersion | None, *, as_of: dt.date,
                     canary_blockers: list[str], fleet_holds: list[str]) -> list[RolloutStep]:
     """One night's rollout for a class: graduate the canary to the fleet once it has run
     `canary_nights` nights with no blocker (e.g. a forecast-quality alert) and no fleet hold
@@ -187,7 +218,7 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
     current = open_releases(session, device_class)
     canary = current.get("canary")
     if canary is not None:
-        age = (night - (canary.night or night)).days
+        age = (as_of - (canary.as_of or as_of)).days
         name = f"canary release {canary.id} (version {canary.model_version_id})"
         if canary_blockers:
             steps.append(RolloutStep(device_class, "held", f"{name} held: "
@@ -200,7 +231,7 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                                      + "; ".join(fleet_holds), canary.id))
         else:
             stable = release_version(session, target, canary.model_version_id, device_class,
-                                     channel="stable", by="nightly", night=night,
+                                     channel="stable", by="nightly", as_of=as_of,
                                      reason=f"canary release {canary.id} ran {age} clean nights")
             steps.append(RolloutStep(device_class, "graduated",
                                      f"{name} graduated to the fleet: release {stable.id}", stable.id))
@@ -215,8 +246,8 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                                      f"version {candidate.id} already serves the fleet"))
         else:
             release = release_version(session, target, candidate.id, device_class,
-                                      channel="canary", by="nightly", night=night,
-                                      reason=f"best approved for {device_class} on {night}: "
+                                      channel="canary", by="nightly", as_of=as_of,
+                                      reason=f"best approved for {device_class} on {as_of}: "
                                              f"{candidate.variant}, MAPE {candidate.mape_pct:.2f} %")
             steps.append(RolloutStep(device_class, "canary",
                                      f"version {candidate.id} ({candidate.variant}) to canary "

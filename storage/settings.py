@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     report_dir: Path | None = None
     release_dir: Path | None = None
     signing_key: Path | None = None
-    timezone: str = "UTC"
     notify_urls: list[str] = Field(default_factory=list, description="Apprise URLs for alerts")
     canary_stores: list[int] = Field(default_factory=lambda: [1])
     canary_nights: int = 3

@@ -110,10 +110,12 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def shipping(sessions, channel_server, model_files, tmp_path):
     """A registry with one run of two versions that pass every class, a signing key, the
     channel on HTTP, and a device public key file."""
+    from factories import run_record, version_record
+
     from device.runtime import Forecaster
     from storage.artifacts import save_artifact
     from storage.channel import init_signing_key
-    from storage.registry import VersionRecord, register_and_gate
+    from storage.nights import register_and_gate
     from storage.releases import ReleaseTarget
 
     root, url = channel_server
@@ -123,16 +125,10 @@ def shipping(sessions, channel_server, model_files, tmp_path):
     records = []
     for name, content in zip(("lstm64", "lstm16"), model_files, strict=True):
         uri, sha = save_artifact(tmp_path / "artifacts", "run", name, content)
-        records.append(VersionRecord(
-            variant=name, technique="test", base_variant=None, hyperparams={}, artifact_uri=uri,
-            sha256=sha, artifact_bytes=len(content), gzip_bytes=len(content), nonzero_params=1,
-            compression_ratio=None, mape_pct=15.0, wape_pct=12.0, latency_us_p50=50.0,
-            max_abs_diff_vs_keras=0.0,
+        records.append(version_record(
+            name, 15.0, len(content), latency_us=50.0, artifact_uri=uri, sha256=sha,
             probe={"history": PROBE, "forecast": Forecaster(content).forecast_one(np.array(PROBE))}))
-    run = dict(run_key="2017-12-31-test", as_of=dt.date(2017, 12, 31), profile="quick",
-               data_start=dt.date(2016, 1, 1), data_end=dt.date(2017, 12, 31), data_sha256="f" * 64,
-               series_count=4, train_windows=10, test_windows=5, seed=0, code_version="test",
-               config={}, timings_s={})
+    run = run_record("2017-12-31-test", data_start=dt.date(2016, 1, 1))
     with sessions() as session, session.begin():
         versions = register_and_gate(session, run=run, versions=records,
                                      baseline_variant="lstm64").versions
@@ -142,3 +138,11 @@ def shipping(sessions, channel_server, model_files, tmp_path):
                 probe=PROBE)
 
 
+# -- Hypothesis profiles (as astropy's): `ci` reproducible and quick, `fuzzing` for long runs --
+# HYPOTHESIS_PROFILE=fuzzing pytest tests/test_properties.py
+
+from hypothesis import settings  # noqa: E402 - kept beside the profiles it registers
+
+settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True, max_examples=60)
+settings.register_profile("fuzzing", deadline=None, print_blob=True, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

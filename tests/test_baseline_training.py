@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_tiny_training_run_learns_and_beats_the_naive_forecast(tiny_sales):
-    from compression.lstm import PROFILES, predict_sales, train_lstm
+    from compression.lstm import predict_sales, train_lstm
+    from compression.recipe import PROFILES
 
     split = split_by_time(tiny_sales)
     recipe = replace(PROFILES["quick"], epochs=6, patience=6, batch_size=64, learning_rate=5e-3)

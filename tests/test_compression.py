@@ -24,7 +24,7 @@ def split(tiny_sales):
 
 @pytest.fixture(scope="module")
 def recipe():
-    from compression.lstm import PROFILES
+    from compression.recipe import PROFILES
 
     return replace(PROFILES["quick"], epochs=2, fine_tune_epochs=1, batch_size=64)
 

@@ -22,7 +22,7 @@ from storage.releases import advance_rollout, release_history, release_version, 
 def promote(shipping, version_id, channel="stable", device_class="sensor", night=None):
     with shipping["sessions"]() as session, session.begin():
         return release_version(session, shipping["target"], version_id, device_class,
-                               channel=channel, by="test", reason="test", night=night).id
+                               channel=channel, by="test", reason="test", as_of=night).id
 
 
 def device_sync(shipping, *, store=7, device_class="sensor", public=None):
@@ -226,7 +226,7 @@ def test_a_version_that_failed_the_gate_for_a_class_cannot_be_released_there(shi
 def _night(shipping, night, candidate_id, blockers=(), holds=()):
     with shipping["sessions"]() as session, session.begin():
         candidate = session.get(ModelVersion, candidate_id)
-        steps = advance_rollout(session, shipping["target"], "sensor", candidate, night=night,
+        steps = advance_rollout(session, shipping["target"], "sensor", candidate, as_of=night,
                                 canary_blockers=list(blockers), fleet_holds=list(holds))
         return [s.action for s in steps]
 

@@ -10,19 +10,49 @@ import threading
 
 import pytest
 
-from monitoring.alerts import (
-    canary_blockers,
-    drift_alerts,
-    fleet_holds,
-    notify_pending,
-    quality_alerts,
-)
+from monitoring import alerts as rules
 from monitoring.drift import DriftConfig, check_drift
+from monitoring.notify import deliver, mask_url, scrub_secrets
 from monitoring.quality import QualityConfig, score_release
-from storage.alerts import acknowledge, list_alerts, open_alerts, raise_alert
+from storage.alerts import (
+    acknowledge,
+    apply_alert_changes,
+    list_alerts,
+    open_alerts,
+    raise_alert,
+    record_notification,
+    unnotified,
+)
 from storage.synthetic import Shift, generate_sales
 
 FIRST_NIGHT = dt.date(2017, 9, 1)
+
+
+def drift_alerts(session, check, *, report_link):
+    return apply_alert_changes(session, rules.drift_alert_changes(check, report_link=report_link))
+
+
+def quality_alerts(session, scores, *, unscored=()):
+    return apply_alert_changes(session, rules.quality_alert_changes(scores, unscored=unscored))
+
+
+def fleet_holds(session):
+    return rules.fleet_holds(open_alerts(session, kind="data_drift", severity="severe",
+                                         unacknowledged=True))
+
+
+def canary_blockers(session, device_class, version_id):
+    return rules.canary_blockers(open_alerts(session, kind="forecast_quality"), device_class,
+                                 version_id)
+
+
+def notify(session, urls):
+    """What the nightly notify task does in its transaction: one attempt per alert and URL."""
+    pending = unnotified(session)
+    outcomes = deliver(pending, urls)
+    for alert, delivered in zip(pending, outcomes, strict=True):
+        record_notification(alert, delivered=delivered)
+    return outcomes
 
 
 @pytest.fixture(scope="module")
@@ -195,34 +225,42 @@ def test_a_notification_reaches_a_real_webhook_on_loopback(sessions, receiver):
     hook = receiver()
     _one_alert(sessions)
     with sessions() as session, session.begin():
-        (delivery,) = notify_pending(session, [hook.url], delays=(0.1,))
-        assert delivery.delivered and delivery.attempts == 1
-        assert notify_pending(session, [hook.url]) == [], "a notified alert is not sent twice"
+        assert notify(session, [hook.url]) == [True]
+        assert notify(session, [hook.url]) == [], "a notified alert is not sent twice"
     (body,) = hook.bodies
     assert "store 2: sales drifted" in body["message"] and "alerts ack" in body["message"]
     assert "severe" in body["title"]
 
 
-def test_a_receiver_that_fails_first_then_succeeds_gets_it_on_retry(sessions, receiver):
+def test_a_failed_delivery_keeps_the_alert_and_is_sent_on_the_next_attempt(sessions, receiver):
     hook = receiver(failures=1)
     _one_alert(sessions)
     with sessions() as session, session.begin():
-        (delivery,) = notify_pending(session, [hook.url], delays=(0.1,))
-    assert delivery.delivered and delivery.attempts == 2
-    assert len(hook.bodies) == 1
-
-
-def test_a_failed_delivery_keeps_the_alert_and_is_retried_next_time(sessions, receiver):
-    hook = receiver(failures=3)
-    _one_alert(sessions)
-    with sessions() as session, session.begin():
-        (first,) = notify_pending(session, [hook.url], delays=(0.1, 0.1))
-    assert not first.delivered and hook.bodies == []
+        assert notify(session, [hook.url]) == [False]
+    assert hook.bodies == []
     with sessions() as session, session.begin():
         (alert,) = open_alerts(session)
         assert alert.notified_at is None and alert.notify_attempts == 1
-        (second,) = notify_pending(session, [hook.url], delays=(0.1,))
-    assert second.delivered and len(hook.bodies) == 1
+        assert notify(session, [hook.url]) == [True]
+    assert len(hook.bodies) == 1
+
+
+def test_notifications_retry_only_in_the_prefect_task():
+    import inspect
+
+    import monitoring.notify as notify_module
+    from flows.tasks import notify_ops
+
+    assert notify_ops.retries == 2
+    assert "sleep" not in inspect.getsource(notify_module), "no retry loop of its own"
+
+
+def test_notification_urls_are_masked_in_every_message():
+    url = "json://ops:hunter2@hooks.example:8443/path/s3cr3t-token?token=abc123"
+    assert mask_url(url) == "json://***@hooks.example:8443/***"
+    line = scrub_secrets(f"could not send to {url}: refused", [url])
+    assert "hunter2" not in line and "s3cr3t" not in line and "abc123" not in line
+    assert mask_url("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7F") == "slack://***/***"
 
 
 def test_a_degraded_released_model_raises_a_quality_alert_that_blocks_its_canary(shipping,
@@ -251,9 +289,9 @@ def test_unacknowledged_severe_drift_holds_the_fleet_until_ack(shipping):
     day0 = dt.date(2018, 1, 1)
     with shipping["sessions"]() as session, session.begin():
         release_version(session, shipping["target"], shipping["v1"], "sensor", channel="stable",
-                        by="test", reason="first", night=day0)
+                        by="test", reason="first", as_of=day0)
         release_version(session, shipping["target"], shipping["v2"], "sensor", channel="canary",
-                        by="test", reason="candidate", night=day0)
+                        by="test", reason="candidate", as_of=day0)
         alert, _ = raise_alert(session, kind="data_drift", severity="severe", scope={"store": 4},
                                dedup_key="data_drift:store:4", message="store 4: sales drifted")
         raise_alert(session, kind="data_drift", severity="warning", scope={"store": 5},
@@ -263,14 +301,14 @@ def test_unacknowledged_severe_drift_holds_the_fleet_until_ack(shipping):
     with shipping["sessions"]() as session, session.begin():
         holds = fleet_holds(session)
         assert len(holds) == 1 and f"alerts ack {alert_id}" in holds[0]
-        (step,) = advance_rollout(session, shipping["target"], "sensor", None, night=late,
+        (step,) = advance_rollout(session, shipping["target"], "sensor", None, as_of=late,
                                   canary_blockers=[], fleet_holds=holds)
         assert step.action == "held" and "store 4" in step.message
     with shipping["sessions"]() as session, session.begin():
         acknowledge(session, alert_id, by="ops-kim", note="new store layout, expected")
     with shipping["sessions"]() as session, session.begin():
         assert fleet_holds(session) == []
-        (step,) = advance_rollout(session, shipping["target"], "sensor", None, night=late,
+        (step,) = advance_rollout(session, shipping["target"], "sensor", None, as_of=late,
                                   canary_blockers=[], fleet_holds=fleet_holds(session))
         assert step.action == "graduated"
         assert open_releases(session, "sensor")["stable"].model_version_id == shipping["v2"]

@@ -25,11 +25,10 @@ def shelfcast_home(tmp_path_factory, tiny_sales):
     old = os.environ.get("SHELFCAST_HOME")
     os.environ["SHELFCAST_HOME"] = str(home)
     get_settings.cache_clear()
-    from storage.db import open_registry
+    from storage.catalog import get_catalog
     from storage.sales import ingest_sales, sales_fingerprint
 
-    sessions = open_registry(get_settings().sqlalchemy_url, create_if_empty=True)
-    with sessions() as session, session.begin():
+    with get_catalog().unit_of_work() as session:
         ingest_sales(session, tiny_sales.drop(columns=[], errors="ignore"), source="tiny",
                      sha256=sales_fingerprint(tiny_sales))
     yield home
@@ -53,28 +52,27 @@ def harness(shelfcast_home):
 
 @pytest.fixture
 def tiny_profile(monkeypatch):
-    from compression import lstm
+    from compression import recipe as lstm
 
     monkeypatch.setitem(lstm.PROFILES, "quick", replace(
         lstm.PROFILES["quick"], epochs=1, fine_tune_epochs=1, batch_size=128))
 
 
 def count(table) -> int:
-    from storage.db import open_registry
-    from storage.settings import get_settings
+    from storage.catalog import get_catalog
 
-    with open_registry(get_settings().sqlalchemy_url)() as session:
+    with get_catalog().session() as session:
         return session.scalar(select(func.count()).select_from(table))
 
 
 def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op(
     harness, tiny_profile, monkeypatch
 ):
-    import storage.registry as registry
+    import storage.nights as registry
     from compression.variants import VARIANTS
     from flows.nightly import nightly_retrain
     from storage.alerts import list_alerts
-    from storage.db import open_registry
+    from storage.catalog import get_catalog
     from storage.models import DriftReport, GateDecision, ModelVersion, Release, TrainingRun
     from storage.releases import release_history
     from storage.settings import get_settings
@@ -95,31 +93,32 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
 
     monkeypatch.setattr(registry, "record_decision", real)
     result = nightly_retrain(as_of="2017-12-31", profile="quick")
-    assert result.status == "completed"
+    night = result.night
+    assert night.status == "completed"
     assert count(TrainingRun) == 1
     assert count(ModelVersion) == len(VARIANTS)
     assert count(GateDecision) == 3 * len(VARIANTS)
-    assert all(v["decisions"] for v in result.versions)
-    for cls, chosen in result.promoted.items():
-        passed = [v for v in result.versions if cls in v["passed_for"]]
-        assert chosen["mape_pct"] == min(v["mape_pct"] for v in passed)
+    assert all(v.decisions for v in night.versions)
+    for cls, chosen in night.best.items():
+        passed = [v for v in night.versions if cls in v.passed_for]
+        assert chosen.mape_pct == min(v.mape_pct for v in passed)
 
     assert "report 1" in result.drift and "no store or item drifted" in result.drift
     assert "per-item check skipped: fewer than 3 items" in result.drift
     assert any("to canary stores [1]" in line for line in result.rollout)
-    with open_registry(get_settings().sqlalchemy_url)() as session:
+    with get_catalog().session() as session:
         canaries = [r for r in release_history(session) if r.channel == "canary"]
-        assert {r.device_class for r in canaries} == set(result.promoted)
+        assert {r.device_class for r in canaries} == set(night.best)
         (failure,) = [a for a in list_alerts(session) if a.kind == "flow_failure"]
         gate_failures = {a.scope["device_class"] for a in list_alerts(session, only_open=True)
                          if a.kind == "gate_failure"}
-        assert gate_failures == {"sensor", "handheld", "tablet"} - set(result.promoted)
+        assert gate_failures == {"sensor", "handheld", "tablet"} - set(night.best)
         assert failure.kind == "flow_failure" and failure.resolved_at is not None
     assert (get_settings().reports / "drift" / "2017-12-31" / "report-stores.html").exists()
     assert list((get_settings().reports / "evidently-workspace").iterdir())
 
     again = nightly_retrain(as_of="2017-12-31", profile="quick")
-    assert again.status == "already-registered"
+    assert again.night.status == "already-registered"
     assert count(ModelVersion) == len(VARIANTS)
     assert count(Release) == len(canaries) and count(DriftReport) == 1
     assert again.rollout and all("night 0 of 3" in line for line in again.rollout), again.rollout
@@ -151,7 +150,7 @@ def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tin
     import io
 
     from flows.cli import main
-    from storage.db import open_registry
+    from storage.catalog import get_catalog
     from storage.models import DriftReport, Release, TrainingRun
     from storage.settings import get_settings
 
@@ -163,14 +162,57 @@ def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tin
             assert main(["demo", "--nights", "2", "--stores", "2", "--items", "2",
                          "--start", "2016-06-01"]) == 0
         out = printed.getvalue()
-        with open_registry(get_settings().sqlalchemy_url)() as session:
+        with get_catalog().session() as session:
             runs = session.scalars(select(TrainingRun.as_of).order_by(TrainingRun.as_of)).all()
             assert [d.isoformat() for d in runs] == ["2017-12-30", "2017-12-31"]
             assert session.scalar(select(func.count()).select_from(DriftReport)) == 2
-            assert session.scalar(select(func.count()).select_from(Release)) >= 1
-        assert (get_settings().releases / "sensor").exists() or "sensor" not in out
+            released = set(session.scalars(select(Release.device_class)))
+        assert released, "the demo released something"
+        assert all((get_settings().releases / c / "canary.json").exists() for c in released)
     finally:
         get_settings.cache_clear()
     assert "store 2 sells 30 % more from 2017-12-31" in out
     assert out.count("night 2017-12-3") == 2 and "to canary stores [1]" in out
     assert "where to look" in out and "shelfcast alerts list --open" in out
+
+
+def test_a_night_opens_exactly_one_registry_engine(harness, tiny_profile, database_url, tmp_path,
+                                                  monkeypatch, tiny_sales):
+    """Every task reads and writes through the one catalog of the process (SQLite and
+    PostgreSQL). Runs after the first test, so the night's build comes from Prefect's cache."""
+    from sqlalchemy import Engine, event
+
+    from flows.nightly import nightly_retrain
+    from storage.catalog import get_catalog
+    from storage.db import make_engine, upgrade
+    from storage.sales import ingest_sales, sales_fingerprint
+    from storage.settings import get_settings
+
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
+    if database_url.startswith("postgresql"):
+        monkeypatch.setenv("SHELFCAST_DATABASE_URL", database_url)
+        migrating = make_engine(database_url)
+        upgrade(migrating)
+        migrating.dispose()
+    get_settings.cache_clear()
+    try:
+        with get_catalog().unit_of_work() as session:
+            ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
+        get_catalog().dispose()
+        engines: set[int] = set()
+
+        def seen(connection) -> None:
+            if connection.engine.url.render_as_string(hide_password=False) == \
+                    get_settings().sqlalchemy_url:
+                engines.add(id(connection.engine))
+
+        event.listen(Engine, "engine_connect", seen)
+        try:
+            result = nightly_retrain(as_of="2017-12-31", profile="quick")
+        finally:
+            event.remove(Engine, "engine_connect", seen)
+        assert result.night.status == "completed"
+        assert len(engines) == 1, f"{len(engines)} engines opened during the night"
+    finally:
+        get_catalog().dispose()
+        get_settings.cache_clear()

@@ -68,15 +68,16 @@ def _run(command: list[str], env: dict, timeout: float) -> subprocess.CompletedP
 
 
 def test_the_deployment_runs_on_a_real_server_through_a_process_worker(tmp_path, tiny_sales):
-    from storage.db import open_registry
+    from storage.catalog import Catalog
     from storage.models import ModelVersion, TrainingRun
     from storage.sales import ingest_sales, sales_fingerprint
+    from storage.settings import Settings
 
     assert shutil.which("prefect", path=str(BIN)), "prefect CLI missing from the venv"
     home = tmp_path / "shelfcast"
-    url = f"sqlite:///{home / 'registry.sqlite'}"
     home.mkdir()
-    with open_registry(url, create_if_empty=True)() as session, session.begin():
+    catalog = Catalog(Settings(home=home))
+    with catalog.unit_of_work() as session:
         ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
 
     api = f"http://127.0.0.1:{_free_port()}/api"
@@ -107,7 +108,7 @@ def test_the_deployment_runs_on_a_real_server_through_a_process_worker(tmp_path,
         _stop(server)
     assert server.poll() is not None and (worker is None or worker.poll() is not None)
 
-    with open_registry(url)() as session:
+    with catalog.session() as session:
         runs = session.scalars(select(TrainingRun)).all()
         assert [(r.as_of.isoformat(), r.profile) for r in runs] == [("2017-12-31", "quick")]
         assert session.scalar(select(func.count()).select_from(ModelVersion)) == 10

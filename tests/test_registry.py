@@ -7,19 +7,14 @@ import multiprocessing
 import time
 
 import pytest
+from factories import run_record, version_record
 from sqlalchemy import func, select
 
 from storage.db import SchemaOutOfDate, check_schema, current_revision, head_revision, make_engine
 from storage.gate import GateInput, GateLimits, evaluate_gate
 from storage.models import GateDecision, ModelVersion, TrainingRun
-from storage.registry import (
-    RunAlreadyRegistered,
-    VersionRecord,
-    active_policies,
-    get_version,
-    register_and_gate,
-    set_policy,
-)
+from storage.nights import register_and_gate
+from storage.registry import RunAlreadyRegistered, active_policies, get_version, set_policy
 
 LIMITS = GateLimits(max_mape_pct=20.0, max_delta_baseline_pct=1.0, max_delta_champion_pct=0.5,
                     max_artifact_bytes=8192, max_latency_ms=1.0)
@@ -27,26 +22,8 @@ AT_LIMIT = GateInput(mape_pct=20.0, artifact_bytes=8192, latency_ms_p50=1.0,
                      baseline_mape_pct=19.0, champion_mape_pct=19.5)
 
 
-def version(variant: str, mape: float, size: int, latency_us: float = 100.0) -> VersionRecord:
-    return VersionRecord(
-        variant=variant, technique="test", base_variant=None, hyperparams={},
-        artifact_uri=f"file:///tmp/{variant}.tflite", sha256="0" * 64, artifact_bytes=size,
-        gzip_bytes=size // 2, nonzero_params=100, compression_ratio=None, mape_pct=mape,
-        wape_pct=mape, latency_us_p50=latency_us, max_abs_diff_vs_keras=0.0, probe={},
-    )
-
-
-def run_row(run_key: str = "2017-12-31-quick-abc") -> dict:
-    import datetime as dt
-
-    day = dt.date(2017, 12, 31)
-    return dict(run_key=run_key, as_of=day, profile="quick", data_start=dt.date(2013, 1, 1),
-                data_end=day, data_sha256="f" * 64, series_count=4, train_windows=10,
-                test_windows=5, seed=0, code_version="test", config={}, timings_s={})
-
-
-VERSIONS = [version("lstm64", 15.0, 70_000), version("lstm16_int8", 15.8, 4_600),
-            version("pruned70", 40.0, 70_000)]
+VERSIONS = [version_record("lstm64", 15.0, 70_000), version_record("lstm16_int8", 15.8, 4_600),
+            version_record("pruned70", 40.0, 70_000)]
 
 
 def test_migrations_bring_an_empty_database_to_head_and_a_behind_one_is_refused(database_url):
@@ -99,7 +76,7 @@ def test_decisions_carry_every_reason_and_the_policy_version_used(sessions):
     with sessions() as session, session.begin():
         set_policy(session, "sensor", by="ops", max_delta_baseline_pct=1.0)
     with sessions() as session, session.begin():
-        run = register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+        run = register_and_gate(session, run=run_record(), versions=VERSIONS, baseline_variant="lstm64")
         run_id = run.id
     with sessions() as session:
         small = session.scalar(select(ModelVersion).where(ModelVersion.variant == "lstm16_int8",
@@ -122,7 +99,7 @@ def test_decisions_carry_every_reason_and_the_policy_version_used(sessions):
 
 
 def test_a_crash_between_writes_leaves_no_partial_run(sessions, monkeypatch):
-    import storage.registry as registry
+    import storage.nights as registry
 
     calls = {"n": 0}
     real = registry.record_decision
@@ -136,7 +113,7 @@ def test_a_crash_between_writes_leaves_no_partial_run(sessions, monkeypatch):
     monkeypatch.setattr(registry, "record_decision", crash_on_fourth)
     with pytest.raises(RuntimeError, match="injected crash"):
         with sessions() as session, session.begin():
-            register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+            register_and_gate(session, run=run_record(), versions=VERSIONS, baseline_variant="lstm64")
     with sessions() as session:
         for table in (TrainingRun, ModelVersion, GateDecision):
             assert session.scalar(select(func.count()).select_from(table)) == 0
@@ -144,10 +121,10 @@ def test_a_crash_between_writes_leaves_no_partial_run(sessions, monkeypatch):
 
 def test_registering_the_same_run_twice_is_rejected(sessions):
     with sessions() as session, session.begin():
-        register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+        register_and_gate(session, run=run_record(), versions=VERSIONS, baseline_variant="lstm64")
     with pytest.raises(RunAlreadyRegistered, match="already registered"):
         with sessions() as session, session.begin():
-            register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+            register_and_gate(session, run=run_record(), versions=VERSIONS, baseline_variant="lstm64")
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(ModelVersion)) == len(VERSIONS)
 
@@ -158,7 +135,7 @@ def _register_slowly(url: str) -> str:
     sessions = session_factory(make_engine(url))
     try:
         with sessions() as session, session.begin():
-            register_and_gate(session, run=run_row(), versions=VERSIONS, baseline_variant="lstm64")
+            register_and_gate(session, run=run_record(), versions=VERSIONS, baseline_variant="lstm64")
             time.sleep(1.0)  # hold the transaction open so the other process collides
         return "registered"
     except RunAlreadyRegistered as exc:

@@ -1,0 +1,43 @@
+"""Sales data, the registry's schema and the signing key: generate, ingest, db upgrade, keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.catalog import get_catalog
+
+
+def generate(args) -> None:
+    from storage.synthetic import generate_sales, parse_shift, write_sales_csv
+
+    shifts = tuple(parse_shift(text) for text in args.shift)
+    sales = generate_sales(stores=args.stores, items=args.items, start=args.start, end=args.end,
+                           seed=args.seed, shifts=shifts)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_sales_csv(sales, args.out)
+    print(f"wrote {len(sales):,} rows ({args.stores} stores x {args.items} items, "
+          f"{args.start}..{args.end}) to {args.out}")
+
+
+def ingest(args) -> None:
+    from storage.ingest import describe_ingest, ingest_file
+
+    print(describe_ingest(ingest_file(get_catalog(), args.file, replace=args.replace)))
+
+
+def db_upgrade(args) -> None:
+    from storage.db import current_revision, upgrade
+
+    engine = get_catalog().raw_engine()
+    before = current_revision(engine)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)} (was {before or 'empty'})")
+
+
+def keys_init(args) -> None:
+    from storage.channel import init_signing_key
+
+    catalog = get_catalog()
+    public, key_id = init_signing_key(catalog.signing_key, force=args.force)
+    print(f"release signing key {key_id}: private {catalog.signing_key} (keep it here), "
+          f"public {public} (give it to every device: --public-key)")

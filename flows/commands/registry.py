@@ -1,0 +1,150 @@
+"""The registry as release managers and ops use it: models, gate policies, releases, alerts."""
+
+from __future__ import annotations
+
+from flows.output import print_json, print_table, user
+from storage.catalog import get_catalog
+
+POLICY_COLUMNS = ["device_class", "version", "max_mape_pct", "max_delta_baseline_pct",
+                  "max_delta_champion_pct", "max_artifact_bytes", "max_latency_ms", "created_by"]
+
+
+def gate_show(args) -> None:
+    from storage.registry import active_policies, policy_as_dict
+
+    with get_catalog().session() as session:
+        policies = [policy_as_dict(p) for p in active_policies(session).values()]
+    if args.json:
+        print_json(policies)
+    else:
+        print_table(policies, POLICY_COLUMNS)
+
+
+def gate_set(args) -> None:
+    from storage.registry import set_policy
+
+    with get_catalog().unit_of_work() as session:
+        policy = set_policy(
+            session, args.device_class, by=user(args.by),
+            max_mape_pct=args.max_mape, max_delta_baseline_pct=args.max_delta_baseline,
+            max_delta_champion_pct=args.max_delta_champion, max_artifact_bytes=args.max_bytes,
+            max_latency_ms=args.max_latency_ms)
+        device_class, version = policy.device_class, policy.version
+    print(f"gate policy for {device_class} is now version {version}")
+
+
+def models_list(args) -> None:
+    from storage.registry import list_versions, version_view
+
+    with get_catalog().session() as session:
+        rows = [version_view(v).as_dict() for v in list_versions(
+            session, status=args.status, device_class=args.device_class)]
+    if args.json:
+        print_json(rows)
+        return
+    for row in rows:
+        row["passed_for"] = ",".join(row["passed_for"]) or "-"
+    print_table(rows, ["id", "as_of", "variant", "status", "artifact_bytes", "gzip_bytes",
+                       "mape_pct", "wape_pct", "latency_us_p50", "passed_for"])
+
+
+def models_show(args) -> None:
+    from storage.registry import get_version, version_view
+
+    with get_catalog().session() as session:
+        data = version_view(get_version(session, args.version), details=True).as_dict()
+    if args.json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if key not in ("decisions", "hyperparams", "lineage"):
+            print(f"{key:>22}: {value}")
+    lineage = data["lineage"]
+    print("\nlineage")
+    print(f"  code: {lineage.get('code_version')} (commit {lineage.get('git_commit') or 'unknown'}"
+          + (", uncommitted changes" if lineage.get("git_dirty") else "") + ")")
+    for name, version in (lineage.get("packages") or {}).items():
+        print(f"  {name}: {version or 'not installed'}")
+    for decision in data["decisions"]:
+        verdict = "PASS" if decision["passed"] else "FAIL"
+        print(f"\n{decision['device_class']} (policy v{decision['policy_version']}): {verdict}")
+        for reason in decision["reasons"]:
+            mark = "ok  " if reason["passed"] else "FAIL"
+            print(f"  {mark} {reason['rule']}: observed {reason['observed']} limit {reason['limit']}"
+                  + (f" ({reason['note']})" if reason["note"] else ""))
+
+
+def promote(args) -> None:
+    from storage.releases import ReleaseTarget, release_as_dict, release_version
+
+    catalog = get_catalog()
+    with catalog.unit_of_work() as session:
+        release = release_version(
+            session, ReleaseTarget.from_settings(catalog.settings), args.version,
+            args.device_class, channel=args.channel, by=user(args.by),
+            reason=args.reason or "manual promotion")
+        shown = release_as_dict(release)
+    print(f"release {shown['id']}: version {shown['model_version']} ({shown['variant']}) on "
+          f"{shown['device_class']}/{shown['channel']} for stores {shown['stores']}; "
+          f"manifest {shown['manifest']}")
+
+
+def rollback(args) -> None:
+    from storage.releases import ReleaseTarget, release_as_dict
+    from storage.releases import rollback as roll_back
+
+    catalog = get_catalog()
+    with catalog.unit_of_work() as session:
+        release = roll_back(session, ReleaseTarget.from_settings(catalog.settings),
+                            args.device_class, by=user(args.by), reason=args.reason)
+        shown = release and release_as_dict(release)
+    if shown is None:
+        print(f"{args.device_class}: canary withdrawn; there is no stable release to fall back to")
+    else:
+        print(f"{args.device_class}: release {shown['id']} republishes version "
+              f"{shown['model_version']} ({shown['variant']}) on stable")
+
+
+def releases_list(args) -> None:
+    from storage.releases import release_as_dict, release_history
+
+    with get_catalog().session() as session:
+        rows = [release_as_dict(r) for r in release_history(session, args.device_class)]
+    if args.json:
+        print_json(rows)
+        return
+    print_table(rows, ["id", "device_class", "channel", "stores", "model_version", "variant",
+                       "as_of", "released_at", "released_by", "ended_at", "end_reason"])
+
+
+def alerts_list(args) -> None:
+    from storage.alerts import alert_as_dict, list_alerts
+
+    with get_catalog().session() as session:
+        rows = [alert_as_dict(a) for a in list_alerts(session, only_open=args.open)]
+    if args.json:
+        print_json(rows)
+        return
+    print_table(rows, ["id", "kind", "severity", "message", "occurrences", "last_seen",
+                       "acknowledged_by", "resolved_at"])
+
+
+def alerts_show(args) -> None:
+    from storage.alerts import alert_as_dict, get_alert
+
+    with get_catalog().session() as session:
+        data = alert_as_dict(get_alert(session, args.alert))
+    if args.json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        print(f"{key:>16}: {value}")
+
+
+def alerts_ack(args) -> None:
+    from storage.alerts import acknowledge
+
+    with get_catalog().unit_of_work() as session:
+        alert = acknowledge(session, args.alert, by=args.by, note=args.note)
+        alert_id, by = alert.id, alert.acknowledged_by
+    print(f"alert {alert_id} acknowledged by {by}")

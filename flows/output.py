@@ -1,0 +1,27 @@
+"""How the command line prints: JSON for scripts, aligned tables for people."""
+
+from __future__ import annotations
+
+import json
+
+
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def user(name: str | None) -> str:
+    """Who does an action: `--by NAME`, else the OS user (recorded with every action)."""
+    import getpass
+
+    return name or getpass.getuser()

@@ -1,0 +1,288 @@
+"""The nightly flow's tasks. Each reads and writes through the catalog, calls plain functions
+of `compression/`, `monitoring/` or `storage/`, and writes in one transaction. Only tasks
+whose I/O can fail transiently retry; notifications retry only here, in Prefect."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.summary import night_markdown, variant_rows
+from storage.catalog import Catalog
+from storage.records import NightResult, RegisteredNight, RunRecord, VersionRecord
+
+IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10])
+
+
+def run_key_for(as_of: dt.date, profile: str, fingerprint: str) -> str:
+    """The cache and idempotency key of a night: its date, its recipe and its data."""
+    return f"{as_of:%Y-%m-%d}-{profile}-{fingerprint[:12]}"
+
+
+def _config(cls, overrides: dict, setting: str):
+    """A monitoring config from the settings' overrides, or a one-line error naming them."""
+    try:
+        return cls(**overrides)
+    except TypeError as exc:
+        raise ValueError(f"settings `{setting}`: {exc}") from exc
+
+
+@task(name="ingest sales drop", **IO_RETRIES)
+def ingest_drop(catalog: Catalog, drop: str) -> str:
+    from storage.ingest import describe_ingest, ingest_file
+
+    return describe_ingest(ingest_file(catalog, Path(drop)))
+
+
+@task(name="load sales", **IO_RETRIES)
+def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
+    """Stored sales up to and including `as_of` (default: the last day with sales)."""
+    from storage.sales import load_sales, sales_date_range
+
+    as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    with catalog.session() as session:
+        _, last = sales_date_range(session)
+        if last is None:
+            raise ValueError("no sales are stored: run `shelfcast ingest FILE.csv` first")
+        as_of = as_of or last
+        sales = load_sales(session, end=as_of)
+    if sales.empty:
+        raise ValueError(f"no sales stored on or before {as_of}")
+    return sales, as_of
+
+
+@task(name="drift check", **IO_RETRIES)
+def check_drift(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> str:
+    """Compare the newest sales with what the released models were trained on; save the report
+    and raise or resolve drift alerts, in one transaction."""
+    from monitoring import drift
+    from monitoring.alerts import drift_alert_changes
+    from storage.alerts import apply_alert_changes
+    from storage.drift_reports import find_drift_report, save_drift_report
+    from storage.releases import released_training_end
+
+    config = _config(drift.DriftConfig, catalog.settings.drift, "drift")
+    with catalog.session() as session:
+        trained_through = released_training_end(session)
+        ref_start, _, cur_start, _ = drift.windows_for(as_of, trained_through, config)
+        done = find_drift_report(session, as_of=as_of, reference_start=ref_start,
+                                 current_start=cur_start)
+        if done is not None:
+            return (f"report {done.id} ({done.html_uri}, made earlier for this night): "
+                    f"{done.details.get('summary')}")
+    try:
+        check = drift.check_drift(sales, as_of, trained_through=trained_through, config=config)
+    except ValueError as exc:  # too little history to compare: retraining goes on regardless
+        return f"not checked: {exc}"
+    with catalog.unit_of_work() as session:
+        report = save_drift_report(session, check, folder=catalog.drift_reports,
+                                   workspace=catalog.evidently_workspace,
+                                   details=drift.details(check))
+        alerts = apply_alert_changes(session, drift_alert_changes(check,
+                                                                  report_link=report.html_uri))
+        return (f"report {report.id} ({report.html_uri}): {check.summary()}; "
+                f"{len(alerts)} open drift alert(s)")
+
+
+@task(name="released models' forecast quality", **IO_RETRIES)
+def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> list[str]:
+    """Score every released model on the actuals that arrived after its training data."""
+    from monitoring.alerts import quality_alert_changes
+    from monitoring.quality import QualityConfig, score_release
+    from storage.alerts import apply_alert_changes
+    from storage.artifacts import read_artifact
+    from storage.releases import released_models
+
+    config = _config(QualityConfig, catalog.settings.quality, "quality")
+    lines, scores, unscored = [], [], []
+    with catalog.session() as session:
+        for device_class, release in released_models(session):
+            version = release.model_version
+            score = score_release(sales, as_of, read_artifact(version.artifact_uri),
+                                  trained_through=version.run.data_end, model_version=version.id,
+                                  device_class=device_class, gate_mape_pct=version.mape_pct,
+                                  config=config)
+            if score is None:
+                unscored.append((device_class, version.id))
+                lines.append(f"{device_class}/{release.channel}: version {version.id} has no new "
+                             "actuals to score yet")
+            else:
+                scores.append(score)
+                lines.append(f"{release.channel}: {score.message}"
+                             + (" - DEGRADED" if score.degraded else ""))
+    with catalog.unit_of_work() as session:
+        apply_alert_changes(session, quality_alert_changes(scores, unscored=unscored))
+    return lines
+
+
+@task(name="is the night registered", **IO_RETRIES)
+def night_registered(catalog: Catalog, run_key: str) -> RegisteredNight | None:
+    from storage.nights import registered_night
+    from storage.registry import find_run
+
+    with catalog.session() as session:
+        if find_run(session, run_key) is None:
+            return None
+        return registered_night(session, run_key, status="already-registered")
+
+
+def _build_cache_key(context, parameters) -> str:
+    # explicit key (as-of, data hash, profile): never Prefect's hashing of DataFrames
+    return f"shelfcast-build-{parameters['run_key']}"
+
+
+@task(name="train, compress and measure variants", cache_key_fn=_build_cache_key,
+      persist_result=True, cache_expiration=dt.timedelta(days=3))
+def build_variants(sales: pd.DataFrame, profile: str, run_key: str):
+    from compression.build import build_night
+    from compression.recipe import recipe_for
+
+    return build_night(sales, recipe_for(profile), progress=get_run_logger().info)
+
+
+@task(name="save artifacts", **IO_RETRIES)
+def save_artifacts(catalog: Catalog, run_key: str, build) -> list[VersionRecord]:
+    """Write every artifact to the artifact store; return the registry rows to add."""
+    from storage.artifacts import save_artifact
+
+    records = []
+    for item in build.variants:
+        uri, sha256 = save_artifact(catalog.artifacts, run_key, item.variant.name, item.content)
+        f = item.figures
+        records.append(VersionRecord(
+            variant=item.variant.name, technique=item.variant.technique,
+            base_variant=item.variant.base_variant, hyperparams=item.hyperparams,
+            artifact_uri=uri, sha256=sha256, artifact_bytes=f.artifact_bytes,
+            gzip_bytes=f.gzip_bytes, nonzero_params=item.nonzero_params,
+            compression_ratio=item.compression_ratio, mape_pct=f.mape_pct, wape_pct=f.wape_pct,
+            latency_us_p50=f.latency_us_p50, max_abs_diff_vs_keras=f.max_abs_diff_vs_keras,
+            probe={"history": f.probe_history, "forecast": f.probe_forecast},
+        ))
+    return records
+
+
+@task(name="register and gate")
+def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
+             sales: pd.DataFrame, fingerprint: str, build, records: list[VersionRecord],
+             timings_s: dict[str, float]) -> RegisteredNight:
+    """Register the run, its versions and every gate decision in one transaction."""
+    from compression.recipe import recipe_for
+    from compression.variants import BASELINE
+    from storage.lineage import current_lineage
+    from storage.nights import register_and_gate, registered_night
+
+    recipe = recipe_for(profile)
+    run = RunRecord(
+        run_key=run_key, as_of=as_of, profile=profile,
+        data_start=sales["date"].min().date(), data_end=sales["date"].max().date(),
+        data_sha256=fingerprint, series_count=build.series_count,
+        train_windows=build.train_windows, test_windows=build.test_windows, seed=recipe.seed,
+        config=recipe.as_dict(), timings_s=timings_s, lineage=current_lineage())
+    with catalog.unit_of_work() as session:
+        register_and_gate(session, run=run, versions=records, baseline_variant=BASELINE)
+        return registered_night(session, run_key, status="completed")
+
+
+@task(name="promote (staged rollout)", **IO_RETRIES)
+def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str], list[str]]:
+    """Advance every device class's staged rollout with the night's best approved version;
+    a gate alert for a class nothing passed for. Returns (rollout lines, fleet holds)."""
+    from monitoring.alerts import (
+        canary_blockers,
+        fleet_holds,
+        flow_success_changes,
+        gate_alert_changes,
+    )
+    from storage.alerts import apply_alert_changes, open_alerts
+    from storage.channel import init_signing_key
+    from storage.registry import active_policies, get_version
+    from storage.releases import ReleaseTarget, advance_rollout, open_releases
+
+    target = ReleaseTarget.from_settings(catalog.settings)
+    lines = []
+    if not target.signing_key.exists():
+        public, key = init_signing_key(target.signing_key)
+        lines.append(f"made release signing key {key}; devices need its public key {public}")
+    with catalog.unit_of_work() as session:
+        holds = fleet_holds(open_alerts(session, kind="data_drift", severity="severe",
+                                        unacknowledged=True))
+        quality = open_alerts(session, kind="forecast_quality")
+        classes = list(active_policies(session))
+        for device_class in classes:
+            best = night.best.get(device_class)
+            canary = open_releases(session, device_class).get("canary")
+            blockers = canary_blockers(quality, device_class, canary.model_version_id) \
+                if canary else []
+            steps = advance_rollout(session, target, device_class,
+                                    get_version(session, best.id) if best else None,
+                                    as_of=night.as_of, canary_blockers=blockers, fleet_holds=holds)
+            lines += [f"{device_class}: {step.message}" for step in steps]
+        apply_alert_changes(session, gate_alert_changes(
+            device_classes=classes, passed=list(night.best), run_key=night.run_key)
+            + flow_success_changes())
+    return lines, holds
+
+
+class NotificationsFailed(RuntimeError):
+    """Some alerts could not be delivered; they stay un-notified and are sent again later."""
+
+
+def deliver_pending(catalog: Catalog) -> tuple[int, int]:
+    """One attempt to send every un-notified open alert to every configured URL; an alert
+    counts as notified only when every URL took it. Returns (delivered, failed)."""
+    from monitoring.notify import deliver
+    from storage.alerts import record_notification, unnotified
+
+    with catalog.unit_of_work() as session:
+        pending = unnotified(session)
+        outcomes = deliver(pending, catalog.settings.notify_urls)
+        for alert, delivered in zip(pending, outcomes, strict=True):
+            record_notification(alert, delivered=delivered)
+    return sum(outcomes), len(outcomes) - sum(outcomes)
+
+
+@task(name="notify ops", retries=2, retry_delay_seconds=[5, 30])
+def notify_ops(catalog: Catalog) -> str:
+    """Send alerts nobody has been told about yet; fails (and Prefect retries) while some
+    could not be delivered."""
+    if not catalog.settings.notify_urls:
+        return "no notification URLs configured (settings notify_urls): alerts are in the registry"
+    delivered, failed = deliver_pending(catalog)
+    if failed:
+        raise NotificationsFailed(f"{failed} alert(s) could not be delivered to every "
+                                  "notification URL; they stay un-notified and are sent again "
+                                  "after the next night")
+    return f"{delivered} alert(s) notified"
+
+
+@task(name="publish summary")
+def publish_summary(night: RegisteredNight, *, drift: str, quality: list[str], rollout: list[str],
+                    holds: list[str], notifications: str) -> NightResult:
+    """The night's result, as a markdown artifact and a table of its variants."""
+    result = NightResult(night=night, drift=drift, quality=quality, rollout=rollout, holds=holds,
+                         notifications=notifications)
+    create_markdown_artifact(key="shelfcast-night", markdown=night_markdown(result),
+                             description=f"Shelfcast night {night.as_of}")
+    if night.versions:
+        create_table_artifact(key="shelfcast-variants", table=variant_rows(night),
+                              description=f"Variants of run {night.run_key}")
+    return result
+
+
+def record_flow_failure(catalog: Catalog, *, flow_run: str, error: str) -> None:
+    """A failed night becomes a severe flow_failure alert, and ops are told once (no retries:
+    the next night sends what did not go out)."""
+    from monitoring.alerts import flow_failure_changes
+    from monitoring.notify import scrub_secrets
+    from storage.alerts import apply_alert_changes
+
+    error = scrub_secrets(error, catalog.settings.notify_urls)
+    with catalog.unit_of_work() as session:
+        apply_alert_changes(session, flow_failure_changes(flow_run=flow_run, error=error))
+    if catalog.settings.notify_urls:
+        deliver_pending(catalog)
+

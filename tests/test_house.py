@@ -1,0 +1,121 @@
+"""How the house is built: what imports what, one catalog per process, one definition per
+concept, lineage on every run."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_storage_monitoring_and_the_cli_import_without_tensorflow_or_prefect():
+    code = ("import sys, storage, monitoring, storage.catalog, storage.registry, storage.nights, "
+            "storage.releases, storage.alerts, storage.drift_reports, monitoring.alerts, "
+            "monitoring.drift, monitoring.quality, monitoring.notify, compression.recipe, "
+            "flows.cli; heavy = sorted(m for m in ('tensorflow', 'keras', 'prefect') "
+            "if m in sys.modules); print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_window_length_and_channels_agree_between_server_and_device():
+    from compression.windows import WINDOW_DAYS
+    from device.manifest import CHANNELS, INPUT_CONTRACT
+    from storage import releases
+
+    assert INPUT_CONTRACT["input_shape"] == [1, WINDOW_DAYS]
+    assert releases.CHANNELS is CHANNELS == ("canary", "stable")
+
+
+def test_a_catalog_pickles_as_its_settings_and_opens_one_engine_on_first_use(tmp_path):
+    from storage.catalog import Catalog
+    from storage.settings import Settings
+
+    catalog = Catalog(Settings(home=tmp_path))
+    with catalog.session():
+        pass
+    engine = catalog.raw_engine()
+    with catalog.unit_of_work():
+        pass
+    assert catalog.raw_engine() is engine
+    copy = pickle.loads(pickle.dumps(catalog))
+    assert copy.settings == catalog.settings and copy._engine is None
+    catalog.dispose()
+    assert catalog._engine is None
+
+
+def test_a_named_sqlite_registry_whose_folder_is_missing_is_refused_not_created(tmp_path):
+    from storage.catalog import Catalog
+    from storage.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'nowhere' / 'registry.sqlite'}"
+    catalog = Catalog(Settings(home=tmp_path, database_url=url))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        with catalog.session():
+            pass
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_lineage_names_the_commit_and_the_library_versions():
+    from storage.lineage import current_lineage
+
+    lineage = current_lineage()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    assert lineage.git_commit == (head or None)
+    assert lineage.packages["tensorflow"] and lineage.packages["sqlalchemy"]
+    assert lineage.package_version != "unknown"
+
+
+def test_models_show_json_prints_the_lineage_of_the_run(sessions, monkeypatch, capsys, tmp_path):
+    import json
+
+    from factories import LINEAGE, run_record, version_record
+
+    from flows.cli import main
+    from storage.nights import register_and_gate
+    from storage.settings import get_settings
+
+    with sessions() as session, session.begin():
+        run = register_and_gate(session, run=run_record(),
+                                versions=[version_record("lstm64", 15.0, 70_000)],
+                                baseline_variant="lstm64")
+        version_id = run.versions[0].id
+        url = session.get_bind().url.render_as_string(hide_password=False)
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("SHELFCAST_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert main(["models", "show", str(version_id), "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert main(["models", "show", str(version_id)]) == 0
+        text = capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+    assert shown["lineage"]["git_commit"] == LINEAGE.git_commit
+    assert shown["lineage"]["packages"]["tensorflow"] == "2.21.0"
+    assert shown["lineage"]["code_version"] == f"0.1.0+g{'c' * 12}"
+    assert f"commit {LINEAGE.git_commit}" in text and "tensorflow: 2.21.0" in text
+
+
+def test_signing_is_refused_when_the_private_key_sits_in_the_release_folder(shipping, tmp_path):
+    from dataclasses import replace
+
+    from storage.channel import init_signing_key
+    from storage.registry import RegistryError
+    from storage.releases import release_version
+
+    key = shipping["root"] / "keys" / "release.pem"
+    init_signing_key(key)
+    target = replace(shipping["target"], signing_key=key)
+    with shipping["sessions"]() as session, session.begin():
+        with pytest.raises(RegistryError, match="inside the release folder"):
+            release_version(session, target, shipping["v1"], "sensor", channel="stable",
+                            by="test", reason="test")
+    assert not (shipping["root"] / "sensor").exists()
