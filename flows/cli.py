@@ -4,17 +4,33 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from flows.commands import bench, data, night, registry
+from flows.errors import EXIT_OK, classify
+
+
+class UsageError(ValueError):
+    """A bad command line: argparse's message, on one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (`--help` still shows the usage)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="shelfcast",
         description="Keep small LSTM demand forecasters fresh on store devices.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a failure (also SHELFCAST_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("generate", help="write generated Kaggle-schema sales to a CSV")
@@ -57,11 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", choices=["quick", "full"], default="full")
     b.add_argument("--out", default="bench-out/article")
     b.set_defaults(handler=bench.article)
-    b = benches.add_parser("drift", help="drift calibration: false alerts on stable data, nights "
-                                       "to detect a shift")
+    b = benches.add_parser("drift", help="drift calibration over regimes and seeds: false alerts "
+                                         "on stable nights, nights until a shift is named")
+    b.add_argument("--regimes", help="comma-separated, e.g. 'poisson 5x10,negbin 5x10' "
+                                     "(default: all)")
+    b.add_argument("--seeds", default="0-4", help="seed range, e.g. 0-4 or 0,3")
     b.add_argument("--nights", type=int, default=30, help="stable nights that must stay quiet")
-    b.add_argument("--p-threshold", type=float, help="override the calibrated K-S p-value")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--shift-nights", type=int, default=7, help="nights to wait for a shift")
+    b.add_argument("--p-threshold", type=float,
+                   help="a fixed per-column K-S p-value instead of the corrected one")
     b.add_argument("--out", default="bench-out/drift")
     b.set_defaults(handler=bench.drift)
     b = benches.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
@@ -95,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-delta-champion", type=float, help="MAPE points over the released model")
     g.add_argument("--max-bytes", type=int, help="artifact bytes")
     g.add_argument("--max-latency-ms", type=float, help="LiteRT p50 for one forecast")
+    g.add_argument("--new-class", action="store_true",
+                   help="add a device class that has no policy yet (every threshold needed)")
     g.add_argument("--by", help="who sets it (default: the OS user)")
     g.set_defaults(handler=registry.gate_set)
 
@@ -150,14 +172,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; on failure print one line on stderr and return its exit code
+    (README, "Exit codes")."""
+    debug = os.environ.get("SHELFCAST_DEBUG", "") not in ("", "0")
     try:
+        args = build_parser().parse_args(argv)
+        debug = debug or args.debug
         args.handler(args)
-    except (ValueError, RuntimeError, OSError) as exc:
-        first = str(exc)
-        print(f"shelfcast: error: {first}", file=sys.stderr)
-        return 1
-    return 0
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures end
+        failure = classify(exc, registry=_registry_shown())
+        if debug:
+            traceback.print_exc()
+        print(f"shelfcast: error: {_scrubbed(failure.message)}", file=sys.stderr)
+        return failure.exit_code
+    return EXIT_OK
+
+
+def _registry_shown() -> str:
+    try:
+        from storage.catalog import get_catalog
+
+        return f"registry {get_catalog().database_url_shown}"
+    except Exception:  # noqa: BLE001 - the settings themselves may be what failed
+        return "the registry"
+
+
+def _scrubbed(message: str) -> str:
+    """The message with every configured notification URL masked (they carry credentials)."""
+    try:
+        from monitoring.notify import scrub_secrets
+        from storage.settings import get_settings
+
+        return scrub_secrets(message, get_settings().notify_urls)
+    except Exception:  # noqa: BLE001 - unreadable settings: nothing to scrub with
+        return message
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Alert, utcnow
 from storage.records import AlertChanges
-from storage.registry import RegistryError
 
 ALERT_KINDS = ("data_drift", "forecast_quality", "gate_failure", "flow_failure")
 SEVERITIES = ("info", "warning", "severe")
@@ -91,7 +91,7 @@ def list_alerts(session: Session, *, only_open: bool = False) -> list[Alert]:
 def get_alert(session: Session, alert_id: int) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise RegistryError(f"no alert {alert_id}")
+        raise NotFound(f"no alert {alert_id}")
     return alert
 
 
@@ -100,7 +100,7 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = 
         raise RegistryError("an acknowledgement needs a name (--by)")
     alert = get_alert(session, alert_id)
     if alert.acknowledged_at is not None:
-        raise RegistryError(f"alert {alert_id} was already acknowledged by {alert.acknowledged_by} "
+        raise Conflict(f"alert {alert_id} was already acknowledged by {alert.acknowledged_by} "
                             f"at {alert.acknowledged_at.isoformat()}")
     alert.acknowledged_by, alert.acknowledged_at, alert.ack_note = by, utcnow(), note
     session.flush()

@@ -11,10 +11,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import sessionmaker
 
+from storage.errors import Unavailable
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class SchemaOutOfDate(RuntimeError):
+class SchemaOutOfDate(Unavailable):
     """The database is behind the code's migrations."""
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from storage.errors import NotFound, RegistryError
 from storage.gate import GateInput, evaluate_gate
 from storage.models import ModelVersion, TrainingRun
 from storage.records import NightData, RegisteredNight, RunRecord, VersionRecord
 from storage.registry import (
-    RegistryError,
     active_policies,
     find_run,
     policy_limits,
@@ -59,7 +59,7 @@ def registered_night(session: Session, run_key: str, *, status: str) -> Register
     """The registered run `run_key` with every version, its decisions and the best per class."""
     run = find_run(session, run_key)
     if run is None:
-        raise RegistryError(f"run {run_key!r} is not registered")
+        raise NotFound(f"run {run_key!r} is not registered")
     views = {v.id: version_view(v, details=True) for v in run.versions}
     return RegisteredNight(
         run_key=run.run_key, as_of=run.as_of, status=status, versions=list(views.values()),

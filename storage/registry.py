@@ -4,11 +4,14 @@ lives in `storage/`; functions here take a session and never commit."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from storage.errors import Conflict, NotFound, RegistryError
 from storage.gate import GateLimits, GateVerdict
 from storage.models import GateDecision, GatePolicy, ModelVersion, TrainingRun, utcnow
 from storage.records import DecisionView, RunRecord, VersionRecord, VersionView
@@ -18,11 +21,7 @@ POLICY_FIELDS = ("max_mape_pct", "max_delta_baseline_pct", "max_delta_champion_p
 VERSION_STATUSES = ("candidate", "approved", "rejected", "released", "retired")
 
 
-class RegistryError(ValueError):
-    """A registry operation that cannot be done as asked."""
-
-
-class RunAlreadyRegistered(RegistryError):
+class RunAlreadyRegistered(Conflict):
     pass
 
 
@@ -39,24 +38,63 @@ def active_policies(session: Session) -> dict[str, GatePolicy]:
     return {policy.device_class: policy for policy in rows}
 
 
-def set_policy(session: Session, device_class: str, *, by: str, **changes) -> GatePolicy:
-    """Add a new version of `device_class`'s policy with `changes` over the current one."""
+# Each threshold's sane range: a limit outside it is a typo or an attempt to switch the gate
+# off (inf, 1e308, NaN), never a policy.
+POLICY_BOUNDS: dict[str, tuple[float, float]] = {
+    "max_mape_pct": (0.0, 1000.0),
+    "max_delta_baseline_pct": (-100.0, 100.0),
+    "max_delta_champion_pct": (-100.0, 100.0),
+    "max_artifact_bytes": (1, 2**31 - 1),
+    "max_latency_ms": (0.001, 60_000.0),
+}
+DEVICE_CLASS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def check_policy_value(name: str, value) -> float | int:
+    """`value` for threshold `name` if it is a finite number within its range, else a
+    RegistryError naming the field, the value and the range."""
+    low, high = POLICY_BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise RegistryError(f"{name} must be a finite number from {low} to {high}, got {shown}")
+    if isinstance(low, int) and not float(value).is_integer():
+        raise RegistryError(f"{name} must be a whole number, got {value!r}")
+    return int(value) if isinstance(low, int) else float(value)
+
+
+def set_policy(session: Session, device_class: str, *, by: str, new_class: bool = False,
+               **changes) -> GatePolicy:
+    """Add a new version of `device_class`'s policy with `changes` over the current one.
+
+    An unknown device class is refused unless `new_class` (then every threshold is needed):
+    a typo must not create a class that no device belongs to.
+    """
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
         raise RegistryError(f"unknown policy fields {sorted(unknown)}; expected {POLICY_FIELDS}")
-    for name, value in changes.items():
-        if value is None:
-            continue
-        if value < 0 and name not in ("max_delta_baseline_pct", "max_delta_champion_pct"):
-            raise RegistryError(f"{name} must be >= 0, got {value!r}")
-    current = active_policies(session).get(device_class)
-    if current is None and any(changes.get(f) is None for f in POLICY_FIELDS):
-        raise RegistryError(
-            f"device class {device_class!r} has no policy yet: give every threshold "
-            "(--max-mape, --max-delta-baseline, --max-delta-champion, --max-bytes, --max-latency-ms)"
-        )
+    given = {name: check_policy_value(name, value) for name, value in changes.items()
+             if value is not None}
+    if not by or not by.strip():
+        raise RegistryError("a policy change needs a name (--by)")
+    policies = active_policies(session)
+    current = policies.get(device_class)
+    if current is None and not new_class:
+        raise NotFound(f"unknown device class {device_class[:40]!r}; known: "
+                       f"{', '.join(policies) or 'none'} (add one with --new-class)")
+    if current is None:
+        if not DEVICE_CLASS_PATTERN.fullmatch(device_class):
+            raise RegistryError(f"device class name {device_class[:40]!r}: expected lower-case "
+                                "letters, digits, '_' or '-', starting with a letter, 1-32 long")
+        missing = [f for f in POLICY_FIELDS if f not in given]
+        if missing:
+            raise RegistryError(f"new device class {device_class!r} needs every threshold; "
+                                f"missing {missing}")
+    elif new_class:
+        raise Conflict(f"device class {device_class!r} exists already (policy version "
+                       f"{current.version}); leave out --new-class to change it")
     values = {f: getattr(current, f) for f in POLICY_FIELDS} if current else {}
-    values.update({k: v for k, v in changes.items() if v is not None})
+    values.update(given)
     policy = GatePolicy(device_class=device_class, version=(current.version + 1) if current else 1,
                         created_by=by, **values)
     session.add(policy)
@@ -136,7 +174,7 @@ def get_version(session: Session, version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, version_id,
                           options=[selectinload(ModelVersion.decisions), selectinload(ModelVersion.run)])
     if version is None:
-        raise RegistryError(f"no model version {version_id}")
+        raise NotFound(f"no model version {version_id}")
     return version
 
 

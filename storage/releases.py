@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from device.manifest import CHANNELS
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
-from storage.models import GateDecision, ModelVersion, Release, TrainingRun, utcnow
+from storage.models import GateDecision, GatePolicy, ModelVersion, Release, TrainingRun, utcnow
 from storage.registry import RegistryError, active_policies, get_version
 
 
@@ -117,6 +117,14 @@ def _check_releasable(session: Session, version: ModelVersion, device_class: str
     return content
 
 
+def lock_device_class(session: Session, device_class: str) -> None:
+    """Serialize release changes of one class until the caller's transaction ends: a second
+    promotion or rollback waits here, then sees the first one's releases (PostgreSQL row locks
+    on the class's policies; SQLite already serializes writers)."""
+    session.execute(select(GatePolicy.id).where(GatePolicy.device_class == device_class)
+                    .with_for_update())
+
+
 def end_release(release: Release, *, by: str, reason: str) -> None:
     release.ended_at, release.ended_by, release.end_reason = utcnow(), by, reason
 
@@ -127,6 +135,7 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
     the manifest. A stable release also closes an open canary of the same version."""
     if channel not in CHANNELS:
         raise RegistryError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
+    lock_device_class(session, device_class)
     version = get_version(session, version_id)
     content = _check_releasable(session, version, device_class)
     key = target.load_signing_key()
@@ -165,6 +174,7 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
     release is replaced by the previous stable version. The rolled-back version is retired so
     no night promotes it again. Returns the new release (None: a canary withdrawn with no
     stable release to fall back to)."""
+    lock_device_class(session, device_class)
     current = open_releases(session, device_class)
     if not current:
         raise RegistryError(f"device class {device_class!r} has no open release to roll back")

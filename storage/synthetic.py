@@ -3,6 +3,9 @@
 The structure follows the public "Store Item Demand Forecasting" data:
 expected sales = store level x item level x weekday x yearly season x slow
 trend, and the observed count is Poisson around it (variance about the mean).
+Keyword options add the noise real sales have: negative-binomial counts
+(`dispersion`), intermittent series (`zero_share`, with low `item_mean_range`)
+and day-to-day demand noise per item whose size differs by item (`item_noise`).
 """
 
 from __future__ import annotations
@@ -86,15 +89,41 @@ def generate_sales(
     seed: int = 0,
     shifts: tuple[Shift, ...] = (),
     with_expected: bool = False,
+    dispersion: float | None = None,
+    zero_share: float | tuple[float, float] = 0.0,
+    item_noise: float = 0.0,
+    item_mean_range: tuple[float, float] = ITEM_MEAN_RANGE,
 ) -> pd.DataFrame:
     """Daily sales for stores 1..`stores` x items 1..`items`, one row per day and series.
 
+    Parameters
+    ----------
+    dispersion : the negative-binomial size k (variance = mean + mean**2 / k); None for
+        Poisson counts. Smaller is noisier.
+    zero_share : the share of days a series sells nothing on top of its counts' own zeros
+        (out of stock, not listed): one share for every series, or a (low, high) range from
+        which each series draws its own.
+    item_noise : each item's sales move from day to day by a log-normal factor common to all
+        its stores (a demand shock); its standard deviation is drawn per item from
+        0..`item_noise`, so some items are much noisier than others.
+    item_mean_range : the range of the items' mean daily sales (log-uniform).
+
     Returns a DataFrame with columns ``date, store, item, sales`` (and
-    ``expected``, the noise-free mean, if `with_expected`), sorted by date,
-    store, item. The same arguments always give the same rows.
+    ``expected``, the mean of each day's draw, if `with_expected`: after shifts, item noise
+    and zero share), sorted by date, store, item. The same arguments always give the same
+    rows; the defaults give the same rows as before these options existed.
     """
     if stores < 1 or items < 1:
         raise ValueError(f"stores and items must be >= 1, got stores={stores}, items={items}")
+    if dispersion is not None and not dispersion > 0:
+        raise ValueError(f"dispersion must be > 0 (or None for Poisson), got {dispersion!r}")
+    zero_range = zero_share if isinstance(zero_share, tuple) else (zero_share, zero_share)
+    if not 0.0 <= zero_range[0] <= zero_range[1] < 1.0:
+        raise ValueError(f"zero_share must be in [0, 1) (or a (low, high) range), got {zero_share!r}")
+    if item_noise < 0:
+        raise ValueError(f"item_noise must be >= 0, got {item_noise!r}")
+    if not 0 < item_mean_range[0] <= item_mean_range[1]:
+        raise ValueError(f"item_mean_range must be 0 < low <= high, got {item_mean_range!r}")
     dates = pd.date_range(start, end, freq="D")
     if len(dates) == 0:
         raise ValueError(f"empty date range: start={start!r} end={end!r}")
@@ -103,7 +132,15 @@ def generate_sales(
     # the same in a 5-store and in a 10-store file.
     level_rng = np.random.default_rng([seed, 7])
     store_levels = level_rng.uniform(0.65, 1.35, size=max(stores, 10))[:stores]
-    item_levels = np.exp(level_rng.uniform(*np.log(ITEM_MEAN_RANGE), size=max(items, 50)))[:items]
+    item_levels = np.exp(level_rng.uniform(*np.log(item_mean_range), size=max(items, 50)))[:items]
+    # the noise options draw from their own generators so the counts' stream (and with it
+    # every default output) stays as it was
+    noise_rng = np.random.default_rng([seed, 11])
+    noise_sd = noise_rng.uniform(0.0, item_noise, size=max(items, 50))[:items]
+    item_factor = np.exp(noise_sd[:, None] * noise_rng.standard_normal((items, len(dates)))
+                         - noise_sd[:, None] ** 2 / 2)  # mean 1
+    zero_rng = np.random.default_rng([seed, 13])
+    series_zero_share = zero_rng.uniform(*zero_range, size=(stores, items))
 
     day_of_year = dates.dayofyear.to_numpy()
     season = 1.0 + 0.25 * np.sin(2 * np.pi * (day_of_year - 100) / 365.25)
@@ -119,9 +156,17 @@ def generate_sales(
             for shift in shifts:
                 if shift.store == s and shift.item in (None, i):
                     expected = expected * shift.multiplier(dates)
-            frame = pd.DataFrame(
-                {"date": dates, "store": s, "item": i, "sales": rng.poisson(expected)}
-            )
+            if item_noise > 0:
+                expected = expected * item_factor[i - 1]
+            if dispersion is None:
+                counts = rng.poisson(expected)
+            else:
+                counts = rng.negative_binomial(dispersion, dispersion / (dispersion + expected))
+            zero = series_zero_share[s - 1, i - 1]
+            if zero > 0:
+                counts = np.where(zero_rng.random(len(dates)) < zero, 0, counts)
+                expected = expected * (1.0 - zero)
+            frame = pd.DataFrame({"date": dates, "store": s, "item": i, "sales": counts})
             if with_expected:
                 frame["expected"] = expected
             frames.append(frame)

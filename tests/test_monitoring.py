@@ -164,7 +164,7 @@ def test_ack_through_the_cli_records_who_and_why(sessions, monkeypatch, capsys, 
         assert main(["alerts", "ack", str(alert_id), "--by", "ops-kim", "--note", "promo week"]) == 0
         assert main(["alerts", "list", "--open", "--json"]) == 0
         listed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-        assert main(["alerts", "ack", str(alert_id), "--by", "ops-lee"]) == 1
+        assert main(["alerts", "ack", str(alert_id), "--by", "ops-lee"]) == 4  # a conflict
         assert "already acknowledged by ops-kim" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()

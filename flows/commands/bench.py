@@ -66,11 +66,13 @@ def article(args) -> None:
 
 
 def drift(args) -> None:
-    from monitoring.calibration import calibrate, calibration_markdown
+    from monitoring.calibration import REGIMES, calibrate, calibration_markdown
     from monitoring.drift import DriftConfig
 
     config = DriftConfig(**({"p_threshold": args.p_threshold} if args.p_threshold else {}))
-    results = calibrate(config=config, stable_nights=args.nights, seed=args.seed,
+    regimes = [r.strip() for r in args.regimes.split(",")] if args.regimes else list(REGIMES)
+    results = calibrate(config=config, regimes=regimes, seeds=parse_id_range(args.seeds),
+                        stable_nights=args.nights, shift_nights=args.shift_nights,
                         progress=_progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def gate_set(args) -> None:
 
     with get_catalog().unit_of_work() as session:
         policy = set_policy(
-            session, args.device_class, by=user(args.by),
+            session, args.device_class, by=user(args.by), new_class=args.new_class,
             max_mape_pct=args.max_mape, max_delta_baseline_pct=args.max_delta_baseline,
             max_delta_champion_pct=args.max_delta_champion, max_artifact_bytes=args.max_bytes,
             max_latency_ms=args.max_latency_ms)
