@@ -10,12 +10,14 @@ import keras
 import pandas as pd
 
 from compression.evaluate import ArtifactFigures, measure_artifact
+from compression.evaluation import Yardstick, reference_evaluations, yardstick
 from compression.export import export_tflite
 from compression.lstm import count_params, predict_sales, train_lstm
 from compression.pruning import prune
 from compression.recipe import TrainRecipe
 from compression.variants import VARIANTS, VARIANTS_BY_NAME, Variant, source_model
 from compression.windows import Split, split_by_time
+from storage.records import Evaluation
 
 
 @dataclass
@@ -50,6 +52,7 @@ def build_variants(
     recipe: TrainRecipe,
     *,
     variants: Sequence[Variant] = VARIANTS,
+    ys: Yardstick | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> list[BuiltVariant]:
     """Train, prune, export and measure `variants` (and whatever they are derived from).
@@ -57,6 +60,7 @@ def build_variants(
     Returns the requested variants in order, each with its artifact and its
     LiteRT figures on the split's test windows.
     """
+    ys = ys or yardstick(split)
     models: dict[str, keras.Model] = {}
     built: dict[str, BuiltVariant] = {}
     for variant in _order(variants):
@@ -83,7 +87,7 @@ def build_variants(
 
         started = time.perf_counter()
         keras_forecast = predict_sales(model, split.test.history)
-        figures = measure_artifact(content, split.test, keras_forecast)
+        figures = measure_artifact(content, ys, keras_forecast)
         timings["measure_s"] = time.perf_counter() - started
         params, nonzero = count_params(model)
         built[variant.name] = BuiltVariant(variant, content, figures, params, nonzero, hyper,
@@ -100,17 +104,25 @@ def build_variants(
 
 @dataclass
 class NightBuild:
-    """Every variant of a night, and the data they were trained and measured on."""
+    """Every variant of a night, the held-out windows they were measured on (released models
+    are measured on the same), and the reference forecasts scored there."""
 
     variants: list[BuiltVariant]
+    yardstick: Yardstick
+    references: dict[str, Evaluation]
     series_count: int
     train_windows: int
-    test_windows: int
+
+    @property
+    def test_windows(self) -> int:
+        return len(self.yardstick.test)
 
 
 def build_night(sales: pd.DataFrame, recipe: TrainRecipe, *,
                 progress: Callable[[str], None] = lambda message: None) -> NightBuild:
     """Split `sales` by time, then train, compress, export and measure every variant."""
     split = split_by_time(sales)
-    built = build_variants(split, recipe, progress=progress)
-    return NightBuild(built, len(split.matrix.series), len(split.train), len(split.test))
+    ys = yardstick(split)
+    built = build_variants(split, recipe, ys=ys, progress=progress)
+    return NightBuild(built, ys, reference_evaluations(ys), len(split.matrix.series),
+                      len(split.train))

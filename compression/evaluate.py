@@ -1,4 +1,5 @@
-"""Measure a `.tflite` artifact as the device runs it: LiteRT forecasts, size, latency."""
+"""Measure a `.tflite` artifact as the device runs it: LiteRT forecasts of the night's
+held-out windows (scored in `compression/evaluation.py`), size, latency."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compression.metrics import forecast_errors
-from compression.windows import WindowSet
+from compression.evaluation import Yardstick, evaluate
 from device.runtime import Forecaster, forecast_latency_us
+from storage.records import Evaluation
 
 LATENCY_REPEATS = 300
 
@@ -18,14 +19,20 @@ LATENCY_REPEATS = 300
 class ArtifactFigures:
     artifact_bytes: int
     gzip_bytes: int
-    mape_pct: float
-    wape_pct: float
-    zero_actuals: int
+    evaluation: Evaluation
     latency_us_p50: float
     latency_us_p90: float
     max_abs_diff_vs_keras: float | None
     probe_history: list[float]
     probe_forecast: float
+
+    @property
+    def mape_pct(self) -> float:
+        return self.evaluation.overall.mape_pct
+
+    @property
+    def wape_pct(self) -> float:
+        return self.evaluation.overall.wape_pct
 
 
 def artifact_sizes(content: bytes) -> tuple[int, int]:
@@ -33,24 +40,26 @@ def artifact_sizes(content: bytes) -> tuple[int, int]:
     return len(content), len(gzip.compress(content, compresslevel=9, mtime=0))
 
 
-def measure_artifact(content: bytes, test: WindowSet,
+def litert_forecast(content: bytes, ys: Yardstick) -> np.ndarray:
+    """The artifact's LiteRT forecast of every held-out window."""
+    return Forecaster(content).forecast(ys.test.history)
+
+
+def measure_artifact(content: bytes, ys: Yardstick,
                      keras_forecast: np.ndarray | None = None) -> ArtifactFigures:
-    """Run the artifact on LiteRT over every test window and time it."""
+    """Run the artifact on LiteRT over every held-out window, score it and time it."""
     forecaster = Forecaster(content)
-    forecast = forecaster.forecast(test.history)
-    errors = forecast_errors(test.target, forecast)
+    forecast = forecaster.forecast(ys.test.history)
     size, gz = artifact_sizes(content)
-    p50, p90 = forecast_latency_us(forecaster, test.history[0], repeats=LATENCY_REPEATS)
+    p50, p90 = forecast_latency_us(forecaster, ys.test.history[0], repeats=LATENCY_REPEATS)
     return ArtifactFigures(
         artifact_bytes=size,
         gzip_bytes=gz,
-        mape_pct=errors.mape_pct,
-        wape_pct=errors.wape_pct,
-        zero_actuals=errors.zero_actuals,
+        evaluation=evaluate(ys, forecast),
         latency_us_p50=p50,
         latency_us_p90=p90,
         max_abs_diff_vs_keras=(None if keras_forecast is None
                                else float(np.max(np.abs(forecast - keras_forecast)))),
-        probe_history=[float(v) for v in test.history[-1]],
+        probe_history=[float(v) for v in ys.test.history[-1]],
         probe_forecast=float(forecast[-1]),
     )

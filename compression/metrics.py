@@ -8,6 +8,8 @@ import numpy as np
 
 from compression.windows import SalesMatrix, WindowSet
 
+SEASON_DAYS = 7  # MASE scales by the error of "the same weekday last week" in-sample
+
 
 @dataclass(frozen=True)
 class ForecastErrors:
@@ -15,10 +17,17 @@ class ForecastErrors:
     wape_pct: float  # sum |a - f| / sum a over all windows
     windows: int
     zero_actuals: int  # windows left out of MAPE because their actual was 0
+    mase: float = np.nan  # mean |a - f| / the series' in-sample seasonal naive error
+
+    @property
+    def zero_share(self) -> float:
+        return self.zero_actuals / self.windows
 
 
-def forecast_errors(actual: np.ndarray, forecast: np.ndarray) -> ForecastErrors:
-    """MAPE (zero actuals excluded and counted) and WAPE, in percent."""
+def forecast_errors(actual: np.ndarray, forecast: np.ndarray, *,
+                    mase_scale: np.ndarray | None = None) -> ForecastErrors:
+    """MAPE (zero actuals excluded and counted) and WAPE, in percent; MASE when each window's
+    series scale is given (`mase_scale`, see `seasonal_naive_scale`)."""
     actual = np.asarray(actual, dtype=np.float64).ravel()
     forecast = np.asarray(forecast, dtype=np.float64).ravel()
     if actual.shape != forecast.shape:
@@ -30,7 +39,19 @@ def forecast_errors(actual: np.ndarray, forecast: np.ndarray) -> ForecastErrors:
     mape = float(np.mean(abs_err[nonzero] / actual[nonzero]) * 100) if nonzero.any() else np.nan
     total = actual.sum()
     wape = float(abs_err.sum() / total * 100) if total else np.nan
-    return ForecastErrors(mape, wape, int(actual.size), int((~nonzero).sum()))
+    mase = float(np.mean(abs_err / mase_scale)) if mase_scale is not None else np.nan
+    return ForecastErrors(mape, wape, int(actual.size), int((~nonzero).sum()), mase)
+
+
+def seasonal_naive_scale(values: np.ndarray, until: int) -> np.ndarray:
+    """Per series (column), the mean |y_t - y_(t-7)| over days before row `until`: MASE's
+    denominator, from training data only. Floored at a small positive value so a constant
+    series does not divide by zero."""
+    history = values[:until]
+    diffs = np.abs(history[SEASON_DAYS:] - history[:-SEASON_DAYS])
+    with np.errstate(invalid="ignore"):
+        scale = np.nanmean(diffs, axis=0) if len(diffs) else np.full(values.shape[1], np.nan)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1e-3)
 
 
 def same_weekday_last_week(matrix: SalesMatrix, windows: WindowSet) -> np.ndarray:

@@ -78,12 +78,9 @@ def choose_manifest(channel_url: str, device_class: str, store: int, public_key)
         if envelope is None:
             continue
         try:
-            manifest = verify_envelope(envelope, public_key)
+            manifest = verify_envelope(envelope, public_key, device_class=device_class)
         except ManifestError as exc:
             raise SyncError(f"{url}: {exc}") from exc
-        if manifest.device_class != device_class:
-            raise SyncError(f"{url}: manifest is for device class {manifest.device_class!r}, "
-                            f"this device is {device_class!r}")
         if manifest.channel != channel:
             raise SyncError(f"{url}: manifest says channel {manifest.channel!r}")
         found[channel] = manifest

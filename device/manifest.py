@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+
+from device.messages import echo
 
 MANIFEST_FORMAT = "shelfcast-manifest/1"
 CHANNELS = ("canary", "stable")
@@ -27,6 +32,25 @@ INPUT_CONTRACT = {
     "output": "next-day sales",
     "output_shape": [1, 1],
 }
+WINDOW_DAYS = INPUT_CONTRACT["input_shape"][-1]
+# The largest model each device class stores and loads (DESIGN's device classes). A manifest
+# naming more is refused before any download; the registry's gate limits may be tighter.
+MAX_ARTIFACT_BYTES = {"sensor": 8 * 1024, "handheld": 32 * 1024, "tablet": 128 * 1024}
+# For a class the table does not list (the device was told its class): far above any model
+# this project builds (LSTM-64 is about 70 KB), so only a broken or hostile manifest hits it,
+# and the agent never reads an unbounded download into memory.
+MAX_ANY_ARTIFACT_BYTES = 16 * 1024 * 1024
+# The widest relative tolerance of the smoke test. The server signs 1e-3 and the device runs
+# the same LiteRT kernels, so honest differences are float32 rounding, far below that; 5 %
+# leaves room for another CPU's kernels while a model other than the one measured still fails.
+# A wider tolerance would let any model through: the check turned off, so it is refused.
+MAX_PROBE_TOLERANCE = 0.05
+MAX_ID = 2_147_483_647  # store, release and version ids: the registry's Integer columns
+MAX_DEVICE_CLASS_CHARS = 32  # the registry's column widths
+MAX_VARIANT_CHARS = 64
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # device classes and variants: path- and log-safe
+PRINTABLE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]+"  # free text: no control characters, one line
+MAX_TEXT_CHARS = 256
 REQUIRED_FIELDS = ("format", "release_id", "channel", "device_class", "stores", "model_version",
                    "variant", "artifact", "input_contract", "probe", "created_at")
 
@@ -72,47 +96,196 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def verify_envelope(envelope: bytes, public_key: Ed25519PublicKey) -> Manifest:
-    """Check the envelope's signature with `public_key`, then parse and validate the manifest."""
+def verify_envelope(
+    envelope: bytes, public_key: Ed25519PublicKey, *, device_class: str | None = None
+) -> Manifest:
+    """Check the envelope's signature with `public_key`, then parse and validate the manifest.
+
+    Any input gives a `Manifest` or a one-line `ManifestError`, never another exception: the
+    bytes come from the network. `device_class` is the device's own (see `parse_manifest`).
+    """
+    outer = _json(envelope, "envelope")
+    if not isinstance(outer, dict):
+        raise ManifestError(f"not a signed manifest envelope: a JSON {_kind(outer)}, expected an "
+                            "object with 'payload' and 'signature'")
+    payload_text, signature_b64 = outer.get("payload"), outer.get("signature")
+    for name, value in (("payload", payload_text), ("signature", signature_b64)):
+        if name not in outer:
+            raise ManifestError(f"not a signed manifest envelope: no {name!r}")
+        if not isinstance(value, str):
+            raise ManifestError(f"not a signed manifest envelope: {name!r} is a JSON "
+                                f"{_kind(value)}, expected a string")
     try:
-        outer = json.loads(envelope)
-        payload_text, signature_b64 = outer["payload"], outer["signature"]
         signature = base64.b64decode(signature_b64, validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise ManifestError(f"not a signed manifest envelope: {exc}") from exc
+        signed = payload_text.encode("utf-8")
+    except (binascii.Error, ValueError) as exc:  # UnicodeEncodeError: a lone surrogate
+        raise ManifestError(f"not a signed manifest envelope: {_reason(exc)}") from exc
     try:
-        public_key.verify(signature, payload_text.encode("utf-8"))
+        public_key.verify(signature, signed)
     except InvalidSignature:
         raise ManifestError(
             f"bad signature: the manifest was not signed by key {key_id(public_key)} "
-            f"(envelope names key {outer.get('key_id')!r}) or was altered"
+            f"(envelope names key {echo(outer.get('key_id'))}) or was altered"
         ) from None
-    return parse_manifest(json.loads(payload_text))
+    return parse_manifest(_json(payload_text, "payload"), device_class=device_class)
 
 
-def parse_manifest(payload: dict) -> Manifest:
+def _json(text: bytes | str, what: str) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
+        raise ManifestError(f"{what} is not JSON: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """A library's error text on one line, cut: some (UnicodeError) quote the input."""
+    return " ".join(echo(str(exc), max_chars=120).split())
+
+
+def parse_manifest(payload: object, *, device_class: str | None = None) -> Manifest:
+    """Validate every field of a (verified) manifest payload strictly; refuse with one line.
+
+    A signature proves who wrote a manifest, not that it is sane, so nothing is coerced:
+    ints are ints (not bools or floats), numbers finite, the artifact named by its hash and
+    within `MAX_ARTIFACT_BYTES` of its class. `device_class` is the class this device was told
+    it is: the manifest must be for it, and it vouches for a class `MAX_ARTIFACT_BYTES` does
+    not list (bounded then by `MAX_ANY_ARTIFACT_BYTES`). Without it only listed classes pass.
+    """
+    if not isinstance(payload, dict):
+        raise ManifestError(f"manifest payload is a JSON {_kind(payload)}, expected an object")
     missing = [name for name in REQUIRED_FIELDS if name not in payload]
     if missing:
         raise ManifestError(f"manifest lacks {missing}")
     if payload["format"] != MANIFEST_FORMAT:
-        raise ManifestError(f"manifest format {payload['format']!r}, expected {MANIFEST_FORMAT!r}")
+        raise ManifestError(f"manifest format {echo(payload['format'])}, expected {MANIFEST_FORMAT!r}")
     if payload["channel"] not in CHANNELS:
-        raise ManifestError(f"manifest channel {payload['channel']!r}, expected one of {CHANNELS}")
+        raise ManifestError(f"manifest channel {echo(payload['channel'])}, expected one of {CHANNELS}")
+    manifest_class = _text(payload, "device_class", max_chars=MAX_DEVICE_CLASS_CHARS,
+                           pattern=NAME_PATTERN)
+    if device_class is not None and manifest_class != device_class:
+        raise ManifestError(f"manifest is for device class {echo(manifest_class)}, "
+                            f"this device is {echo(device_class)}")
+    if manifest_class not in MAX_ARTIFACT_BYTES and manifest_class != device_class:
+        raise ManifestError(f"manifest device class {echo(manifest_class)} is none of "
+                            f"{sorted(MAX_ARTIFACT_BYTES)}; a device of another class must be "
+                            "told its class")
     if payload["input_contract"] != INPUT_CONTRACT:
-        raise ManifestError(f"manifest input contract {payload['input_contract']!r} is not the "
-                            f"one this agent runs: {INPUT_CONTRACT!r}")
-    artifact, probe = payload["artifact"], payload["probe"]
+        raise ManifestError(f"manifest input contract {echo(payload['input_contract'])} is not "
+                            "the one this agent runs (14 daily sales in, next-day sales out)")
+    stores = payload["stores"]
+    if stores is not None:
+        if not isinstance(stores, list):
+            raise ManifestError(f"manifest field 'stores': {echo(stores)} is a JSON "
+                                f"{_kind(stores)}, expected a list of store ids or null")
+        stores = [_integer(stores, k, "stores", maximum=MAX_ID) for k in range(len(stores))]
+    artifact = _object(payload, "artifact")
+    probe = _object(payload, "probe")
+    sha256 = _text(artifact, "sha256", "artifact", max_chars=64, pattern="[0-9a-f]{64}")
+    path = _text(artifact, "path", "artifact", max_chars=MAX_TEXT_CHARS)
+    if path != f"artifacts/{sha256}.tflite":
+        raise ManifestError(f"manifest field 'artifact.path': {echo(path)} is not "
+                            "'artifacts/<sha256>.tflite' for the manifest's sha256")
+    if manifest_class in MAX_ARTIFACT_BYTES:
+        max_bytes, why = MAX_ARTIFACT_BYTES[manifest_class], f"the most a {manifest_class} device takes"
+    else:
+        max_bytes, why = MAX_ANY_ARTIFACT_BYTES, "the most this agent takes for any class"
+    artifact_bytes = _integer(artifact, "bytes", "artifact", maximum=max_bytes, why=why)
+    history, _ = _get(probe, "history", "probe")
+    if not isinstance(history, list):
+        raise ManifestError(f"manifest field 'probe.history': {echo(history)} is a JSON "
+                            f"{_kind(history)}, expected a list of {WINDOW_DAYS} daily sales")
+    if len(history) != WINDOW_DAYS:
+        raise ManifestError(f"manifest field 'probe.history' has {len(history)} values, expected "
+                            f"{WINDOW_DAYS} daily sales (the model's window)")
+    tolerance = _number(probe, "tolerance", "probe", minimum=0.0, maximum=MAX_PROBE_TOLERANCE,
+                        why="the widest this agent accepts: wider would turn the smoke test off")
+    created_at = _text(payload, "created_at", max_chars=64)
     try:
-        return Manifest(
-            release_id=int(payload["release_id"]), channel=payload["channel"],
-            device_class=str(payload["device_class"]),
-            stores=None if payload["stores"] is None else [int(s) for s in payload["stores"]],
-            model_version=int(payload["model_version"]), variant=str(payload["variant"]),
-            artifact_path=str(artifact["path"]), sha256=str(artifact["sha256"]),
-            artifact_bytes=int(artifact["bytes"]),
-            probe_history=[float(v) for v in probe["history"]],
-            probe_forecast=float(probe["forecast"]), probe_tolerance=float(probe["tolerance"]),
-            created_at=str(payload["created_at"]), payload=payload,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ManifestError(f"malformed manifest field: {exc!r}") from exc
+        dt.datetime.fromisoformat(created_at)
+    except ValueError:
+        raise ManifestError(f"manifest field 'created_at': {echo(created_at)} is not an ISO "
+                            "8601 time") from None
+    return Manifest(
+        release_id=_integer(payload, "release_id", maximum=MAX_ID),
+        channel=payload["channel"], device_class=manifest_class, stores=stores,
+        model_version=_integer(payload, "model_version", maximum=MAX_ID),
+        variant=_text(payload, "variant", max_chars=MAX_VARIANT_CHARS, pattern=NAME_PATTERN),
+        artifact_path=path, sha256=sha256, artifact_bytes=artifact_bytes,
+        probe_history=[_number(history, k, "probe.history", minimum=0.0)
+                       for k in range(WINDOW_DAYS)],
+        probe_forecast=_number(probe, "forecast", "probe"), probe_tolerance=tolerance,
+        created_at=created_at, payload=payload,
+    )
+
+
+def _kind(value: object) -> str:
+    """The JSON type of a parsed value, as messages name it."""
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+             (list, "array"), (dict, "object"))
+    return next((kind for python, kind in kinds if isinstance(value, python)), "null")
+
+
+def _get(container: dict | list, key: str | int, parent: str | None) -> tuple[object, str]:
+    """A member of an object (or array) and its name for messages: 'probe.history[3]'."""
+    if parent is None:
+        name = str(key)
+    elif isinstance(key, int):
+        name = f"{parent}[{key}]"
+    else:
+        name = f"{parent}.{key}"
+    if isinstance(container, dict) and key not in container:
+        raise ManifestError(f"manifest lacks field {name!r}")
+    return container[key], name
+
+
+def _object(container: dict, key: str, parent: str | None = None) -> dict:
+    value, name = _get(container, key, parent)
+    if not isinstance(value, dict):
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is a JSON {_kind(value)}, "
+                            "expected an object")
+    return value
+
+
+def _text(container: dict, key: str, parent: str | None = None, *, max_chars: int,
+          pattern: str = PRINTABLE) -> str:
+    """A string of 1..`max_chars` characters matching `pattern` (by default: no control
+    characters or line breaks, since it may be printed or logged)."""
+    value, name = _get(container, key, parent)
+    if not isinstance(value, str) or len(value) > max_chars or not re.fullmatch(pattern, value):
+        shape = "without control characters" if pattern == PRINTABLE else f"matching {pattern}"
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is not a string of 1 to "
+                            f"{max_chars} characters {shape}")
+    return value
+
+
+def _integer(container: dict | list, key: str | int, parent: str | None = None, *,
+             maximum: int, why: str = "the largest id the registry holds") -> int:
+    """An integer within 1..`maximum`; a bool or a float (even 3.0) is refused, not coerced."""
+    value, name = _get(container, key, parent)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is a JSON {_kind(value)}, "
+                            "expected an integer")
+    if not 1 <= value <= maximum:
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is outside 1..{maximum} "
+                            f"({why})")
+    return value
+
+
+def _number(container: dict | list, key: str | int, parent: str | None = None, *,
+            minimum: float = -math.inf, maximum: float = math.inf, why: str = "") -> float:
+    """A finite number within [minimum, maximum]; NaN and infinities are refused (JSON as
+    Python reads it has them, and one would make the smoke test pass or fail whatever runs)."""
+    value, name = _get(container, key, parent)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is a JSON {_kind(value)}, "
+                            "expected a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is not a finite number")
+    if not minimum <= number <= maximum:
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is outside {minimum:g} to "
+                            f"{maximum:g}" + (f" ({why})" if why else ""))
+    return number

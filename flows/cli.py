@@ -110,9 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(handler=registry.gate_show)
     g = gate.add_parser("set", help="add a new policy version for a device class")
     g.add_argument("device_class")
-    g.add_argument("--max-mape", type=float, help="absolute MAPE limit, percent")
-    g.add_argument("--max-delta-baseline", type=float, help="MAPE points over this run's baseline")
-    g.add_argument("--max-delta-champion", type=float, help="MAPE points over the released model")
+    g.add_argument("--metric", choices=["mape_pct", "wape_pct", "mase"],
+                   help="what every error limit is measured in (default mape_pct)")
+    g.add_argument("--max-error", "--max-mape", dest="max_error", type=float,
+                   help="absolute limit on the metric, mean over forecast origins")
+    g.add_argument("--max-delta-baseline", type=float, help="metric points over this run's baseline")
+    g.add_argument("--min-gain", type=float,
+                   help="how much better than the champion a replacement must be")
+    g.add_argument("--confidence", type=float,
+                   help="confidence of the paired test that it is better (e.g. 0.95)")
+    g.add_argument("--max-loss", "--max-delta-champion", dest="max_loss", type=float,
+                   help="how much worse than the champion a smaller artifact may be")
+    g.add_argument("--max-reference-ratio", type=float,
+                   help="error over the best reference forecast's (1.0: must beat it)")
+    g.add_argument("--max-worst-slice", type=float, help="limit on the worst store or item")
+    g.add_argument("--max-slice-regression", type=float,
+                   help="how much worse than the champion any store or item may get")
+    g.add_argument("--max-zero-share", dest="max_zero_share_pct", type=float,
+                   help="percent of zero actuals above which a MAPE gate fails closed")
     g.add_argument("--max-bytes", type=int, help="artifact bytes")
     g.add_argument("--max-latency-ms", type=float, help="LiteRT p50 for one forecast")
     g.add_argument("--new-class", action="store_true",

@@ -19,6 +19,7 @@ from flows.tasks import (  # noqa: E402
     check_quality,
     ingest_drop,
     load_sales_up_to,
+    measure_released,
     night_registered,
     notify_ops,
     publish_summary,
@@ -69,8 +70,11 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
             build = build_variants(sales, profile, run_key)
         with timed(timings, "save_s"):
             records = save_artifacts(catalog, run_key, build)
+        with timed(timings, "released_s"):
+            released = measure_released(catalog, build)
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, sales=sales,
-                         fingerprint=fingerprint, build=build, records=records, timings_s=timings)
+                         fingerprint=fingerprint, build=build, records=records,
+                         released=released, timings_s=timings)
     rollout, holds = advance_rollouts(catalog, night)
     notified = notify_ops(catalog, return_state=True)
     return publish_summary(night, drift=drift, quality=quality, rollout=rollout, holds=holds,

@@ -11,8 +11,61 @@ VARIANT_COLUMNS = ("id", "variant", "status", "artifact_bytes", "gzip_bytes", "m
 
 def variant_rows(night: RegisteredNight) -> list[dict]:
     """One row per version of the night, for the table artifact and the markdown table."""
-    return [{c: getattr(v, c) for c in VARIANT_COLUMNS} | {"passed_for": ", ".join(v.passed_for)}
-            for v in night.versions]
+    return [{c: getattr(v, c) for c in VARIANT_COLUMNS}
+            | {"mase": _mase(v), "passed_for": ", ".join(v.passed_for)} for v in night.versions]
+
+
+def _mase(version) -> float | None:
+    overall = (version.evaluation or {}).get("overall") or {}
+    return None if overall.get("mase") is None else round(overall["mase"], 3)
+
+
+def _reason(decision, rule: str) -> dict | None:
+    return next((r for r in decision.reasons if r["rule"] == rule), None)
+
+
+def class_decisions(night: RegisteredNight) -> list[str]:
+    """Per device class what decided: the version chosen and why it may replace the champion,
+    or why the champion stays; the worst store and item of the chosen version."""
+    lines = []
+    classes = sorted({d.device_class for v in night.versions for d in v.decisions or []})
+    for device_class in classes:
+        chosen = night.best.get(device_class)
+        if chosen is not None:
+            decision = next(d for d in chosen.decisions if d.device_class == device_class)
+            metric = decision.reasons[0]
+            worst = [f"worst {r['note']} {_figure(r['observed'])}"
+                     for r in (_reason(decision, "worst_store"), _reason(decision, "worst_item"))
+                     if r]
+            origins = metric["details"].get("by_origin") or []
+            lines.append(
+                f"{device_class}: version {chosen.id} ({chosen.variant}), {metric['rule']} "
+                f"{_figure(metric['observed'])} (spread {_figure(metric['details'].get('spread'))} "
+                f"over {len(origins)} origins); {_reason(decision, 'champion')['note']}; "
+                + ", ".join(worst))
+            continue
+        stays = [(d, v) for v in night.versions for d in v.decisions or []
+                 if d.device_class == device_class and not d.passed
+                 and all(r["passed"] for r in d.reasons if r["rule"] not in ("champion",
+                                                                              "slice_regression"))]
+        if stays:
+            decision, version = min(stays, key=lambda dv: dv[0].reasons[0]["observed"])
+            failed = [r["note"] or f"{r['rule']} {_figure(r['observed'])} > {_figure(r['limit'])}"
+                      for r in decision.reasons if not r["passed"]]
+            lines.append(f"{device_class}: best candidate {version.variant}: " + "; ".join(failed))
+        else:
+            lines.append(f"{device_class}: no variant passed the gate (see gate failures)")
+    return lines
+
+
+def zero_share_note(night: RegisteredNight) -> str | None:
+    """How much MAPE left out: the share of held-out actuals that are zero."""
+    for version in night.versions:
+        overall = (version.evaluation or {}).get("overall") or {}
+        if overall.get("zero_share"):
+            return (f"{overall['zero_share'] * 100:.1f} % of the held-out actuals are zero; "
+                    "MAPE leaves them out (WAPE and MASE count them)")
+    return None
 
 
 def gate_failures(night: RegisteredNight) -> list[str]:
@@ -37,12 +90,17 @@ def night_markdown(result: NightResult) -> str:
              f"Trained on {night.data.series_count} series, {night.data.train_windows:,} training "
              f"windows; figures on {night.data.test_windows:,} held-out windows, measured on "
              "LiteRT.", "", f"Drift: {result.drift}", "",
-             "| variant | artifact B | gzip B | MAPE % | WAPE % | p50 us | passed for |",
-             "|---|---|---|---|---|---|---|"]
+             "| variant | artifact B | gzip B | MAPE % | WAPE % | MASE | p50 us | passed for |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in variant_rows(night):
         lines.append(f"| {row['variant']} | {row['artifact_bytes']:,} | {row['gzip_bytes']:,} | "
-                     f"{row['mape_pct']:.2f} | {row['wape_pct']:.2f} | {row['latency_us_p50']:.0f} "
-                     f"| {row['passed_for'] or '-'} |")
+                     f"{row['mape_pct']:.2f} | {row['wape_pct']:.2f} | {_figure(row['mase'])} | "
+                     f"{row['latency_us_p50']:.0f} | {row['passed_for'] or '-'} |")
+    zero_note = zero_share_note(night)
+    if zero_note:
+        lines += ["", zero_note]
+    lines += ["", "## What decided, per device class", ""]
+    lines += [f"- {line}" for line in class_decisions(night)] or ["- no device class"]
     lines += ["", "## Gate failures", ""]
     lines += [f"- {line}" for line in gate_failures(night)] or ["- none"]
     lines += ["", "## Best approved per device class", ""]

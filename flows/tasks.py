@@ -13,7 +13,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.summary import night_markdown, variant_rows
 from storage.catalog import Catalog
-from storage.records import NightResult, RegisteredNight, RunRecord, VersionRecord
+from storage.records import (
+    Evaluation,
+    NightEvidence,
+    NightResult,
+    RegisteredNight,
+    RunRecord,
+    VersionRecord,
+)
 
 IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10])
 
@@ -165,10 +172,34 @@ def save_artifacts(catalog: Catalog, run_key: str, build) -> list[VersionRecord]
     return records
 
 
+@task(name="measure released models on tonight's windows", **IO_RETRIES)
+def measure_released(catalog: Catalog, build) -> dict[int, Evaluation]:
+    """Every released model (each class's stable and canary artifact) run on LiteRT over the
+    same held-out windows as tonight's candidates, so the gate compares like with like."""
+    from compression.evaluate import litert_forecast
+    from compression.evaluation import evaluate
+    from storage.artifacts import read_artifact
+    from storage.releases import released_models
+
+    with catalog.session() as session:
+        artifacts = {r.model_version_id: r.model_version.artifact_uri
+                     for _, r in released_models(session)}
+    logger = get_run_logger()
+    measured = {}
+    for version_id, uri in artifacts.items():
+        try:
+            content = read_artifact(uri)
+        except OSError as exc:
+            logger.warning(f"released version {version_id} not measured tonight: {exc}")
+            continue
+        measured[version_id] = evaluate(build.yardstick, litert_forecast(content, build.yardstick))
+    return measured
+
+
 @task(name="register and gate")
 def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
              sales: pd.DataFrame, fingerprint: str, build, records: list[VersionRecord],
-             timings_s: dict[str, float]) -> RegisteredNight:
+             released: dict[int, Evaluation], timings_s: dict[str, float]) -> RegisteredNight:
     """Register the run, its versions and every gate decision in one transaction."""
     from compression.recipe import recipe_for
     from compression.variants import BASELINE
@@ -182,8 +213,12 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
         data_sha256=fingerprint, series_count=build.series_count,
         train_windows=build.train_windows, test_windows=build.test_windows, seed=recipe.seed,
         config=recipe.as_dict(), timings_s=timings_s, lineage=current_lineage())
+    evidence = NightEvidence(
+        candidates={item.variant.name: item.figures.evaluation for item in build.variants},
+        references=build.references, released=released)
     with catalog.unit_of_work() as session:
-        register_and_gate(session, run=run, versions=records, baseline_variant=BASELINE)
+        register_and_gate(session, run=run, versions=records, evidence=evidence,
+                          baseline_variant=BASELINE)
         return registered_night(session, run_key, status="completed")
 
 
@@ -222,7 +257,7 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
                                     as_of=night.as_of, canary_blockers=blockers, fleet_holds=holds)
             lines += [f"{device_class}: {step.message}" for step in steps]
         apply_alert_changes(session, gate_alert_changes(
-            device_classes=classes, passed=list(night.best), run_key=night.run_key)
+            device_classes=classes, failed=night.without_forecaster, run_key=night.run_key)
             + flow_success_changes())
     return lines, holds
 

@@ -52,16 +52,17 @@ def quality_alert_changes(scores: Sequence[QualityScore], *,
                                               frozenset(keep))])
 
 
-def gate_alert_changes(*, device_classes: Sequence[str], passed: Sequence[str],
+def gate_alert_changes(*, device_classes: Sequence[str], failed: Sequence[str],
                        run_key: str) -> AlertChanges:
-    """A gate_failure alert for each device class that got no approved variant tonight."""
+    """A gate_failure alert for each device class for which no variant of tonight's run
+    passed the rules that judge a model on its own (not merely "the champion stays")."""
     raised = [AlertRaise(
         kind="gate_failure", severity="warning",
         scope={"device_class": device_class, "run_key": run_key},
         dedup_key=f"gate_failure:{device_class}",
         message=f"{device_class}: no variant of run {run_key} passed the gate; "
                 "the device class keeps its current model")
-        for device_class in device_classes if device_class not in passed]
+        for device_class in device_classes if device_class in failed]
     return AlertChanges(raised, [AlertResolve("gate_failure", "gate_failure:",
                                               frozenset(r.dedup_key for r in raised))])
 

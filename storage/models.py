@@ -85,6 +85,8 @@ class TrainingRun(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timings_s: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # the reference forecasts' and the released models' figures on the night's windows
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -114,6 +116,8 @@ class ModelVersion(Base):
     latency_us_p50: Mapped[float] = mapped_column(Float)
     max_abs_diff_vs_keras: Mapped[float | None] = mapped_column(Float)
     probe: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # figures per forecast origin, store and item on the night's held-out windows
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -131,9 +135,16 @@ class GatePolicy(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     device_class: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer)
-    max_mape_pct: Mapped[float] = mapped_column(Float)
-    max_delta_baseline_pct: Mapped[float] = mapped_column(Float)
-    max_delta_champion_pct: Mapped[float] = mapped_column(Float)
+    metric: Mapped[str] = mapped_column(String(16), default="mape_pct")
+    max_error: Mapped[float] = mapped_column(Float)
+    max_delta_baseline: Mapped[float] = mapped_column(Float)
+    min_gain: Mapped[float] = mapped_column(Float, default=0.2)
+    confidence: Mapped[float] = mapped_column(Float, default=0.95)
+    max_loss: Mapped[float] = mapped_column(Float)
+    max_reference_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    max_worst_slice: Mapped[float] = mapped_column(Float, default=60.0)
+    max_slice_regression: Mapped[float] = mapped_column(Float, default=5.0)
+    max_zero_share_pct: Mapped[float] = mapped_column(Float, default=20.0)
     max_artifact_bytes: Mapped[int] = mapped_column(BigInteger)
     max_latency_ms: Mapped[float] = mapped_column(Float)
     created_by: Mapped[str] = mapped_column(String(128))

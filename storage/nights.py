@@ -1,14 +1,21 @@
-"""A night in the registry: register its run and gate every version in one transaction, and
-read a registered night back as the flow, the CLI and the summary show it."""
+"""A night in the registry: register its run and gate every version for every device class in
+one transaction, and read a registered night back as the flow, the CLI and the summary show it."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFound, RegistryError
-from storage.gate import GateInput, evaluate_gate
-from storage.models import ModelVersion, TrainingRun
-from storage.records import NightData, RegisteredNight, RunRecord, VersionRecord
+from storage.gate import Figures, GateInput, evaluate_gate
+from storage.models import GateDecision, ModelVersion, TrainingRun
+from storage.records import (
+    Evaluation,
+    NightData,
+    NightEvidence,
+    RegisteredNight,
+    RunRecord,
+    VersionRecord,
+)
 from storage.registry import (
     active_policies,
     find_run,
@@ -20,39 +27,83 @@ from storage.registry import (
 )
 from storage.releases import champion
 
+COMPARISON_RULES = ("champion", "slice_regression")  # the rest judge a model on its own
+
 
 def register_and_gate(session: Session, *, run: RunRecord, versions: list[VersionRecord],
-                      baseline_variant: str) -> TrainingRun:
+                      evidence: NightEvidence, baseline_variant: str) -> TrainingRun:
     """Register a run and its versions and gate every version for every device class, in the
-    caller's one transaction: a failure anywhere leaves no row of the run behind."""
-    record = register_run(session, run=run, versions=versions)
-    by_variant = {v.variant: v for v in record.versions}
-    if baseline_variant not in by_variant:
-        raise RegistryError(f"run {run.run_key!r} has no baseline variant {baseline_variant!r}")
-    baseline_mape = by_variant[baseline_variant].mape_pct
+    caller's one transaction: a failure anywhere leaves no row of the run behind. Every
+    comparison is on the night's held-out windows (`evidence`)."""
+    record = register_run(session, run=run, versions=versions, evidence=evidence)
+    missing = {v.variant for v in record.versions} - set(evidence.candidates)
+    if baseline_variant not in evidence.candidates or missing:
+        raise RegistryError(f"run {run.run_key!r} lacks the evaluation of "
+                            f"{sorted(missing | ({baseline_variant} - set(evidence.candidates)))}")
     for device_class, policy in active_policies(session).items():
-        current = champion(session, device_class)
         limits = policy_limits(policy)
+        metric = limits.metric
+        current = champion(session, device_class)
+        champion_figures = _champion_figures(current, evidence, metric)
+        references = {name: e.mean_over_origins(metric) for name, e in evidence.references.items()}
+        reference = min(references, key=references.get)
+        baseline = evidence.candidates[baseline_variant].mean_over_origins(metric)
         for version in record.versions:
+            evaluation = evidence.candidates[version.variant]
             verdict = evaluate_gate(GateInput(
-                mape_pct=version.mape_pct, artifact_bytes=version.artifact_bytes,
-                latency_ms_p50=version.latency_us_p50 / 1000, baseline_mape_pct=baseline_mape,
-                champion_mape_pct=current.mape_pct if current else None), limits)
+                candidate=Figures.of(evaluation, metric, version.artifact_bytes),
+                baseline_error=baseline, reference_name=reference,
+                reference_error=references[reference], zero_share=evaluation.overall.zero_share,
+                latency_ms_p50=version.latency_us_p50 / 1000, champion=champion_figures,
+                champion_version=current.id if current else None), limits)
             record_decision(session, version, policy, verdict)
     for version in record.versions:
         settle_status(session, version)
     return record
 
 
+def _champion_figures(current: ModelVersion | None, evidence: NightEvidence,
+                      metric: str) -> Figures | None:
+    """The champion on tonight's windows; if it could not be measured tonight, its figures at
+    its own gate (no paired test is then possible, so nothing replaces it on evidence)."""
+    if current is None:
+        return None
+    if current.id in evidence.released:
+        return Figures.of(evidence.released[current.id], metric, current.artifact_bytes)
+    if current.evaluation:
+        return Figures.of(Evaluation.from_dict(current.evaluation), metric, current.artifact_bytes)
+    return Figures(error=float("inf"), error_by_origin=[], stores={}, items={}, units=None,
+                   artifact_bytes=current.artifact_bytes)
+
+
+def gate_error(decision: GateDecision) -> float:
+    """The error a decision was made on (its policy's metric, mean over origins)."""
+    return next(r["observed"] for r in decision.reasons if r["rule"] == decision.policy.metric)
+
+
+def quality_passed(decision: GateDecision) -> bool:
+    """Whether the version passed every rule that judges it on its own."""
+    return all(r["passed"] for r in decision.reasons if r["rule"] not in COMPARISON_RULES)
+
+
 def best_approved(run: TrainingRun) -> dict[str, ModelVersion]:
-    """Per device class, the run's version with the lowest MAPE that passed for that class."""
-    best: dict[str, ModelVersion] = {}
+    """Per device class, the run's version with the lowest error that passed for that class."""
+    best: dict[str, tuple[float, ModelVersion]] = {}
     for version in run.versions:
         for decision in version.decisions:
+            error = gate_error(decision)
             if decision.passed and (decision.device_class not in best
-                                    or version.mape_pct < best[decision.device_class].mape_pct):
-                best[decision.device_class] = version
-    return best
+                                    or error < best[decision.device_class][0]):
+                best[decision.device_class] = (error, version)
+    return {device_class: version for device_class, (_, version) in best.items()}
+
+
+def classes_without_a_forecaster(run: TrainingRun) -> list[str]:
+    """Device classes for which no version of the run passed the rules that judge a model on
+    its own (a class whose champion simply stays is not among them)."""
+    passing = {d.device_class for v in run.versions for d in v.decisions if quality_passed(d)}
+    every = {d.device_class for v in run.versions for d in v.decisions}
+    return sorted(every - passing)
 
 
 def registered_night(session: Session, run_key: str, *, status: str) -> RegisteredNight:
@@ -65,4 +116,5 @@ def registered_night(session: Session, run_key: str, *, status: str) -> Register
         run_key=run.run_key, as_of=run.as_of, status=status, versions=list(views.values()),
         best={cls: views[v.id] for cls, v in best_approved(run).items()},
         data=NightData(run.series_count, run.train_windows, run.test_windows),
-        timings_s=dict(run.timings_s or {}))
+        timings_s=dict(run.timings_s or {}),
+        without_forecaster=classes_without_a_forecaster(run))

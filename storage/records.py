@@ -37,6 +37,66 @@ class RunRecord:
     lineage: Lineage
 
 
+GATE_METRICS = ("mape_pct", "wape_pct", "mase")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Forecast errors of one forecaster on a set of windows (see compression/metrics.py)."""
+
+    mape_pct: float  # NaN when every actual is zero
+    wape_pct: float
+    mase: float  # mean |error| over the series' in-sample mean |y_t - y_(t-7)|
+    zero_share: float  # share of actuals that are 0 (MAPE leaves them out)
+    windows: int
+
+    def metric(self, name: str) -> float:
+        return float(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A forecaster scored on the night's held-out windows: overall, per forecast origin, per
+    store and per item. `units` (per series and origin, for the gate's paired test) stays in
+    memory; the rest is stored with the version."""
+
+    overall: Scores
+    origins: list[Scores]
+    stores: dict[int, Scores]
+    items: dict[int, Scores]
+    units: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def mean_over_origins(self, metric: str) -> float:
+        values = [o.metric(metric) for o in self.origins]
+        finite = [v for v in values if v == v]
+        return sum(finite) / len(finite) if finite else float("nan")
+
+    def spread_over_origins(self, metric: str) -> float:
+        values = [o.metric(metric) for o in self.origins if o.metric(metric) == o.metric(metric)]
+        if len(values) < 2:
+            return 0.0
+        mean = sum(values) / len(values)
+        return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+    def worst(self, kind: str, metric: str) -> tuple[int, float] | None:
+        """(store or item id, error) of the worst slice of `kind` on `metric`."""
+        slices = [(key, s.metric(metric)) for key, s in getattr(self, f"{kind}s").items()
+                  if s.metric(metric) == s.metric(metric)]
+        return max(slices, key=lambda pair: pair[1]) if slices else None
+
+    def as_dict(self) -> dict:
+        return {"overall": asdict(self.overall), "origins": [asdict(o) for o in self.origins],
+                "stores": {str(k): asdict(v) for k, v in self.stores.items()},
+                "items": {str(k): asdict(v) for k, v in self.items.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Evaluation:
+        return cls(overall=Scores(**data["overall"]),
+                   origins=[Scores(**o) for o in data["origins"]],
+                   stores={int(k): Scores(**v) for k, v in data["stores"].items()},
+                   items={int(k): Scores(**v) for k, v in data["items"].items()})
+
+
 @dataclass(frozen=True)
 class VersionRecord:
     """One variant's row as the nightly flow hands it to the registry."""
@@ -56,6 +116,20 @@ class VersionRecord:
     latency_us_p50: float
     max_abs_diff_vs_keras: float | None
     probe: dict
+
+
+@dataclass(frozen=True)
+class NightEvidence:
+    """What the gate compares, all on the night's held-out windows: each candidate variant,
+    the reference forecasts, and every released model measured again tonight."""
+
+    candidates: dict[str, Evaluation]  # variant -> its evaluation
+    references: dict[str, Evaluation]  # reference forecast name -> its evaluation
+    released: dict[int, Evaluation]  # released model version id -> its evaluation tonight
+
+    def as_dict(self) -> dict:
+        return {"references": {k: v.as_dict() for k, v in self.references.items()},
+                "released": {str(k): v.as_dict() for k, v in self.released.items()}}
 
 
 @dataclass(frozen=True)
@@ -92,10 +166,12 @@ class VersionView:
     hyperparams: dict | None = None  # with details only
     decisions: list[DecisionView] | None = None
     lineage: dict | None = None
+    evaluation: dict | None = None
+
+    DETAILS = ("hyperparams", "decisions", "lineage", "evaluation")
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items()
-                if v is not None or k not in ("hyperparams", "decisions", "lineage")}
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in self.DETAILS}
 
 
 @dataclass(frozen=True)
@@ -116,6 +192,7 @@ class RegisteredNight:
     best: dict[str, VersionView]  # device class -> the approved version with the lowest MAPE
     data: NightData
     timings_s: dict[str, float]
+    without_forecaster: list[str] = field(default_factory=list)  # classes nothing passed for
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,24 @@ from sqlalchemy.orm import Session, selectinload
 from storage.errors import Conflict, NotFound, RegistryError
 from storage.gate import GateLimits, GateVerdict
 from storage.models import GateDecision, GatePolicy, ModelVersion, TrainingRun, utcnow
-from storage.records import DecisionView, RunRecord, VersionRecord, VersionView
+from storage.records import (
+    GATE_METRICS,
+    DecisionView,
+    NightEvidence,
+    RunRecord,
+    VersionRecord,
+    VersionView,
+)
 
-POLICY_FIELDS = ("max_mape_pct", "max_delta_baseline_pct", "max_delta_champion_pct",
-                 "max_artifact_bytes", "max_latency_ms")
+POLICY_FIELDS = ("metric", "max_error", "max_delta_baseline", "min_gain", "confidence", "max_loss",
+                 "max_reference_ratio", "max_worst_slice", "max_slice_regression",
+                 "max_zero_share_pct", "max_artifact_bytes", "max_latency_ms")
+# a new device class must name these; the others start from these defaults
+REQUIRED_FOR_NEW_CLASS = ("max_error", "max_delta_baseline", "max_loss", "max_artifact_bytes",
+                          "max_latency_ms")
+POLICY_DEFAULTS = {"metric": "mape_pct", "min_gain": 0.2, "confidence": 0.95,
+                   "max_reference_ratio": 1.0, "max_worst_slice": 60.0,
+                   "max_slice_regression": 5.0, "max_zero_share_pct": 20.0}
 VERSION_STATUSES = ("candidate", "approved", "rejected", "released", "retired")
 
 
@@ -41,18 +55,28 @@ def active_policies(session: Session) -> dict[str, GatePolicy]:
 # Each threshold's sane range: a limit outside it is a typo or an attempt to switch the gate
 # off (inf, 1e308, NaN), never a policy.
 POLICY_BOUNDS: dict[str, tuple[float, float]] = {
-    "max_mape_pct": (0.0, 1000.0),
-    "max_delta_baseline_pct": (-100.0, 100.0),
-    "max_delta_champion_pct": (-100.0, 100.0),
+    "max_error": (0.0, 1000.0),  # in the policy's metric: percent, or a ratio for MASE
+    "max_delta_baseline": (-100.0, 100.0),
+    "min_gain": (0.0, 100.0),
+    "confidence": (0.5, 0.9999),
+    "max_loss": (0.0, 100.0),
+    "max_reference_ratio": (0.1, 10.0),
+    "max_worst_slice": (0.0, 1000.0),
+    "max_slice_regression": (0.0, 1000.0),
+    "max_zero_share_pct": (0.0, 100.0),
     "max_artifact_bytes": (1, 2**31 - 1),
     "max_latency_ms": (0.001, 60_000.0),
 }
 DEVICE_CLASS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
-def check_policy_value(name: str, value) -> float | int:
-    """`value` for threshold `name` if it is a finite number within its range, else a
-    RegistryError naming the field, the value and the range."""
+def check_policy_value(name: str, value) -> float | int | str:
+    """`value` for threshold `name` if it is a finite number within its range (or a known
+    metric), else a RegistryError naming the field, the value and the range."""
+    if name == "metric":
+        if value not in GATE_METRICS:
+            raise RegistryError(f"metric must be one of {GATE_METRICS}, got {str(value)[:40]!r}")
+        return value
     low, high = POLICY_BOUNDS[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
@@ -86,10 +110,11 @@ def set_policy(session: Session, device_class: str, *, by: str, new_class: bool 
         if not DEVICE_CLASS_PATTERN.fullmatch(device_class):
             raise RegistryError(f"device class name {device_class[:40]!r}: expected lower-case "
                                 "letters, digits, '_' or '-', starting with a letter, 1-32 long")
-        missing = [f for f in POLICY_FIELDS if f not in given]
+        missing = [f for f in REQUIRED_FOR_NEW_CLASS if f not in given]
         if missing:
             raise RegistryError(f"new device class {device_class!r} needs every threshold; "
                                 f"missing {missing}")
+        given = {**POLICY_DEFAULTS, **given}
     elif new_class:
         raise Conflict(f"device class {device_class!r} exists already (policy version "
                        f"{current.version}); leave out --new-class to change it")
@@ -128,13 +153,15 @@ def code_version(run: RunRecord) -> str:
             + (".dirty" if lineage.git_dirty else ""))
 
 
-def register_run(session: Session, *, run: RunRecord, versions: list[VersionRecord]) -> TrainingRun:
+def register_run(session: Session, *, run: RunRecord, versions: list[VersionRecord],
+                 evidence: NightEvidence | None = None) -> TrainingRun:
     """Add a completed run and all its versions. Raises RunAlreadyRegistered if the run key
     exists (also when another process registered it a moment ago)."""
     if find_run(session, run.run_key) is not None:
         raise RunAlreadyRegistered(f"run {run.run_key!r} is already registered")
     fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
     fields["lineage"] = dataclasses.asdict(run.lineage)
+    fields["evaluation"] = evidence.as_dict() if evidence else {}
     record = TrainingRun(status="completed", finished_at=utcnow(), code_version=code_version(run),
                          **fields)
     session.add(record)
@@ -144,8 +171,11 @@ def register_run(session: Session, *, run: RunRecord, versions: list[VersionReco
         raise RunAlreadyRegistered(
             f"run {run.run_key!r} was registered concurrently by another process"
         ) from exc
+    candidates = evidence.candidates if evidence else {}
     for version in versions:
+        evaluation = candidates.get(version.variant)
         session.add(ModelVersion(run_id=record.id, status="candidate",
+                                 evaluation=evaluation.as_dict() if evaluation else {},
                                  **dataclasses.asdict(version)))
     session.flush()
     return record
@@ -213,4 +243,5 @@ def version_view(version: ModelVersion, *, details: bool = False) -> VersionView
         hyperparams=version.hyperparams if details else None, decisions=decisions,
         lineage={"code_version": version.run.code_version, **(version.run.lineage or {})}
         if details else None,
+        evaluation=version.evaluation if details else None,
     )

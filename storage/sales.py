@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,28 +13,37 @@ import pandas as pd
 from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
+from device.messages import echo
 from storage.models import IngestBatch, Sale
 
 SALES_COLUMNS = ("date", "store", "item", "sales")
 MAX_PROBLEMS_SHOWN = 10
+# The registry's Integer columns hold 32-bit signed values on SQLite and PostgreSQL alike
+# (SQLite would take more, PostgreSQL would not): one range keeps both backends equal.
+INTEGER_COLUMN_MAX = 2_147_483_647
+# The first day a sales file may carry by default; older rows are taken for a typo
+# (1900 for 2000) or a unit mix-up rather than history worth training on.
+EARLIEST_SALES_DATE = dt.date(2000, 1, 1)
+ISO_DATE_CHARS = len("YYYY-MM-DD")
 
 
 class SalesValidationError(ValueError):
-    """A sales file or frame broke the schema; `problems` says where, one line each."""
+    """A sales file or frame broke the schema; `problems` says where, one line each.
+
+    The message's first line is the first problem, complete on its own (for a CLI's one-line
+    error); the following lines list up to `MAX_PROBLEMS_SHOWN` more.
+    """
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
-        headline = f"{problems[0]} (file rejected, nothing loaded)"
-        if len(problems) == 1:
-            super().__init__(headline)
-            return
+        more = len(problems) - 1
+        headline = (f"{problems[0]} (file rejected, nothing loaded"
+                    + (f"; {more} more problem(s) follow" if more else "") + ")")
         shown = problems[1:MAX_PROBLEMS_SHOWN]
-        more = len(problems) - 1 - len(shown)
+        hidden = more - len(shown)
         super().__init__(
-            f"{headline}; {len(problems) - 1} more problem(s):\n  "
-            + "\n  ".join(shown)
-            + (f"\n  ... and {more} more" if more else "")
+            "\n  ".join([headline, *shown]) + (f"\n  ... and {hidden} more" if hidden else "")
         )
 
 
@@ -51,32 +62,78 @@ def _line(index: int) -> int:
     return index + 2
 
 
+def _at(source: str, index: int, column: str) -> str:
+    return f"{source}:{_line(index)}: column {column!r}"
+
+
 def _check_integer_column(raw: pd.Series, column: str, source: str, *, minimum: int) -> list[str]:
+    """Problems of one integer column, each naming line, column and the (cut) value.
+
+    Digits are counted before anything is converted, so a value of a million digits is an
+    out-of-range problem, not Python's integer digit-limit error.
+    """
     text = raw.str.strip()
-    problems = []
     missing = text == ""
-    is_int = text.str.fullmatch(r"[+-]?\d+")
+    is_int = text.str.fullmatch(r"[+-]?[0-9]+")
+    negative = text.str.startswith("-")
+    too_long = is_int & (text.str.lstrip("+-").str.lstrip("0").str.len() > len(str(INTEGER_COLUMN_MAX)))
+    values = pd.to_numeric(text.where(is_int & ~too_long), errors="coerce")
+    problems = []
     for index in raw.index[missing]:
-        problems.append(f"{source}:{_line(index)}: column {column!r}: missing value")
+        problems.append(f"{_at(source, index, column)}: missing value")
     for index in raw.index[~missing & ~is_int]:
-        problems.append(
-            f"{source}:{_line(index)}: column {column!r}: {raw[index]!r} is not an integer"
-        )
-    values = pd.to_numeric(text.where(is_int), errors="coerce")
-    for index in raw.index[values < minimum]:
-        problems.append(
-            f"{source}:{_line(index)}: column {column!r}: {raw[index]!r} is below {minimum}"
-        )
+        problems.append(f"{_at(source, index, column)}: {echo(raw[index])} is not an integer")
+    for index in raw.index[(too_long & negative) | (values < minimum)]:
+        problems.append(f"{_at(source, index, column)}: {echo(raw[index])} is below {minimum}")
+    for index in raw.index[(too_long & ~negative) | (values > INTEGER_COLUMN_MAX)]:
+        problems.append(f"{_at(source, index, column)}: {echo(raw[index])} is above "
+                        f"{INTEGER_COLUMN_MAX}, the largest integer the registry stores")
     return problems
 
 
-def validate_sales_frame(raw: pd.DataFrame, source: str = "<frame>") -> pd.DataFrame:
+def _check_date_column(
+    raw: pd.Series, source: str, *, earliest: dt.date, latest: dt.date
+) -> tuple[pd.Series, list[str]]:
+    """Parsed dates and the problems of the date column: not a date, or outside the window."""
+    text = raw.str.strip()
+    # nothing longer than YYYY-MM-DD can be one, so a huge field never reaches the parser
+    dates = pd.to_datetime(text.where(text.str.len() <= ISO_DATE_CHARS), format="%Y-%m-%d",
+                           errors="coerce")
+    outside = dates.notna() & ((dates < pd.Timestamp(earliest)) | (dates > pd.Timestamp(latest)))
+    problems = []
+    for index in raw.index[dates.isna() | outside]:
+        at, value = _at(source, index, "date"), raw[index]
+        if outside[index] or _is_calendar_date(text[index]):
+            problems.append(f"{at}: {echo(value)} is outside the window {earliest:%Y-%m-%d} to "
+                            f"{latest:%Y-%m-%d} (from the earliest accepted date to tomorrow)")
+        else:
+            problems.append(f"{at}: {echo(value)} is not a date (expected YYYY-MM-DD)")
+    return dates, problems
+
+
+def _is_calendar_date(text: str) -> bool:
+    """True for a real YYYY-MM-DD date; asked of those pandas cannot hold (before 1677, after
+    2262), so that they are called out of the window rather than not a date."""
+    if len(text) > ISO_DATE_CHARS:
+        return False
+    try:
+        dt.datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def validate_sales_frame(
+    raw: pd.DataFrame, source: str = "<frame>", *, earliest: dt.date = EARLIEST_SALES_DATE
+) -> pd.DataFrame:
     """Check raw string columns against the sales schema; return typed, de-duplicated rows.
 
     Parameters
     ----------
     raw : DataFrame of strings as read from the file (row i is file line i + 2).
     source : name used in error messages (the file path).
+    earliest : first accepted date; the last is tomorrow (today + 1 day, taken at the call),
+        since a store may already be in tomorrow's time zone but no sale comes from further on.
 
     Returns
     -------
@@ -85,30 +142,30 @@ def validate_sales_frame(raw: pd.DataFrame, source: str = "<frame>") -> pd.DataF
 
     Raises
     ------
-    SalesValidationError naming file line, column and value of every problem.
+    SalesValidationError naming file line, column and value of every problem; store and item
+    must be within 1..INTEGER_COLUMN_MAX, sales within 0..INTEGER_COLUMN_MAX.
     """
+    latest = dt.date.today() + dt.timedelta(days=1)
+    if earliest > latest:
+        raise ValueError(f"earliest sales date {earliest} is after tomorrow ({latest})")
     columns = [str(c) for c in raw.columns]
     missing = [c for c in SALES_COLUMNS if c not in columns]
     extra = [c for c in columns if c not in SALES_COLUMNS]
-    if missing or extra:
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if missing or extra or repeated:
         raise SalesValidationError(
             source,
             [
-                f"{source}:1: header {columns!r}: expected columns {list(SALES_COLUMNS)!r}"
+                f"{source}:1: header {echo(columns)}: expected columns {list(SALES_COLUMNS)!r}"
                 + (f"; missing {missing!r}" if missing else "")
-                + (f"; unexpected {extra!r}" if extra else "")
+                + (f"; unexpected {echo(extra)}" if extra else "")
+                + (f"; repeated {echo(repeated)}" if repeated else "")
             ],
         )
     if raw.empty:
         raise SalesValidationError(source, [f"{source}: no data rows (empty file)"])
     raw = raw.astype(str)
-    problems: list[str] = []
-    dates = pd.to_datetime(raw["date"].str.strip(), format="%Y-%m-%d", errors="coerce")
-    for index in raw.index[dates.isna()]:
-        problems.append(
-            f"{source}:{_line(index)}: column 'date': {raw.at[index, 'date']!r} "
-            "is not a date (expected YYYY-MM-DD)"
-        )
+    dates, problems = _check_date_column(raw["date"], source, earliest=earliest, latest=latest)
     problems += _check_integer_column(raw["store"], "store", source, minimum=1)
     problems += _check_integer_column(raw["item"], "item", source, minimum=1)
     problems += _check_integer_column(raw["sales"], "sales", source, minimum=0)
@@ -133,7 +190,9 @@ def validate_sales_frame(raw: pd.DataFrame, source: str = "<frame>") -> pd.DataF
             problems.append(
                 f"{source}:{lines[0]}: duplicate (date, store, item) = "
                 f"({key[0]:%Y-%m-%d}, {key[1]}, {key[2]}) with different 'sales' "
-                f"{rows['sales'].tolist()!r} on lines {', '.join(lines)}"
+                f"{echo(rows['sales'].tolist())} on lines {', '.join(lines[:MAX_PROBLEMS_SHOWN])}"
+                + (f" and {len(lines) - MAX_PROBLEMS_SHOWN} more" if len(lines) > MAX_PROBLEMS_SHOWN
+                   else "")
             )
         if problems:
             raise SalesValidationError(source, sorted(problems, key=_problem_line))
@@ -145,8 +204,14 @@ def _problem_line(problem: str) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
-def read_sales_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
-    """Read and validate a Kaggle-schema CSV; return (typed rows, sha256 of the file)."""
+def read_sales_csv(
+    path: str | Path, *, earliest: dt.date = EARLIEST_SALES_DATE
+) -> tuple[pd.DataFrame, str]:
+    """Read and validate a Kaggle-schema CSV; return (typed rows, sha256 of the file).
+
+    Blank lines carry no sale and are skipped, but still counted, so every message names the
+    file's own line number. `earliest` is the first accepted date (see `validate_sales_frame`).
+    """
     path = Path(path)
     try:
         content = path.read_bytes()
@@ -155,11 +220,20 @@ def read_sales_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
     if not content.strip():
         raise SalesValidationError(str(path), [f"{path}: empty file"])
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # header=None: a row with more fields than the header is a ParserError naming its line
+        # (with the header read as such, pandas would take the first column for an index)
+        cells = pd.read_csv(io.BytesIO(content), header=None, dtype=str, keep_default_na=False,
+                            skip_blank_lines=False, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SalesValidationError(str(path), [f"{path}: not a CSV file: {exc}"]) from exc
-    return validate_sales_frame(raw, str(path)), hashlib.sha256(content).hexdigest()
-
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        problem = (f"{path}:{fields[2]}: {fields[3]} fields, the header has {fields[1]}" if fields
+                   else f"{path}: not a CSV file: {' '.join(str(exc).split())}")
+        raise SalesValidationError(str(path), [problem]) from exc
+    raw = cells.iloc[1:].fillna("")
+    raw = raw[raw.apply(lambda column: column.str.strip() != "").any(axis=1)]
+    raw.index = raw.index - 1  # row i is file line i + 2, as validate_sales_frame counts
+    raw.columns = cells.iloc[0].fillna("").tolist()
+    return validate_sales_frame(raw, str(path), earliest=earliest), hashlib.sha256(content).hexdigest()
 
 def ingest_sales(
     session: Session, sales: pd.DataFrame, *, source: str, sha256: str, replace: bool = False

@@ -110,7 +110,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def shipping(sessions, channel_server, model_files, tmp_path):
     """A registry with one run of two versions that pass every class, a signing key, the
     channel on HTTP, and a device public key file."""
-    from factories import run_record, version_record
+    from factories import evidence_for, run_record, version_record
 
     from device.runtime import Forecaster
     from storage.artifacts import save_artifact
@@ -131,6 +131,7 @@ def shipping(sessions, channel_server, model_files, tmp_path):
     run = run_record("2017-12-31-test", data_start=dt.date(2016, 1, 1))
     with sessions() as session, session.begin():
         versions = register_and_gate(session, run=run, versions=records,
+                                     evidence=evidence_for(records),
                                      baseline_variant="lstm64").versions
         ids = {v.variant: v.id for v in versions}
     return dict(sessions=sessions, target=target, root=root, url=url, public=public,

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from storage.records import Lineage, RunRecord, VersionRecord
+import numpy as np
+
+from storage.records import (
+    Evaluation,
+    Lineage,
+    NightEvidence,
+    RunRecord,
+    Scores,
+    VersionRecord,
+)
 
 LINEAGE = Lineage(package_version="0.1.0", git_commit="c" * 40, git_dirty=False,
                   packages={"tensorflow": "2.21.0", "numpy": "2.4.6"})
@@ -17,6 +26,38 @@ def run_record(run_key: str = "2017-12-31-quick-abc", *, as_of: dt.date = dt.dat
                      test_windows=5, seed=0, config={}, timings_s={}, lineage=LINEAGE)
 
 
+UNITS = 40  # (series, origin) pairs of the paired test: 10 series x 4 origins
+
+
+def evaluation(error: float, *, stores: dict[int, float] | None = None,
+               items: dict[int, float] | None = None, units: np.ndarray | None = None,
+               zero_share: float = 0.0, origins: tuple[float, ...] | None = None) -> Evaluation:
+    """An evaluation whose every metric is `error` (MASE: error / 20), with optional slices,
+    per-origin errors and paired units (default: `error` plus small fixed noise)."""
+    def scores(value: float) -> Scores:
+        return Scores(mape_pct=value, wape_pct=value, mase=value / 20, zero_share=zero_share,
+                      windows=100)
+
+    base = scores(error)
+    unit_errors = units if units is not None else \
+        error + np.random.default_rng(0).normal(0, 0.5, UNITS)
+    return Evaluation(
+        overall=base, origins=[scores(v) for v in (origins or (error,) * 4)],
+        stores={k: scores(v) for k, v in (stores or {1: error, 2: error}).items()},
+        items={k: scores(v) for k, v in (items or {1: error, 2: error}).items()},
+        units={"mape_pct": unit_errors, "wape_pct": unit_errors, "mase": unit_errors / 20})
+
+
+def evidence_for(versions: list[VersionRecord], *, reference: float = 30.0,
+                 released: dict[int, Evaluation] | None = None,
+                 overrides: dict[str, Evaluation] | None = None) -> NightEvidence:
+    """The night's evidence: each version's own evaluation (from its MAPE), a reference."""
+    candidates = {v.variant: evaluation(v.mape_pct) for v in versions} | (overrides or {})
+    return NightEvidence(candidates=candidates,
+                         references={"same weekday last week": evaluation(reference)},
+                         released=released or {})
+
+
 def version_record(variant: str, mape: float, size: int, *, latency_us: float = 100.0,
                    artifact_uri: str | None = None, sha256: str = "0" * 64,
                    probe: dict | None = None) -> VersionRecord:
@@ -26,3 +67,16 @@ def version_record(variant: str, mape: float, size: int, *, latency_us: float = 
         artifact_bytes=size, gzip_bytes=size // 2, nonzero_params=100, compression_ratio=None,
         mape_pct=mape, wape_pct=mape, latency_us_p50=latency_us, max_abs_diff_vs_keras=0.0,
         probe=probe or {})
+
+
+# Policies under which the tests' one-epoch models pass the quality rules, so flow tests can
+# exercise the rollout (the rules themselves are tested in test_gate.py).
+LENIENT_POLICY = dict(max_error=100.0, max_delta_baseline=100.0, max_reference_ratio=10.0,
+                      max_worst_slice=1000.0)
+
+
+def lenient_policies(session) -> None:
+    from storage.registry import active_policies, set_policy
+
+    for device_class in active_policies(session):
+        set_policy(session, device_class, by="test", **LENIENT_POLICY)

@@ -66,9 +66,9 @@ def one_line_error(err: str) -> str:
     (["gate", "set", "sensr", "--max-mape", "20"], {}, EXIT_NOT_FOUND,
      "unknown device class 'sensr'"),
     (["gate", "set", "sensor", "--max-mape", "inf"], {}, EXIT_BAD_INPUT,
-     "max_mape_pct must be a finite number"),
+     "max_error must be a finite number"),
     (["gate", "set", "sensor", "--max-mape", "nan"], {}, EXIT_BAD_INPUT,
-     "max_mape_pct must be a finite number"),
+     "max_error must be a finite number"),
     (["gate", "set", "sensor", "--max-bytes", "99999999999999"], {}, EXIT_BAD_INPUT,
      "max_artifact_bytes must be a finite number from 1 to 2147483647"),
     (["ingest", "/nonexistent/sales.csv"], {}, EXIT_BAD_INPUT, "cannot read"),
@@ -123,13 +123,13 @@ def test_a_second_acknowledgement_is_a_conflict(sessions, monkeypatch, tmp_path)
 
 
 def test_a_new_device_class_needs_new_class_and_every_threshold(sessions):
-    full = dict(max_mape_pct=25.0, max_delta_baseline_pct=1.0, max_delta_champion_pct=0.5,
+    full = dict(max_error=25.0, max_delta_baseline=1.0, max_loss=0.5,
                 max_artifact_bytes=4096, max_latency_ms=0.5)
     with sessions() as session, session.begin():
         with pytest.raises(RegistryError, match="unknown device class 'kiosk'"):
             set_policy(session, "kiosk", by="ops", **full)
         with pytest.raises(RegistryError, match="needs every threshold"):
-            set_policy(session, "kiosk", by="ops", new_class=True, max_mape_pct=20.0)
+            set_policy(session, "kiosk", by="ops", new_class=True, max_error=20.0)
         with pytest.raises(RegistryError, match="exists already"):
             set_policy(session, "sensor", by="ops", new_class=True, **full)
         set_policy(session, "kiosk", by="ops", new_class=True, **full)

@@ -76,16 +76,16 @@ def test_lineage_names_the_commit_and_the_library_versions():
 def test_models_show_json_prints_the_lineage_of_the_run(sessions, monkeypatch, capsys, tmp_path):
     import json
 
-    from factories import LINEAGE, run_record, version_record
+    from factories import LINEAGE, evidence_for, run_record, version_record
 
     from flows.cli import main
     from storage.nights import register_and_gate
     from storage.settings import get_settings
 
     with sessions() as session, session.begin():
-        run = register_and_gate(session, run=run_record(),
-                                versions=[version_record("lstm64", 15.0, 70_000)],
-                                baseline_variant="lstm64")
+        versions = [version_record("lstm64", 15.0, 70_000)]
+        run = register_and_gate(session, run=run_record(), versions=versions,
+                                evidence=evidence_for(versions), baseline_variant="lstm64")
         version_id = run.versions[0].id
         url = session.get_bind().url.render_as_string(hide_password=False)
     monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))

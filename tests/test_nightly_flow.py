@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import lenient_policies
 from sqlalchemy import func, select
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,7 @@ def shelfcast_home(tmp_path_factory, tiny_sales):
     with get_catalog().unit_of_work() as session:
         ingest_sales(session, tiny_sales.drop(columns=[], errors="ignore"), source="tiny",
                      sha256=sales_fingerprint(tiny_sales))
+        lenient_policies(session)
     yield home
     if old is None:
         os.environ.pop("SHELFCAST_HOME", None)
@@ -157,6 +159,8 @@ def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tin
     monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "demo"))
     get_settings.cache_clear()
     try:
+        with get_catalog().unit_of_work() as session:
+            lenient_policies(session)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):  # capsys would also swap stderr under Prefect
             assert main(["demo", "--nights", "2", "--stores", "2", "--items", "2",
@@ -198,6 +202,7 @@ def test_a_night_opens_exactly_one_registry_engine(harness, tiny_profile, databa
     try:
         with get_catalog().unit_of_work() as session:
             ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
+            lenient_policies(session)
         get_catalog().dispose()
         engines: set[int] = set()
 

@@ -60,3 +60,24 @@ def test_reference_forecasts_look_back_whole_weeks(tiny_sales):
     assert same_weekday_last_week(split.matrix, test)[i] == values[pos - 7, series]
     expected = np.mean([values[pos - 7 * k, series] for k in range(1, 5)])
     assert mean_of_last_weekdays(split.matrix, test)[i] == pytest.approx(expected)
+
+
+def test_the_yardstick_scores_origins_slices_and_mase_on_the_same_windows(tiny_sales):
+    from compression.evaluation import evaluate, reference_evaluations, yardstick
+    from compression.metrics import SEASON_DAYS
+
+    split = split_by_time(tiny_sales)
+    ys = yardstick(split, origins=4)
+    assert sorted(set(ys.origin)) == [0, 1, 2, 3]
+    days = [np.unique(ys.test.target_pos[ys.origin == o]) for o in range(4)]
+    assert all(a.max() < b.min() for a, b in zip(days, days[1:], strict=False)), "consecutive"
+    forecast = ys.test.history[:, -SEASON_DAYS]  # the same weekday last week
+    scored = evaluate(ys, forecast)
+    (reference,) = [e for n, e in reference_evaluations(ys).items() if "last week" in n]
+    assert scored.overall == reference.overall
+    assert set(scored.stores) == {1, 2} and set(scored.items) == {1, 2}
+    assert sum(s.windows for s in scored.origins) == len(ys.test)
+    values = split.matrix.values[: int(ys.test.target_pos.min())]
+    expected_scale = np.nanmean(np.abs(values[7:] - values[:-7]), axis=0)
+    np.testing.assert_allclose(ys.window_scale, expected_scale[ys.test.series])
+    assert scored.units["mape_pct"].shape == (len(split.matrix.series) * 4,)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flows.output import print_json, print_table, user
 from storage.catalog import get_catalog
 
-POLICY_COLUMNS = ["device_class", "version", "max_mape_pct", "max_delta_baseline_pct",
-                  "max_delta_champion_pct", "max_artifact_bytes", "max_latency_ms", "created_by"]
+POLICY_COLUMNS = ["device_class", "version", "metric", "max_error", "max_delta_baseline",
+                  "min_gain", "confidence", "max_loss", "max_reference_ratio", "max_worst_slice",
+                  "max_slice_regression", "max_zero_share_pct", "max_artifact_bytes",
+                  "max_latency_ms", "created_by"]
 
 
 def gate_show(args) -> None:
@@ -26,8 +28,12 @@ def gate_set(args) -> None:
     with get_catalog().unit_of_work() as session:
         policy = set_policy(
             session, args.device_class, by=user(args.by), new_class=args.new_class,
-            max_mape_pct=args.max_mape, max_delta_baseline_pct=args.max_delta_baseline,
-            max_delta_champion_pct=args.max_delta_champion, max_artifact_bytes=args.max_bytes,
+            metric=args.metric, max_error=args.max_error,
+            max_delta_baseline=args.max_delta_baseline, min_gain=args.min_gain,
+            confidence=args.confidence, max_loss=args.max_loss,
+            max_reference_ratio=args.max_reference_ratio, max_worst_slice=args.max_worst_slice,
+            max_slice_regression=args.max_slice_regression,
+            max_zero_share_pct=args.max_zero_share_pct, max_artifact_bytes=args.max_bytes,
             max_latency_ms=args.max_latency_ms)
         device_class, version = policy.device_class, policy.version
     print(f"gate policy for {device_class} is now version {version}")
@@ -57,8 +63,9 @@ def models_show(args) -> None:
         print_json(data)
         return
     for key, value in data.items():
-        if key not in ("decisions", "hyperparams", "lineage"):
+        if key not in ("decisions", "hyperparams", "lineage", "evaluation"):
             print(f"{key:>22}: {value}")
+    print_evaluation(data.get("evaluation") or {})
     lineage = data["lineage"]
     print("\nlineage")
     print(f"  code: {lineage.get('code_version')} (commit {lineage.get('git_commit') or 'unknown'}"
@@ -72,6 +79,27 @@ def models_show(args) -> None:
             mark = "ok  " if reason["passed"] else "FAIL"
             print(f"  {mark} {reason['rule']}: observed {reason['observed']} limit {reason['limit']}"
                   + (f" ({reason['note']})" if reason["note"] else ""))
+
+
+def print_evaluation(evaluation: dict) -> None:
+    """Figures per forecast origin, store and item (MAPE, WAPE, MASE) as tables."""
+    if not evaluation:
+        return
+    columns = ["slice", "mape_pct", "wape_pct", "mase", "zero_share", "windows"]
+
+    def rows(label: str, scores: dict) -> list[dict]:
+        return [{"slice": f"{label} {key}", **{c: _round(v) for c, v in s.items()}}
+                for key, s in scores.items()]
+
+    print("\nfigures on the night's held-out windows (LiteRT)")
+    print_table([{"slice": "all", **{c: _round(v) for c, v in evaluation["overall"].items()}}]
+                + rows("origin", dict(enumerate(evaluation["origins"], start=1)))
+                + rows("store", evaluation["stores"]) + rows("item", evaluation["items"]),
+                columns)
+
+
+def _round(value):
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def promote(args) -> None:
