@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from flows.commands import bench, data, night, registry
+from flows.commands import bench, checks, data, night, registry
 from flows.errors import EXIT_OK, classify
 
 
@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--units", type=int, default=64)
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=bench.baseline)
+
+    p = sub.add_parser("drift", help="the drift check on its own")
+    drift = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = drift.add_parser("check", help="check stored sales for drift, save the report, raise or "
+                                       "resolve alerts like the nightly step")
+    d.add_argument("--as-of", help="the night's date (default: the last day with sales)")
+    d.add_argument("--again", action="store_true",
+                   help="check again even if this night's report exists")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=checks.drift_check)
 
     p = sub.add_parser("models", help="list and show registered model versions")
     models = p.add_subparsers(dest="action", required=True, metavar="ACTION")

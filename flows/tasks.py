@@ -11,6 +11,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows import checks
 from flows.summary import night_markdown, variant_rows
 from storage.catalog import Catalog
 from storage.records import (
@@ -30,14 +31,6 @@ def run_key_for(as_of: dt.date, profile: str, fingerprint: str) -> str:
     return f"{as_of:%Y-%m-%d}-{profile}-{fingerprint[:12]}"
 
 
-def _config(cls, overrides: dict, setting: str):
-    """A monitoring config from the settings' overrides, or a one-line error naming them."""
-    try:
-        return cls(**overrides)
-    except TypeError as exc:
-        raise ValueError(f"settings `{setting}`: {exc}") from exc
-
-
 @task(name="ingest sales drop", **IO_RETRIES)
 def ingest_drop(catalog: Catalog, drop: str) -> str:
     from storage.ingest import describe_ingest, ingest_file
@@ -48,79 +41,48 @@ def ingest_drop(catalog: Catalog, drop: str) -> str:
 @task(name="load sales", **IO_RETRIES)
 def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
     """Stored sales up to and including `as_of` (default: the last day with sales)."""
-    from storage.sales import load_sales, sales_date_range
-
-    as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
-    with catalog.session() as session:
-        _, last = sales_date_range(session)
-        if last is None:
-            raise ValueError("no sales are stored: run `shelfcast ingest FILE.csv` first")
-        as_of = as_of or last
-        sales = load_sales(session, end=as_of)
-    if sales.empty:
-        raise ValueError(f"no sales stored on or before {as_of}")
-    return sales, as_of
+    return checks.load_sales_up_to(catalog, as_of)
 
 
 @task(name="drift check", **IO_RETRIES)
 def check_drift(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> str:
     """Compare the newest sales with what the released models were trained on; save the report
     and raise or resolve drift alerts, in one transaction."""
-    from monitoring import drift
-    from monitoring.alerts import drift_alert_changes
-    from storage.alerts import apply_alert_changes
-    from storage.drift_reports import find_drift_report, save_drift_report
-    from storage.releases import released_training_end
-
-    config = _config(drift.DriftConfig, catalog.settings.drift, "drift")
-    with catalog.session() as session:
-        trained_through = released_training_end(session)
-        ref_start, _, cur_start, _ = drift.windows_for(as_of, trained_through, config)
-        done = find_drift_report(session, as_of=as_of, reference_start=ref_start,
-                                 current_start=cur_start)
-        if done is not None:
-            return (f"report {done.id} ({done.html_uri}, made earlier for this night): "
-                    f"{done.details.get('summary')}")
-    try:
-        check = drift.check_drift(sales, as_of, trained_through=trained_through, config=config)
-    except ValueError as exc:  # too little history to compare: retraining goes on regardless
-        return f"not checked: {exc}"
-    with catalog.unit_of_work() as session:
-        report = save_drift_report(session, check, folder=catalog.drift_reports,
-                                   workspace=catalog.evidently_workspace,
-                                   details=drift.details(check))
-        alerts = apply_alert_changes(session, drift_alert_changes(check,
-                                                                  report_link=report.html_uri))
-        return (f"report {report.id} ({report.html_uri}): {check.summary()}; "
-                f"{len(alerts)} open drift alert(s)")
+    return checks.drift_check(catalog, sales, as_of).line
 
 
 @task(name="released models' forecast quality", **IO_RETRIES)
 def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> list[str]:
     """Score every released model on the actuals that arrived after its training data."""
     from monitoring.alerts import quality_alert_changes
-    from monitoring.quality import QualityConfig, score_release
+    from monitoring.quality import QualityConfig, score_release, store_figures
     from storage.alerts import apply_alert_changes
     from storage.artifacts import read_artifact
     from storage.releases import released_models
 
-    config = _config(QualityConfig, catalog.settings.quality, "quality")
+    config = checks.config_from_settings(QualityConfig, catalog.settings.quality, "quality")
     lines, scores, unscored = [], [], []
     with catalog.session() as session:
-        for device_class, release in released_models(session):
+        released = released_models(session)
+        canary_stores = {cls: r.stores for cls, r in released if r.channel == "canary"}
+        for device_class, release in released:
             version = release.model_version
-            score = score_release(sales, as_of, read_artifact(version.artifact_uri),
-                                  trained_through=version.run.data_end, model_version=version.id,
-                                  device_class=device_class, gate_mape_pct=version.mape_pct,
-                                  config=config)
+            # a canary is judged on its canary stores' actuals, the fleet model on the rest
+            score = score_release(
+                sales, as_of, read_artifact(version.artifact_uri),
+                trained_through=version.run.data_end, model_version=version.id,
+                device_class=device_class, gate_mape_pct=version.mape_pct, config=config,
+                stores=release.stores if release.channel == "canary" else None,
+                exclude_stores=canary_stores.get(device_class, []) if release.channel == "stable"
+                else (), store_gate_mape_pct=store_figures(version.evaluation),
+                channel=release.channel)
             if score is None:
                 unscored.append((device_class, version.id))
                 lines.append(f"{device_class}/{release.channel}: version {version.id} has no new "
                              "actuals to score yet")
             else:
                 scores.append(score)
-                lines.append(f"{release.channel}: {score.message}"
-                             + (" - DEGRADED" if score.degraded else ""))
+                lines.append(score.message + (" - DEGRADED" if score.degraded else ""))
     with catalog.unit_of_work() as session:
         apply_alert_changes(session, quality_alert_changes(scores, unscored=unscored))
     return lines

@@ -4,8 +4,10 @@ against the actuals that arrived since, compared with the MAPE it showed at the 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from compression.metrics import forecast_errors
@@ -29,24 +31,52 @@ class QualityScore:
     rolling_mape_pct: float
     gate_mape_pct: float
     margin_pct: float
+    stores_scored: list[int] = field(default_factory=list)
+    store_mape_pct: dict[int, float] = field(default_factory=dict)
+    store_gate_mape_pct: dict[int, float] = field(default_factory=dict)
+    channel: str = "stable"
+
+    @property
+    def degraded_stores(self) -> list[int]:
+        """Stores whose rolling MAPE is over their own figure at the gate plus the margin."""
+        return sorted(store for store, mape in self.store_mape_pct.items()
+                      if mape > self.store_gate_mape_pct.get(store, self.gate_mape_pct)
+                      + self.margin_pct)
 
     @property
     def degraded(self) -> bool:
-        return self.rolling_mape_pct > self.gate_mape_pct + self.margin_pct
+        return self.rolling_mape_pct > self.gate_mape_pct + self.margin_pct \
+            or bool(self.degraded_stores)
 
     @property
     def message(self) -> str:
-        return (f"{self.device_class}: released version {self.model_version} scored MAPE "
-                f"{self.rolling_mape_pct:.2f} % on {self.windows} forecasts for {self.start}.."
-                f"{self.end}, against {self.gate_mape_pct:.2f} % at the gate (margin "
-                f"{self.margin_pct:g} points)")
+        worse = "".join(f"; store {s} at {self.store_mape_pct[s]:.2f} % (gate "
+                        f"{self.store_gate_mape_pct.get(s, self.gate_mape_pct):.2f} %)"
+                        for s in self.degraded_stores)
+        return (f"{self.device_class}/{self.channel}: released version {self.model_version} "
+                f"scored MAPE {self.rolling_mape_pct:.2f} % on {self.windows} forecasts in stores "
+                f"{_stores(self.stores_scored)} for {self.start}..{self.end}, against "
+                f"{self.gate_mape_pct:.2f} % at the gate (margin {self.margin_pct:g} points)"
+                + worse)
+
+
+def _stores(stores: list[int]) -> str:
+    return ", ".join(map(str, stores)) if len(stores) <= 8 else f"{len(stores)} stores"
 
 
 def score_release(sales: pd.DataFrame, as_of: dt.date, model_content: bytes, *,
                   trained_through: dt.date, model_version: int, device_class: str,
-                  gate_mape_pct: float, config: QualityConfig = QualityConfig()) -> QualityScore | None:
+                  gate_mape_pct: float, config: QualityConfig = QualityConfig(),
+                  stores: Sequence[int] | None = None, exclude_stores: Sequence[int] = (),
+                  store_gate_mape_pct: dict[int, float] | None = None,
+                  channel: str = "stable") -> QualityScore | None:
     """Score the model on every window whose target day is within the last `days` up to
-    `as_of` and after its training data; None when no such actual has arrived yet."""
+    `as_of` and after its training data, in the stores it runs in (`stores`, or every store
+    but `exclude_stores`), overall and per store; None when no such actual has arrived yet."""
+    if stores is not None:
+        sales = sales[sales["store"].isin(list(stores))]
+    if exclude_stores:
+        sales = sales[~sales["store"].isin(list(exclude_stores))]
     start = max(as_of - dt.timedelta(days=config.days - 1), trained_through + dt.timedelta(days=1))
     if start > as_of:
         return None
@@ -62,5 +92,17 @@ def score_release(sales: pd.DataFrame, as_of: dt.date, model_content: bytes, *,
         return None
     forecast = Forecaster(model_content).forecast(windows.history)
     errors = forecast_errors(windows.target, forecast)
+    window_store = np.array([matrix.series[s][0] for s in windows.series])
+    per_store = {int(store): forecast_errors(windows.target[window_store == store],
+                                             forecast[window_store == store]).mape_pct
+                 for store in np.unique(window_store)}
     return QualityScore(model_version, device_class, start, as_of, len(windows), errors.mape_pct,
-                        gate_mape_pct, config.margin_pct)
+                        gate_mape_pct, config.margin_pct, sorted(per_store),
+                        {k: v for k, v in per_store.items() if v == v},
+                        dict(store_gate_mape_pct or {}), channel)
+
+
+def store_figures(evaluation: dict) -> dict[int, float]:
+    """A version's MAPE per store at its gate, from its stored evaluation."""
+    return {int(store): scores["mape_pct"] for store, scores in (evaluation or {}).get(
+        "stores", {}).items() if scores.get("mape_pct") == scores.get("mape_pct")}

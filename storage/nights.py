@@ -111,7 +111,8 @@ def registered_night(session: Session, run_key: str, *, status: str) -> Register
     run = find_run(session, run_key)
     if run is None:
         raise NotFound(f"run {run_key!r} is not registered")
-    views = {v.id: version_view(v, details=True) for v in run.versions}
+    views = {v.id: version_view(v, details=True)
+             for v in sorted(run.versions, key=lambda version: version.id)}
     return RegisteredNight(
         run_key=run.run_key, as_of=run.as_of, status=status, versions=list(views.values()),
         best={cls: views[v.id] for cls, v in best_approved(run).items()},

@@ -312,3 +312,49 @@ def test_unacknowledged_severe_drift_holds_the_fleet_until_ack(shipping):
                                   canary_blockers=[], fleet_holds=fleet_holds(session))
         assert step.action == "graduated"
         assert open_releases(session, "sensor")["stable"].model_version_id == shipping["v2"]
+
+
+def test_a_canary_is_scored_on_its_stores_the_fleet_on_the_rest_and_degraded_stores_are_named(
+        shipping, stable_sales):
+    content = open(shipping["records"][0].artifact_uri.removeprefix("file://"), "rb").read()
+    common = dict(trained_through=dt.date(2017, 9, 3), model_version=shipping["v1"],
+                  device_class="sensor", gate_mape_pct=1000.0,
+                  config=QualityConfig(days=7, margin_pct=5.0))
+    as_of = dt.date(2017, 9, 10)
+    canary = score_release(stable_sales, as_of, content, stores=[1], channel="canary", **common)
+    fleet = score_release(stable_sales, as_of, content, exclude_stores=[1], **common)
+    assert canary.stores_scored == [1] and canary.windows == 7 * 5
+    assert fleet.stores_scored == [2, 3, 4] and not fleet.degraded
+    one_store = score_release(stable_sales, as_of, content, exclude_stores=[1],
+                              store_gate_mape_pct={2: 1000.0, 3: 0.0, 4: 1000.0}, **common)
+    assert one_store.degraded and one_store.degraded_stores == [3]
+    assert "store 3 at" in one_store.message and "store 2 at" not in one_store.message
+    changes = rules.quality_alert_changes([one_store])
+    assert changes.raised[0].scope["stores"] == [3]
+
+
+def test_drift_check_runs_alone_on_stored_sales_and_lists_what_it_named(shifted_sales, tmp_path,
+                                                                        monkeypatch, capsys):
+    from flows.cli import main
+    from storage.catalog import get_catalog
+    from storage.sales import ingest_sales, sales_fingerprint
+    from storage.settings import get_settings
+
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        with get_catalog().unit_of_work() as session:
+            ingest_sales(session, shifted_sales, source="t", sha256=sales_fingerprint(shifted_sales))
+        night = (FIRST_NIGHT + dt.timedelta(days=2)).isoformat()
+        assert main(["drift", "check", "--as-of", night, "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        with get_catalog().session() as session:
+            (alert,) = open_alerts(session, kind="data_drift")
+        assert main(["drift", "check", "--as-of", night, "--json"]) == 0
+        again = json.loads(capsys.readouterr().out)
+    finally:
+        get_catalog().dispose()
+        get_settings.cache_clear()
+    assert {"kind": "store", "id": 2} in [{"kind": n["kind"], "id": n["id"]} for n in shown["named"]]
+    assert shown["report"].endswith("report-stores.html") and alert.scope["store"] == 2
+    assert again["report_id"] == shown["report_id"], "the night's report is reused, not redone"

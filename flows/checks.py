@@ -1,0 +1,80 @@
+"""Checks that run inside the night and on their own (`shelfcast drift check`): plain functions
+over the catalog, with no Prefect, so the CLI and the tasks share them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from storage.catalog import Catalog
+
+
+def config_from_settings(cls, overrides: dict, setting: str):
+    """A monitoring config from the settings' overrides, or a one-line error naming them."""
+    try:
+        return cls(**overrides)
+    except TypeError as exc:
+        raise ValueError(f"settings `{setting}`: {exc}") from exc
+
+
+def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
+    """Stored sales up to and including `as_of` (default: the last day with sales)."""
+    from storage.sales import load_sales, sales_date_range
+
+    as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    with catalog.session() as session:
+        _, last = sales_date_range(session)
+        if last is None:
+            raise ValueError("no sales are stored: run `shelfcast ingest FILE.csv` first")
+        as_of = as_of or last
+        sales = load_sales(session, end=as_of)
+    if sales.empty:
+        raise ValueError(f"no sales stored on or before {as_of}")
+    return sales, as_of
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    line: str  # what the night's summary says
+    report_id: int | None = None
+    report: str | None = None  # the HTML report
+    named: list[dict] = field(default_factory=list)  # stores and items that drifted
+    open_alerts: int = 0
+
+
+def drift_check(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, *,
+                again: bool = False) -> DriftOutcome:
+    """Compare the newest sales with what the released models were trained on; save the report
+    and raise or resolve drift alerts, in one transaction. A report already made for this
+    night and these windows is reused unless `again`."""
+    from monitoring import drift
+    from monitoring.alerts import drift_alert_changes
+    from storage.alerts import apply_alert_changes
+    from storage.drift_reports import find_drift_report, save_drift_report
+    from storage.releases import released_training_end
+
+    config = config_from_settings(drift.DriftConfig, catalog.settings.drift, "drift")
+    with catalog.session() as session:
+        trained_through = released_training_end(session)
+        ref_start, _, cur_start, _ = drift.windows_for(as_of, trained_through, config)
+        done = None if again else find_drift_report(
+            session, as_of=as_of, reference_start=ref_start, current_start=cur_start)
+        if done is not None:
+            return DriftOutcome(f"report {done.id} ({done.html_uri}, made earlier for this "
+                                f"night): {done.details.get('summary')}", done.id, done.html_uri,
+                                list(done.details.get("findings", [])))
+    try:
+        check = drift.check_drift(sales, as_of, trained_through=trained_through, config=config)
+    except ValueError as exc:  # too little history to compare: retraining goes on regardless
+        return DriftOutcome(f"not checked: {exc}")
+    details = drift.details(check)
+    with catalog.unit_of_work() as session:
+        report = save_drift_report(session, check, folder=catalog.drift_reports,
+                                   workspace=catalog.evidently_workspace, details=details)
+        alerts = apply_alert_changes(session, drift_alert_changes(check,
+                                                                  report_link=report.html_uri))
+        report_id, html = report.id, report.html_uri
+    return DriftOutcome(f"report {report_id} ({html}): {check.summary()}; {len(alerts)} open "
+                        "drift alert(s)", report_id, html, details["findings"], len(alerts))
