@@ -29,7 +29,7 @@ def baseline_vs_references(sales: pd.DataFrame, recipe, *, units: int = 64) -> l
     add("same weekday last week", same_weekday_last_week(split.matrix, test))
     add("mean of last 4 same weekdays", mean_of_last_weekdays(split.matrix, test))
     result = train_lstm(units, split.train, split.validation, recipe)
-    add(f"LSTM-{units}", predict_sales(result.model, test.history),
+    add(f"LSTM-{units}", predict_sales(result.model, test.history, test.target_weekday),
         epochs=result.epochs_run, train_seconds=round(result.seconds, 1))
     return rows
 

@@ -86,7 +86,7 @@ def build_variants(
         timings["export_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        keras_forecast = predict_sales(model, split.test.history)
+        keras_forecast = predict_sales(model, split.test.history, split.test.target_weekday)
         figures = measure_artifact(content, ys, keras_forecast)
         timings["measure_s"] = time.perf_counter() - started
         params, nonzero = count_params(model)

@@ -24,6 +24,7 @@ class ArtifactFigures:
     latency_us_p90: float
     max_abs_diff_vs_keras: float | None
     probe_history: list[float]
+    probe_weekday: int
     probe_forecast: float
 
     @property
@@ -42,16 +43,17 @@ def artifact_sizes(content: bytes) -> tuple[int, int]:
 
 def litert_forecast(content: bytes, ys: Yardstick) -> np.ndarray:
     """The artifact's LiteRT forecast of every held-out window."""
-    return Forecaster(content).forecast(ys.test.history)
+    return Forecaster(content).forecast(ys.test.history, ys.test.target_weekday)
 
 
 def measure_artifact(content: bytes, ys: Yardstick,
                      keras_forecast: np.ndarray | None = None) -> ArtifactFigures:
     """Run the artifact on LiteRT over every held-out window, score it and time it."""
     forecaster = Forecaster(content)
-    forecast = forecaster.forecast(ys.test.history)
+    forecast = forecaster.forecast(ys.test.history, ys.test.target_weekday)
     size, gz = artifact_sizes(content)
-    p50, p90 = forecast_latency_us(forecaster, ys.test.history[0], repeats=LATENCY_REPEATS)
+    p50, p90 = forecast_latency_us(forecaster, ys.test.history[0], int(ys.test.target_weekday[0]),
+                                   repeats=LATENCY_REPEATS)
     return ArtifactFigures(
         artifact_bytes=size,
         gzip_bytes=gz,
@@ -61,5 +63,6 @@ def measure_artifact(content: bytes, ys: Yardstick,
         max_abs_diff_vs_keras=(None if keras_forecast is None
                                else float(np.max(np.abs(forecast - keras_forecast)))),
         probe_history=[float(v) for v in ys.test.history[-1]],
+        probe_weekday=int(ys.test.target_weekday[-1]),
         probe_forecast=float(forecast[-1]),
     )

@@ -6,8 +6,9 @@ as a batch-1 `tf.function` whose LSTM is a function tagged like the legacy
 Keras `standard_lstm` (``api_implements="lstm_*"``), save it as a SavedModel,
 and convert. The converter then fuses the LSTM into one built-in
 ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op, which is far smaller than a WHILE loop or
-an unrolled graph. Window scaling (mean + 1) is inside the graph: the file
-takes 14 raw daily sales and returns next-day sales.
+an unrolled graph. Window scaling (mean + 1) and the weekday's one-hot are inside the
+graph: the file takes 14 raw daily sales and the forecast day's weekday (int32, 0 = Monday)
+and returns next-day sales.
 
 INT8: the converter's dynamic-range quantizer leaves the fused op's weights
 in float (measured: same bytes). So `quantize_weights_int8` rewrites the
@@ -32,7 +33,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as tfl_schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-from compression.windows import WINDOW_DAYS
+from compression.windows import WEEKDAYS, WINDOW_DAYS
 
 
 def _fused_lstm_function():
@@ -73,13 +74,15 @@ def _serving_function(model: keras.Model, window_days: int):
     units = int(recurrent_kernel.shape[0])
     lstm = _fused_lstm_function()
 
-    @tf.function(input_signature=[tf.TensorSpec([1, window_days], tf.float32, name="history")])
-    def forecast(history):
+    @tf.function(input_signature=[tf.TensorSpec([1, window_days], tf.float32, name="history"),
+                                  tf.TensorSpec([1], tf.int32, name="weekday")])
+    def forecast(history, weekday):
         scale = tf.reduce_mean(history, axis=1, keepdims=True) + 1.0  # = windows.window_scale
         zeros = tf.zeros([1, units])
         last, _, _, _, _ = lstm(tf.expand_dims(history / scale, -1), zeros, zeros,
                                 kernel, recurrent_kernel, bias)
-        return {"forecast": (tf.matmul(last, dense_kernel) + dense_bias) * scale}
+        joined = tf.concat([last, tf.one_hot(weekday, WEEKDAYS, dtype=tf.float32)], axis=1)
+        return {"forecast": (tf.matmul(joined, dense_kernel) + dense_bias) * scale}
 
     return forecast
 

@@ -14,30 +14,44 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from compression.recipe import TrainRecipe  # noqa: E402
-from compression.windows import WINDOW_DAYS, WindowSet, window_scale  # noqa: E402
+from compression.windows import WEEKDAYS, WINDOW_DAYS, WindowSet, window_scale  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # retracing notices when several models predict in turn
 
 
 def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0.2) -> keras.Model:
-    """The article's model: LSTM(units, tanh) -> Dropout -> Dense(1), on window-scaled sales."""
-    inputs = keras.Input(shape=(window_days, 1), name="scaled_history")
-    hidden = keras.layers.LSTM(units, activation="tanh", name="lstm")(inputs)
+    """The article's model, `LSTM(units, tanh) -> Dropout -> Dense(1)` on window-scaled sales,
+    with the forecast day's weekday (one-hot) joined to the LSTM's output before the Dense
+    layer: a 14-day window cannot tell which of its days share the forecast day's weekday,
+    and on generated article-shaped sales knowing it took LSTM-64 from 18.0 % to 13.8 % MAPE
+    (oracle 13.0 %)."""
+    history = keras.Input(shape=(window_days, 1), name="scaled_history")
+    weekday = keras.Input(shape=(WEEKDAYS,), name="weekday")
+    hidden = keras.layers.LSTM(units, activation="tanh", name="lstm")(history)
     hidden = keras.layers.Dropout(dropout, name="dropout")(hidden)
-    outputs = keras.layers.Dense(1, name="dense")(hidden)
-    return keras.Model(inputs, outputs, name=f"lstm{units}")
+    joined = keras.layers.Concatenate(name="with_weekday")([hidden, weekday])
+    outputs = keras.layers.Dense(1, name="dense")(joined)
+    return keras.Model([history, weekday], outputs, name=f"lstm{units}")
 
 
-def scaled_inputs(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (n, window_days, 1) and targets (n, 1), both divided by the window scale."""
+def weekday_one_hot(weekday: np.ndarray) -> np.ndarray:
+    return np.eye(WEEKDAYS, dtype=np.float32)[np.asarray(weekday, dtype=np.int64)]
+
+
+def scaled_inputs(windows: WindowSet) -> tuple[list[np.ndarray], np.ndarray]:
+    """Model inputs ([(n, window_days, 1), (n, 7)]) and targets (n, 1), sales divided by the
+    window scale."""
     scale = window_scale(windows.history)[:, None]
-    return (windows.history / scale)[..., None], windows.target[:, None] / scale
+    return ([(windows.history / scale)[..., None], weekday_one_hot(windows.target_weekday)],
+            windows.target[:, None] / scale)
 
 
-def predict_sales(model: keras.Model, history: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Next-day sales for raw windows (n, window_days), through the Keras model."""
+def predict_sales(model: keras.Model, history: np.ndarray, weekday: np.ndarray,
+                  batch_size: int = 4096) -> np.ndarray:
+    """Next-day sales for raw windows (n, window_days) and their forecast days' weekdays."""
     scale = window_scale(history)
-    scaled = model.predict((history / scale[:, None])[..., None], batch_size=batch_size, verbose=0)
+    scaled = model.predict([(history / scale[:, None])[..., None], weekday_one_hot(weekday)],
+                           batch_size=batch_size, verbose=0)
     return scaled[:, 0] * scale
 
 

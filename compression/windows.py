@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 WINDOW_DAYS = 14
+WEEKDAYS = 7  # the forecast day's weekday is the model's second input (one-hot)
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.1
 
@@ -23,18 +24,21 @@ class SalesMatrix:
 
 @dataclass(frozen=True)
 class WindowSet:
-    """Windows of `WINDOW_DAYS` raw daily sales and the sales of the day after."""
+    """Windows of `WINDOW_DAYS` raw daily sales, the weekday of the day after (the forecast
+    day, 0 = Monday) and that day's sales."""
 
     history: np.ndarray  # float32 (n, window_days)
     target: np.ndarray  # float32 (n,)
     series: np.ndarray  # int (n,), column in the SalesMatrix
     target_pos: np.ndarray  # int (n,), row of the target day in the SalesMatrix
+    target_weekday: np.ndarray  # int32 (n,), weekday of the target day, 0 = Monday
 
     def __len__(self) -> int:
         return len(self.target)
 
     def take(self, mask: np.ndarray) -> WindowSet:
-        return WindowSet(self.history[mask], self.target[mask], self.series[mask], self.target_pos[mask])
+        return WindowSet(self.history[mask], self.target[mask], self.series[mask],
+                         self.target_pos[mask], self.target_weekday[mask])
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,13 @@ def make_windows(matrix: SalesMatrix, window_days: int = WINDOW_DAYS) -> WindowS
     series = np.tile(np.arange(n_series), len(target_pos))
     flat = stacked.reshape(-1, window_days + 1)
     complete = ~np.isnan(flat).any(axis=1)
+    weekday = matrix.dates.weekday.to_numpy().astype(np.int32)
     return WindowSet(
         history=flat[complete, :window_days].astype(np.float32),
         target=flat[complete, window_days].astype(np.float32),
         series=series[complete],
         target_pos=pos[complete],
+        target_weekday=weekday[pos[complete]],
     )
 
 

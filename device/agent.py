@@ -94,7 +94,8 @@ def smoke_test(content: bytes, manifest: Manifest) -> float:
     """Load the model in LiteRT and check it reproduces the manifest's probe forecast."""
     try:
         forecaster = Forecaster(content)
-        forecast = forecaster.forecast_one(np.asarray(manifest.probe_history))
+        forecast = forecaster.forecast_one(np.asarray(manifest.probe_history),
+                                           manifest.probe_weekday)
     except Exception as exc:  # noqa: BLE001 - any load or run failure refuses the model
         raise SyncError(f"model {manifest.sha256[:12]} does not run on LiteRT: {exc}") from exc
     allowed = manifest.probe_tolerance * max(1.0, abs(manifest.probe_forecast))
@@ -123,7 +124,8 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
              "variant": manifest.variant, "sha256": manifest.sha256,
              "artifact_bytes": manifest.artifact_bytes, "model_file": str(model_path.name),
              "manifest_created_at": manifest.created_at,
-             "probe": {"history": manifest.probe_history, "forecast": manifest.probe_forecast},
+             "probe": {"history": manifest.probe_history, "weekday": manifest.probe_weekday,
+                       "forecast": manifest.probe_forecast},
              "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     after = {"current": entry, "previous": before["current"]}
     write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
@@ -185,17 +187,18 @@ def latency_us(state: Path, *, repeats: int = 1000) -> dict:
     """p50 and p90 of one forecast of the installed model on this device, in microseconds,
     over `repeats` invokes of the manifest's probe window after a warm-up."""
     current, content = installed_model(state)
-    if "probe" not in current:
+    if "weekday" not in current.get("probe", {}):
         raise SyncError(f"{state}: installed by an older agent without a probe window; run sync again")
     p50, p90 = forecast_latency_us(Forecaster(content), np.asarray(current["probe"]["history"]),
-                                   repeats=repeats)
+                                   current["probe"]["weekday"], repeats=repeats)
     return {"model_version": current["model_version"], "variant": current["variant"],
             "device_class": current["device_class"], "artifact_bytes": current["artifact_bytes"],
             "repeats": repeats, "latency_us_p50": round(p50, 1), "latency_us_p90": round(p90, 1)}
 
 
-def predict(state: Path, history: list[float]) -> float:
-    """Next-day sales from the installed model for 14 raw daily sales, oldest first."""
+def predict(state: Path, history: list[float], day: dt.date) -> float:
+    """Sales on `day` from the installed model, given the 14 raw daily sales before it,
+    oldest first."""
     values = np.asarray(history, dtype=np.float64)
     if values.shape != (14,):
         raise ValueError(f"--history needs 14 daily sales, got {values.size}")
@@ -204,4 +207,4 @@ def predict(state: Path, history: list[float]) -> float:
         raise ValueError(f"--history value {bad[0][0]} is {bad[0][1]!r}: sales must be finite "
                          "and non-negative")
     _, content = installed_model(state)
-    return Forecaster(content).forecast_one(values)
+    return Forecaster(content).forecast_one(values, day.weekday())

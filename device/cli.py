@@ -4,8 +4,11 @@ check only)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from device.agent import SyncError, installed_model, latency_us, predict, read_state, sync
@@ -21,7 +24,7 @@ def cmd_sync(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    print(f"{predict(Path(args.state), args.history):.4f}")
+    print(f"{predict(Path(args.state), args.history, args.date):.4f}")
     return 0
 
 
@@ -57,10 +60,32 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+
+class UsageError(ValueError):
+    """A bad command line, on one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# Exit codes, as `shelfcast` uses them (README, "Exit codes"): 2 bad input, 3 not found,
+# 4 refused (the installed model keeps serving), 5 unavailable (network, disk), 1 internal.
+EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_INTERNAL = 2, 3, 4, 5, 1
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(
+    root = OneLineParser(
         prog="shelfcast-device",
         description="Fetch, verify and run Shelfcast models on a store device.")
+    root.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("sync", help="fetch, verify and install the model for this device")
     p.add_argument("--channel", required=True, help="base URL (or folder) of the release channel")
@@ -69,10 +94,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state", required=True, help="folder holding the installed models")
     p.add_argument("--public-key", required=True, help="PEM file of the release signing key")
     p.set_defaults(handler=cmd_sync)
-    p = sub.add_parser("predict", help="forecast next-day sales from the last 14 days")
+    p = sub.add_parser("predict", help="forecast a day's sales from the 14 days before it")
     p.add_argument("--state", required=True)
     p.add_argument("--history", required=True, type=float, nargs="+",
-                   help="14 daily sales, oldest first")
+                   help="14 daily sales, oldest first, ending the day before --date")
+    p.add_argument("--date", type=_day, default=dt.date.today() + dt.timedelta(days=1),
+                   help="the day to forecast, YYYY-MM-DD (default: tomorrow)")
     p.set_defaults(handler=cmd_predict)
     p = sub.add_parser("status", help="the installed model and whether its file verifies")
     p.add_argument("--state", required=True)
@@ -87,12 +114,35 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Run one command; a failure is one line on stderr and an exit code for its kind."""
+    debug = os.environ.get("SHELFCAST_DEBUG", "") not in ("", "0")
+    command = "shelfcast-device"
     try:
+        args = parser().parse_args(argv)
+        debug, command = debug or args.debug, f"shelfcast-device {args.command}"
         return args.handler(args)
-    except (SyncError, ValueError, OSError) as exc:
-        print(f"shelfcast-device {args.command}: {exc}", file=sys.stderr)
-        return 1
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures end
+        if debug:
+            traceback.print_exc()
+        code, message = _classify(exc)
+        print(f"{command}: {message}", file=sys.stderr)
+        return code
+
+
+def _classify(exc: BaseException) -> tuple[int, str]:
+    first = (str(exc).strip().splitlines() or [""])[0][:400]
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(exc, SyncError):
+        return EXIT_REFUSED, first
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_NOT_FOUND, first
+    if isinstance(exc, OSError):
+        return EXIT_UNAVAILABLE, first
+    if isinstance(exc, ValueError):
+        return EXIT_BAD_INPUT, first
+    return EXIT_INTERNAL, (f"internal error: {type(exc).__name__}: {first[:200]} (run again "
+                           "with --debug or SHELFCAST_DEBUG=1 for the traceback)")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,18 @@ from device.messages import echo
 
 MANIFEST_FORMAT = "shelfcast-manifest/1"
 CHANNELS = ("canary", "stable")
+# Version 2 adds the forecast day's weekday as a second input. An agent compares the whole
+# contract, so an agent that knows only version 1 refuses a version-2 model (and this one
+# refuses a version-1 model): a model is never fed inputs it was not made for.
 INPUT_CONTRACT = {
+    "version": 2,
     "input": "the last 14 raw daily sales of one store and item, oldest first",
     "input_shape": [1, 14],
     "input_dtype": "float32",
-    "output": "next-day sales",
+    "weekday": "the weekday of the forecast day, 0 = Monday .. 6 = Sunday",
+    "weekday_shape": [1],
+    "weekday_dtype": "int32",
+    "output": "the forecast day's sales",
     "output_shape": [1, 1],
 }
 WINDOW_DAYS = INPUT_CONTRACT["input_shape"][-1]
@@ -71,6 +78,7 @@ class Manifest:
     sha256: str
     artifact_bytes: int
     probe_history: list[float]
+    probe_weekday: int
     probe_forecast: float
     probe_tolerance: float
     created_at: str
@@ -213,6 +221,8 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
         artifact_path=path, sha256=sha256, artifact_bytes=artifact_bytes,
         probe_history=[_number(history, k, "probe.history", minimum=0.0)
                        for k in range(WINDOW_DAYS)],
+        probe_weekday=_integer(probe, "weekday", "probe", minimum=0, maximum=6,
+                               why="a weekday, 0 = Monday"),
         probe_forecast=_number(probe, "forecast", "probe"), probe_tolerance=tolerance,
         created_at=created_at, payload=payload,
     )
@@ -259,15 +269,16 @@ def _text(container: dict, key: str, parent: str | None = None, *, max_chars: in
 
 
 def _integer(container: dict | list, key: str | int, parent: str | None = None, *,
-             maximum: int, why: str = "the largest id the registry holds") -> int:
-    """An integer within 1..`maximum`; a bool or a float (even 3.0) is refused, not coerced."""
+             maximum: int, minimum: int = 1, why: str = "the largest id the registry holds") -> int:
+    """An integer within `minimum`..`maximum`; a bool or a float (even 3.0) is refused, not
+    coerced."""
     value, name = _get(container, key, parent)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ManifestError(f"manifest field {name!r}: {echo(value)} is a JSON {_kind(value)}, "
                             "expected an integer")
-    if not 1 <= value <= maximum:
-        raise ManifestError(f"manifest field {name!r}: {echo(value)} is outside 1..{maximum} "
-                            f"({why})")
+    if not minimum <= value <= maximum:
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is outside "
+                            f"{minimum}..{maximum} ({why})")
     return value
 
 

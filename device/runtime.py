@@ -1,4 +1,5 @@
-"""Run a Shelfcast `.tflite` forecaster on LiteRT: 14 raw daily sales in, next-day sales out.
+"""Run a Shelfcast `.tflite` forecaster on LiteRT: 14 raw daily sales and the forecast day's
+weekday (0 = Monday) in, that day's sales out.
 
 The server measures every artifact through this same class, so a device's
 forecast for a window is the one the gate saw.
@@ -19,36 +20,53 @@ class Forecaster:
     def __init__(self, model_content: bytes, *, num_threads: int = 1):
         self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        (self._input,) = self.interpreter.get_input_details()
+        inputs = self.interpreter.get_input_details()
+        # names are stripped from the file: tell the inputs apart by type
+        history = [d for d in inputs if d["dtype"] == np.float32]
+        weekday = [d for d in inputs if d["dtype"] == np.int32]
+        if len(inputs) != 2 or len(history) != 1 or len(weekday) != 1:
+            found = [(d["dtype"].__name__, list(d["shape"])) for d in inputs]
+            raise ValueError(f"not a Shelfcast forecaster: inputs {found}, expected a float32 "
+                             "window and an int32 weekday")
+        self._history, self._weekday = history[0], weekday[0]
         (self._output,) = self.interpreter.get_output_details()
-        self.window_days = int(self._input["shape"][-1])
+        self.window_days = int(self._history["shape"][-1])
 
-    def forecast_one(self, history: np.ndarray) -> float:
-        """Next-day sales for one window of `window_days` raw daily sales."""
+    def forecast_one(self, history: np.ndarray, weekday: int) -> float:
+        """Sales of the day after one window of `window_days` raw daily sales; `weekday` is
+        that day's weekday, 0 = Monday."""
         window = np.asarray(history, dtype=np.float32).reshape(1, self.window_days)
+        if not 0 <= int(weekday) <= 6:
+            raise ValueError(f"weekday must be 0 (Monday) to 6 (Sunday), got {weekday!r}")
         self.interpreter.reset_all_variables()
-        self.interpreter.set_tensor(self._input["index"], window)
+        self.interpreter.set_tensor(self._history["index"], window)
+        self.interpreter.set_tensor(self._weekday["index"], np.array([weekday], dtype=np.int32))
         self.interpreter.invoke()
         return float(self.interpreter.get_tensor(self._output["index"]).reshape(-1)[0])
 
-    def forecast(self, history: np.ndarray) -> np.ndarray:
-        """Next-day sales for each row of `history` (n, window_days)."""
+    def forecast(self, history: np.ndarray, weekday: np.ndarray) -> np.ndarray:
+        """Next-day sales for each row of `history` (n, window_days) and its weekday (n,)."""
         history = np.asarray(history, dtype=np.float32)
+        weekday = np.asarray(weekday).reshape(-1)
         if history.ndim != 2 or history.shape[1] != self.window_days:
             raise ValueError(
                 f"history must have shape (n, {self.window_days}), got {history.shape}"
             )
-        return np.array([self.forecast_one(row) for row in history], dtype=np.float64)
+        if len(weekday) != len(history):
+            raise ValueError(f"{len(history)} windows but {len(weekday)} weekdays")
+        return np.array([self.forecast_one(row, day) for row, day in zip(history, weekday,
+                                                                          strict=True)],
+                        dtype=np.float64)
 
 
-def forecast_latency_us(forecaster: Forecaster, window: np.ndarray, *,
+def forecast_latency_us(forecaster: Forecaster, window: np.ndarray, weekday: int, *,
                         repeats: int = 300) -> tuple[float, float]:
     """p50 and p90 wall time of one forecast, in microseconds, after a warm-up."""
     for _ in range(10):
-        forecaster.forecast_one(window)
+        forecaster.forecast_one(window, weekday)
     samples = np.empty(repeats)
     for k in range(repeats):
         started = time.perf_counter_ns()
-        forecaster.forecast_one(window)
+        forecaster.forecast_one(window, weekday)
         samples[k] = (time.perf_counter_ns() - started) / 1000
     return float(np.percentile(samples, 50)), float(np.percentile(samples, 90))

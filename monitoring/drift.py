@@ -20,6 +20,7 @@ where its counts are too low to see `target_shift`. Calibrated by `monitoring/ca
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -320,22 +321,81 @@ def _window_for_member(sigma: float, rows_per_day: float, alpha: float,
 
 
 def _run_report(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig,
-                threshold: float, verdict: tuple):
+                threshold: float, verdict: tuple, *, kind: str, as_of: dt.date,
+                night: dict[str, float]):
     """One Evidently report with Shelfcast's verdict on top; its per-column threshold is the
-    corrected one and its dataset rule "any column", so Evidently's headline agrees."""
+    corrected one and its dataset rule "any column", so Evidently's headline agrees. The
+    snapshot is dated by the night and tagged with `kind`, and carries the dashboard's
+    metrics (`dashboard_metrics`), so the workspace plots one point per night."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
+    night_metric, level_change_metric = dashboard_metrics()
     definition = DataDefinition(numerical_columns=list(current.columns))
     preset = DataDriftPreset(method=config.method, threshold=threshold,
                              drift_share=1 / max(len(current.columns), 1))
-    return Report([_verdict_container(*verdict), preset]).run(
+    verdict_item = _verdict_container(*verdict, metrics=[night_metric(night),
+                                                         level_change_metric(kind=kind)])
+    return Report([verdict_item, preset]).run(
         Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition))
+        Dataset.from_pandas(reference, data_definition=definition),
+        timestamp=dt.datetime.combine(as_of, dt.time()), tags=[kind])
 
 
-def _verdict_container(headline: str, findings: list[str], power_rows: list[list[str]]):
-    """An Evidently report item that draws Shelfcast's decision above Evidently's own widgets."""
+@functools.cache
+def dashboard_metrics() -> tuple[type, type]:
+    """The Evidently metrics that carry Shelfcast's figures into each snapshot, for the
+    workspace dashboard (`storage.drift_reports`): `ShelfcastNight`, the night's figures
+    (`night_figures`, the same in both reports), and `ShelfcastLevelChange`, each store's
+    (item's) level change against the others in %, computed from the report's own data.
+    Evidently's `DriftedColumnsCount` cannot serve: its parameters hold the night's corrected
+    threshold, so each night would start a new series. Made on first use: Evidently is slow to
+    import and calibration draws no reports."""
+    from evidently._pydantic_compat import PrivateAttr
+    from evidently.core.metric_types import ByLabelCalculation, ByLabelMetric
+
+    class ShelfcastNight(ByLabelMetric):
+        # a private value is no parameter: every night's point joins the same series
+        _figures: dict = PrivateAttr(default_factory=dict)
+
+        def __init__(self, figures: dict[str, float], **data):
+            super().__init__(**data)
+            self._figures = dict(figures)
+
+    class ShelfcastNightCalculation(ByLabelCalculation[ShelfcastNight]):
+        def calculate(self, context, current_data, reference_data):
+            return self.result(self.metric._figures), None
+
+        def display_name(self) -> str:
+            return "Shelfcast night"
+
+    class ShelfcastLevelChange(ByLabelMetric):
+        kind: str  # store | item: whose level changes the report's columns hold
+
+    class ShelfcastLevelChangeCalculation(ByLabelCalculation[ShelfcastLevelChange]):
+        def calculate(self, context, current_data, reference_data):
+            current, reference = current_data.as_dataframe(), reference_data.as_dataframe()
+            return self.result({
+                _member(column): round(100 * level_change(reference[column], current[column]), 2)
+                for column in current.columns if column.endswith("_relative_sales")}), None
+
+        def display_name(self) -> str:
+            return f"Level change per {self.metric.kind} against the others, %"
+
+    return ShelfcastNight, ShelfcastLevelChange
+
+
+def night_figures(check: DriftCheck, groups: list[str]) -> dict[str, float]:
+    """What the workspace dashboard plots for the night: the drift share over both reports and,
+    for each report that ran, how many stores (items) it named."""
+    return {"drift_share": check.drift_share,
+            **{f"{by}s_named": sum(f.kind == by for f in check.findings) for by in groups}}
+
+
+def _verdict_container(headline: str, findings: list[str], power_rows: list[list[str]], *,
+                       metrics: list):
+    """An Evidently report item that draws Shelfcast's decision above Evidently's own widgets
+    and computes `metrics` (drawn nowhere in the report; the workspace dashboard plots them)."""
     from evidently.core.container import MetricContainer
     from evidently.legacy.renderers.html_widgets import (
         CounterData,
@@ -346,7 +406,7 @@ def _verdict_container(headline: str, findings: list[str], power_rows: list[list
 
     class ShelfcastVerdict(MetricContainer):
         def generate_metrics(self, context):
-            return []
+            return metrics
 
         def render(self, context, child_widgets=None):
             widgets = [counter(counters=[CounterData(headline, "Shelfcast drift verdict")])]
@@ -436,7 +496,7 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
         drifted = [c for c in drifted_columns if c.startswith(f"{by}_")]
         for member in sorted({_member(c) for c in drifted}):
             column = f"{by}_{member}_relative_sales"
-            change = float(current[column].mean() / max(reference[column].mean(), 1e-9) - 1.0)
+            change = level_change(reference[column], current[column])
             findings.append(ScopeDrift(
                 kind=by, id=member,
                 drifted_columns=[c.split("_", 2)[2] for c in drifted if _member(c) == member],
@@ -448,9 +508,17 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
                        findings, config, {}, skipped, threshold, power)
     if reports:
         verdict = report_verdict(check)
-        check.snapshots = {by: _run_report(*frames[by], config, threshold, verdict)
+        night = night_figures(check, groups)
+        check.snapshots = {by: _run_report(*frames[by], config, threshold, verdict,
+                                           kind=by, as_of=as_of, night=night)
                            for by in groups}
     return check
+
+
+def level_change(reference: pd.Series, current: pd.Series) -> float:
+    """A store's (item's) level change against the others: its mean relative sales, current
+    over reference, minus one."""
+    return float(current.mean() / max(reference.mean(), 1e-9) - 1.0)
 
 
 def _round_pct(shift: float) -> float:

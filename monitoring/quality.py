@@ -90,7 +90,7 @@ def score_release(sales: pd.DataFrame, as_of: dt.date, model_content: bytes, *,
     windows = windows.take(keep)
     if len(windows) == 0:
         return None
-    forecast = Forecaster(model_content).forecast(windows.history)
+    forecast = Forecaster(model_content).forecast(windows.history, windows.target_weekday)
     errors = forecast_errors(windows.target, forecast)
     window_store = np.array([matrix.series[s][0] for s in windows.series])
     per_store = {int(store): forecast_errors(windows.target[window_store == store],

@@ -83,8 +83,9 @@ def manifest_payload(*, release_id: int, channel: str, device_class: str, stores
         "variant": variant,
         "artifact": {"path": f"artifacts/{sha256}.tflite", "sha256": sha256,
                      "bytes": artifact_bytes},
-        "input_contract": INPUT_CONTRACT,
-        "probe": {"history": probe["history"], "forecast": probe["forecast"],
+        "input_contract": dict(INPUT_CONTRACT),
+        "probe": {"history": probe["history"], "weekday": probe["weekday"],
+                  "forecast": probe["forecast"],
                   "tolerance": PROBE_TOLERANCE},
         "created_at": created_at,
     }

@@ -70,6 +70,7 @@ def sessions(database_url):
 # -- shipping: real .tflite files, a signing key, a release channel served on loopback ------
 
 PROBE = [12.0, 9.0, 11.0, 15.0, 14.0, 20.0, 22.0, 13.0, 10.0, 12.0, 16.0, 15.0, 21.0, 23.0]
+PROBE_DAY = dt.date(2018, 1, 3)  # the day forecast from PROBE: a Wednesday (weekday 2)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,9 @@ def shipping(sessions, channel_server, model_files, tmp_path):
         uri, sha = save_artifact(tmp_path / "artifacts", "run", name, content)
         records.append(version_record(
             name, 15.0, len(content), latency_us=50.0, artifact_uri=uri, sha256=sha,
-            probe={"history": PROBE, "forecast": Forecaster(content).forecast_one(np.array(PROBE))}))
+            probe={"history": PROBE, "weekday": PROBE_DAY.weekday(),
+                   "forecast": Forecaster(content).forecast_one(np.array(PROBE),
+                                                                PROBE_DAY.weekday())}))
     run = run_record("2017-12-31-test", data_start=dt.date(2016, 1, 1))
     with sessions() as session, session.begin():
         versions = register_and_gate(session, run=run, versions=records,
@@ -136,7 +139,7 @@ def shipping(sessions, channel_server, model_files, tmp_path):
         ids = {v.variant: v.id for v in versions}
     return dict(sessions=sessions, target=target, root=root, url=url, public=public,
                 v1=ids["lstm64"], v2=ids["lstm16"], records=records, state=tmp_path / "device",
-                probe=PROBE)
+                probe=PROBE, probe_day=PROBE_DAY)
 
 
 # -- Hypothesis profiles (as astropy's): `ci` reproducible and quick, `fuzzing` for long runs --

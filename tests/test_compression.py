@@ -63,7 +63,8 @@ def test_every_variant_is_built_and_runs_on_litert(built, split):
 
     assert set(built) == {v.name for v in VARIANTS}
     for name, item in built.items():
-        forecast = Forecaster(item.content).forecast(split.test.history[:20])
+        forecast = Forecaster(item.content).forecast(split.test.history[:20],
+                                                     split.test.target_weekday[:20])
         assert np.all(np.isfinite(forecast)), name
         assert np.isfinite(item.figures.mape_pct) and item.figures.latency_us_p50 > 0, name
 

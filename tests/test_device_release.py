@@ -43,9 +43,10 @@ def test_good_release_installs_and_forecasts_what_the_server_measured(shipping, 
     assert device_main(args) == 0
     assert "up-to-date" in capsys.readouterr().out
     expected = shipping["records"][0].probe["forecast"]
-    assert predict(shipping["state"], shipping["probe"]) == expected
+    assert predict(shipping["state"], shipping["probe"], shipping["probe_day"]) == expected
     assert device_main(["predict", "--state", str(shipping["state"]), "--history",
-                        *map(str, shipping["probe"])]) == 0
+                        *map(str, shipping["probe"]), "--date",
+                        shipping["probe_day"].isoformat()]) == 0
     assert float(capsys.readouterr().out) == pytest.approx(expected, abs=1e-4)
     assert device_main(["status", "--state", str(shipping["state"]), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -70,7 +71,8 @@ def _refused(shipping, match, **kwargs):
     with pytest.raises(SyncError, match=match):
         device_sync(shipping, **kwargs)
     assert installed_version(shipping) == shipping["v1"], "the old model must keep serving"
-    assert predict(shipping["state"], shipping["probe"]) == shipping["records"][0].probe["forecast"]
+    expected = shipping["records"][0].probe["forecast"]
+    assert predict(shipping["state"], shipping["probe"], shipping["probe_day"]) == expected
 
 
 def test_tampered_artifact_is_refused(serving_v1_with_v2_published):
@@ -171,7 +173,7 @@ def test_cli_refusal_exits_non_zero_with_the_reason(serving_v1_with_v2_published
     code = device_main(["sync", "--channel", shipping["url"], "--device-class", "sensor",
                         "--store", "7", "--state", str(shipping["state"]),
                         "--public-key", str(shipping["public"])])
-    assert code == 1
+    assert code == 4  # refused: the installed model keeps serving
     assert "bytes arrived" in capsys.readouterr().err
 
 

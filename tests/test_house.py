@@ -119,3 +119,23 @@ def test_signing_is_refused_when_the_private_key_sits_in_the_release_folder(ship
             release_version(session, target, shipping["v1"], "sensor", channel="stable",
                             by="test", reason="test")
     assert not (shipping["root"] / "sensor").exists()
+
+
+def test_an_agent_refuses_a_model_made_for_another_input_contract():
+    """Version 2 of the contract adds the weekday input; a version-1 manifest (or any other)
+    is refused with the reason, never fed inputs it was not made for."""
+    from device.manifest import INPUT_CONTRACT, ManifestError, parse_manifest
+
+    old = {k: v for k, v in INPUT_CONTRACT.items() if not k.startswith("weekday")}
+    old.update(version=1, output="next-day sales")
+    payload = {"format": "shelfcast-manifest/1", "release_id": 1, "channel": "stable",
+               "device_class": "sensor", "stores": None, "model_version": 1, "variant": "lstm16",
+               "artifact": {"path": f"artifacts/{'a' * 64}.tflite", "sha256": "a" * 64,
+                            "bytes": 100},
+               "input_contract": old, "probe": {"history": [1.0] * 14, "weekday": 0,
+                                                "forecast": 1.0, "tolerance": 1e-3},
+               "created_at": "2026-11-29T00:00:00+00:00"}
+    with pytest.raises(ManifestError, match="input contract"):
+        parse_manifest(payload, device_class="sensor")
+    payload["input_contract"] = dict(INPUT_CONTRACT)
+    assert parse_manifest(payload, device_class="sensor").probe_weekday == 0

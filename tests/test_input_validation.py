@@ -153,7 +153,8 @@ def payload_for(content: bytes, release_id: int, device_class: str = "sensor") -
         release_id=release_id, channel="stable", device_class=device_class, stores=None,
         model_version=release_id, variant="lstm16", sha256=hashlib.sha256(content).hexdigest(),
         artifact_bytes=len(content),
-        probe={"history": WINDOW, "forecast": Forecaster(content).forecast_one(np.array(WINDOW))},
+        probe={"history": WINDOW, "weekday": 2,
+               "forecast": Forecaster(content).forecast_one(np.array(WINDOW), 2)},
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     return json.loads(json.dumps(payload))
 
@@ -268,7 +269,7 @@ def device_on_release_1(channel_server, model_files, tmp_path):
         manifest_path(root, "sensor", "stable").write_bytes(signed_envelope(payload, key))
 
     return dict(url=url, state=state, public=public.read_bytes(), sign=sign,
-                release_2=payload_for(model_files[1], 2), serving=predict(state, WINDOW))
+                release_2=payload_for(model_files[1], 2), serving=predict(state, WINDOW, dt.date(2018, 1, 3)))
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [case[1:] for case in SPOILED],
@@ -281,7 +282,7 @@ def test_the_installed_model_keeps_serving_when_a_signed_manifest_is_spoiled(
         sync(device["url"], "sensor", 7, device["state"], device["public"])
     assert expected in str(raised.value) and len(str(raised.value).splitlines()) == 1
     assert read_state(device["state"])["current"]["release_id"] == 1
-    assert predict(device["state"], WINDOW) == device["serving"]
+    assert predict(device["state"], WINDOW, dt.date(2018, 1, 3)) == device["serving"]
 
 
 def test_the_unspoiled_release_installs_so_the_refusals_above_are_the_spoils(device_on_release_1):
@@ -296,4 +297,4 @@ def test_a_signed_payload_that_is_not_an_object_leaves_the_model_serving(device_
     device["sign"]([device["release_2"]])
     with pytest.raises(SyncError, match="manifest payload is a JSON array, expected an object"):
         sync(device["url"], "sensor", 7, device["state"], device["public"])
-    assert predict(device["state"], WINDOW) == device["serving"]
+    assert predict(device["state"], WINDOW, dt.date(2018, 1, 3)) == device["serving"]

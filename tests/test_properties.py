@@ -179,7 +179,7 @@ def manifests(draw) -> dict:
         artifact_bytes=draw(st.integers(1, MAX_ARTIFACT_BYTES[device_class])),
         probe={"history": draw(st.lists(st.floats(0, 1e6), min_size=WINDOW_DAYS,
                                         max_size=WINDOW_DAYS)),
-               "forecast": draw(st.floats(-1e6, 1e6))},
+               "weekday": draw(st.integers(0, 6)), "forecast": draw(st.floats(-1e6, 1e6))},
         created_at=draw(st.datetimes(timezones=st.just(dt.UTC))).isoformat(),
     )))
 
