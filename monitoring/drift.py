@@ -155,7 +155,7 @@ class DriftCheck:
             shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
                                                  if len(names) > limit else "")
             lines.append(f"{shown}: window lengthened to {days} days to see "
-                         f"{config.target_shift:.0%}, so a shift is named about {late} "
+                         f"{config.target_shift:.0%}, so a shift that small is named about {late} "
                          f"day{'s' * (late > 1)} later")
         return lines
 
@@ -227,6 +227,9 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
 def _column_order(column: str) -> tuple[int, int]:
     _, member, feature = column.split("_", 2)
     return int(member), FEATURES.index(feature)
+
+
+SHORT_WINDOW_SUFFIX = "@default_window"  # p-value keys of the extra default-window tests
 
 
 def _member(column: str) -> int:
@@ -470,9 +473,12 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
                 delta <= config.target_shift, _round_pct(at_default))
             windows.setdefault((by, days), []).append(member)
 
+    short_frames = dict(frames)  # a lengthened member is also tested on the default window,
+    lengthened: dict[str, list[int]] = {}  # so a large, sudden shift is not diluted
     for (by, days), members in windows.items():
         if days == config.current_days:
             continue
+        lengthened.setdefault(by, []).extend(members)
         wider = replace(config, current_days=days)
         l_ref_start, l_ref_end, l_cur_start, _ = windows_for(as_of, trained_through, wider)
         long_ref, long_cur = drift_features(sales, (l_ref_start, l_ref_end), (l_cur_start, as_of),
@@ -487,6 +493,11 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
     p_values = {}
     for by in groups:
         p_values.update(ks_p_values(*frames[by]))
+        if lengthened.get(by):
+            reference, current = short_frames[by]
+            keep = [c for c in current.columns if _member(c) in lengthened[by]]
+            p_values.update({f"{c}{SHORT_WINDOW_SUFFIX}": p
+                             for c, p in ks_p_values(reference[keep], current[keep]).items()})
     threshold = config.p_threshold if config.p_threshold is not None else corrected_threshold(
         list(p_values.values()), rate=config.false_alert_rate, method=config.correction)
     drifted_columns = [c for c, p in p_values.items() if p <= threshold]
@@ -496,13 +507,16 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
         drifted = [c for c in drifted_columns if c.startswith(f"{by}_")]
         for member in sorted({_member(c) for c in drifted}):
             column = f"{by}_{member}_relative_sales"
-            change = level_change(reference[column], current[column])
+            on_short = all(c.endswith(SHORT_WINDOW_SUFFIX) for c in drifted if _member(c) == member)
+            frame_ref, frame_cur = short_frames[by] if on_short else (reference, current)
+            change = level_change(frame_ref[column], frame_cur[column])
             findings.append(ScopeDrift(
                 kind=by, id=member,
                 drifted_columns=[c.split("_", 2)[2] for c in drifted if _member(c) == member],
                 level_change_pct=round(100 * change, 2),
                 severity="severe" if abs(change) >= config.severe_level_change else "warning",
-                window_days=power[f"{by} {member}"].window_days))
+                window_days=config.current_days if on_short
+                else power[f"{by} {member}"].window_days))
     check = DriftCheck(as_of, ref_start, ref_end, cur_start, cur_end,
                        len(drifted_columns) / max(len(p_values), 1), p_values, drifted_columns,
                        findings, config, {}, skipped, threshold, power)
