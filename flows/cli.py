@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default="2013-01-01")
     p.add_argument("--end", default="2017-12-31")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--zero-share", type=float, default=0.0,
+                   help="share of days with no sales in every series (intermittent items)")
+    p.add_argument("--dispersion", type=float,
+                   help="negative-binomial size: over-dispersed counts (default: Poisson)")
     p.add_argument("--shift", action="append", default=[], metavar="SPEC",
                    help="inject a shift: store=3,start=2017-06-01,factor=1.2[,item=5][,kind=promo]")
     p.set_defaults(handler=data.generate)

@@ -12,7 +12,8 @@ def generate(args) -> None:
 
     shifts = tuple(parse_shift(text) for text in args.shift)
     sales = generate_sales(stores=args.stores, items=args.items, start=args.start, end=args.end,
-                           seed=args.seed, shifts=shifts)
+                           seed=args.seed, shifts=shifts, zero_share=args.zero_share,
+                           dispersion=args.dispersion)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_sales_csv(sales, args.out)
     print(f"wrote {len(sales):,} rows ({args.stores} stores x {args.items} items, "
