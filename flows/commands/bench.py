@@ -80,3 +80,17 @@ def drift(args) -> None:
     (out / "results.md").write_text(calibration_markdown(results))
     print(calibration_markdown(results))
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
+
+
+def gate(args) -> None:
+    from compression.gate_bench import gate_bench_markdown, replay_gate
+    from compression.recipe import recipe_for
+
+    result = replay_gate(nights=args.nights, stores=args.stores, items=args.items,
+                         recipe=recipe_for(args.profile), seed=args.seed, progress=_progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "results.md").write_text(gate_bench_markdown(result))
+    print(gate_bench_markdown(result))
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
