@@ -11,12 +11,15 @@ from flows.prefect_env import configure_prefect
 configure_prefect()
 
 from prefect import flow  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
 
 from flows.tasks import (  # noqa: E402
     advance_rollouts,
+    begin_night,
     build_variants,
     check_drift,
     check_quality,
+    end_night,
     ingest_drop,
     load_sales_up_to,
     measure_released,
@@ -56,6 +59,7 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     compress, measure, gate, register, advance the staged rollout, notify, summarise."""
     catalog = get_catalog()
     timings: dict[str, float] = {}
+    marker = begin_night(catalog, flow_run.name)
     if drop:
         ingest_drop(catalog, drop)
     sales, as_of = load_sales_up_to(catalog, as_of)
@@ -77,8 +81,10 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
                          released=released, timings_s=timings)
     rollout, holds = advance_rollouts(catalog, night)
     notified = notify_ops(catalog, return_state=True)
-    return publish_summary(night, drift=drift, quality=quality, rollout=rollout, holds=holds,
-                           notifications=str(notified.result(raise_on_failure=False)))
+    result = publish_summary(night, drift=drift, quality=quality, rollout=rollout, holds=holds,
+                             notifications=str(notified.result(raise_on_failure=False)))
+    end_night(marker)
+    return result
 
 
 if __name__ == "__main__":

@@ -31,6 +31,26 @@ def run_key_for(as_of: dt.date, profile: str, fingerprint: str) -> str:
     return f"{as_of:%Y-%m-%d}-{profile}-{fingerprint[:12]}"
 
 
+@task(name="report nights that died unrecorded", **IO_RETRIES)
+def begin_night(catalog: Catalog, flow_run: str) -> str:
+    """Record a flow_failure alert for every earlier night that stopped without telling the
+    registry (killed hard, or failed while the registry was down), then mark this one as
+    running."""
+    from monitoring.alerts import flow_failure_changes
+    from storage import night_log
+    from storage.alerts import apply_alert_changes
+
+    failures = night_log.unrecorded_failures(catalog.home, running=flow_run)
+    if failures:
+        with catalog.unit_of_work() as session:
+            for failure in failures:
+                apply_alert_changes(session, flow_failure_changes(flow_run=failure.flow_run,
+                                                                  error=failure.error))
+        for failure in failures:
+            night_log.end_night(failure.marker)
+    return str(night_log.begin_night(catalog.home, flow_run))
+
+
 @task(name="ingest sales drop", **IO_RETRIES)
 def ingest_drop(catalog: Catalog, drop: str) -> str:
     from storage.ingest import describe_ingest, ingest_file
@@ -273,14 +293,30 @@ def publish_summary(night: RegisteredNight, *, drift: str, quality: list[str], r
 
 def record_flow_failure(catalog: Catalog, *, flow_run: str, error: str) -> None:
     """A failed night becomes a severe flow_failure alert, and ops are told once (no retries:
-    the next night sends what did not go out)."""
+    the next night sends what did not go out). If the registry cannot be reached, the night's
+    marker keeps the error and the next night records it."""
     from monitoring.alerts import flow_failure_changes
     from monitoring.notify import scrub_secrets
+    from storage import night_log
     from storage.alerts import apply_alert_changes
 
     error = scrub_secrets(error, catalog.settings.notify_urls)
-    with catalog.unit_of_work() as session:
-        apply_alert_changes(session, flow_failure_changes(flow_run=flow_run, error=error))
+    marker = night_log.marker_path(catalog.home, flow_run)
+    try:
+        with catalog.unit_of_work() as session:
+            apply_alert_changes(session, flow_failure_changes(flow_run=flow_run, error=error))
+    except Exception:
+        if marker.exists():
+            night_log.note_failure(marker, error)
+        raise
+    night_log.end_night(marker)
     if catalog.settings.notify_urls:
         deliver_pending(catalog)
+
+
+@task(name="close the night")
+def end_night(marker: str) -> None:
+    from storage import night_log
+
+    night_log.end_night(Path(marker))
 

@@ -30,7 +30,9 @@ def make_engine(url: str, *, create_folder: bool = False) -> Engine:
             folder.mkdir(parents=True, exist_ok=True)
         elif not folder.is_dir():
             raise FileNotFoundError(f"registry {url}: folder {folder} does not exist")
-    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    # pre-ping: a registry restarted during a long night hands out no dead connections
+    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {},
+                           pool_pre_ping=not url.startswith("sqlite"))
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

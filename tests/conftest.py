@@ -28,7 +28,7 @@ def tiny_sales():
 def _postgres_database():
     from sqlalchemy import create_engine, text
 
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"shelfcast_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:

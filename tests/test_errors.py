@@ -242,3 +242,31 @@ def test_two_promotions_of_one_class_at_once_are_serialized(database_url, shippi
     assert (first.model_version_id, second.model_version_id) == (shipping["v1"], shipping["v2"])
     assert first.ended_at is not None and first.end_reason.startswith("superseded")
     assert second.ended_at is None, "the later promotion saw the earlier one and replaced it"
+
+
+def test_a_night_killed_hard_is_found_by_the_next_one(tmp_path):
+    """A marker whose process is gone (SIGKILL) or that kept an error the registry never heard
+    of is reported; a night still running in another process is not."""
+    import json
+    import subprocess
+    import sys
+
+    from storage import night_log
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    killed = night_log.begin_night(tmp_path, "killed-night")
+    killed.write_text(json.dumps({"flow_run": "killed-night", "pid": int(dead.stdout)}))
+    failed = night_log.begin_night(tmp_path, "failed-night")
+    night_log.note_failure(failed, "registry unavailable")
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        busy = night_log.begin_night(tmp_path, "running-night")
+        busy.write_text(json.dumps({"flow_run": "running-night", "pid": running.pid}))
+        found = {f.flow_run: f.error for f in night_log.unrecorded_failures(tmp_path,
+                                                                            running="tonight")}
+    finally:
+        running.kill()
+        running.wait()
+    assert found == {"killed-night": found["killed-night"], "failed-night": "registry unavailable"}
+    assert "stopped without an outcome" in found["killed-night"]

@@ -221,3 +221,92 @@ def test_a_night_opens_exactly_one_registry_engine(harness, tiny_profile, databa
     finally:
         get_catalog().dispose()
         get_settings.cache_clear()
+
+
+def test_a_full_disk_while_artifacts_are_written_fails_the_night_cleanly_and_a_rerun_completes(
+        harness, tiny_profile, monkeypatch):
+    import errno
+
+    import flows.nightly as nightly
+    import storage.artifacts as artifacts
+    from storage.alerts import list_alerts
+    from storage.catalog import get_catalog
+    from storage.models import ModelVersion, TrainingRun
+
+    runs_before, versions_before = count(TrainingRun), count(ModelVersion)
+
+    def disk_full(path, content):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(artifacts, "write_atomically", disk_full)
+    monkeypatch.setattr(nightly, "save_artifacts",
+                        nightly.save_artifacts.with_options(retry_delay_seconds=0))
+    with pytest.raises(OSError, match="No space left"):
+        nightly.nightly_retrain(as_of="2017-12-30", profile="quick")
+    assert (count(TrainingRun), count(ModelVersion)) == (runs_before, versions_before)
+    with get_catalog().session() as session:
+        (failure,) = [a for a in list_alerts(session, only_open=True) if a.kind == "flow_failure"]
+    assert "No space left on device" in failure.message
+    monkeypatch.undo()
+    result = nightly.nightly_retrain(as_of="2017-12-30", profile="quick")
+    assert result.night.status == "completed" and count(TrainingRun) == runs_before + 1
+    with get_catalog().session() as session:
+        assert not [a for a in list_alerts(session, only_open=True) if a.kind == "flow_failure"]
+
+
+@pytest.mark.postgres
+def test_the_registry_restarted_during_a_night_fails_it_and_the_next_run_records_and_completes(
+        harness, tiny_profile, database_url, tmp_path, monkeypatch, tiny_sales):
+    """PostgreSQL stops between training and registration: the night fails, nothing is half
+    registered; the failure could not reach the registry, so the re-run records it as one
+    flow_failure alert, then completes and resolves it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the registry restart is about PostgreSQL")
+    import subprocess
+
+    import storage.nights as nights
+    from flows.nightly import nightly_retrain
+    from storage.alerts import list_alerts
+    from storage.catalog import get_catalog
+    from storage.db import make_engine, upgrade
+    from storage.models import ModelVersion, TrainingRun
+    from storage.sales import ingest_sales, sales_fingerprint
+    from storage.settings import get_settings
+
+    import os
+
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHELFCAST_DATABASE_URL", database_url)
+    migrating = make_engine(database_url)
+    upgrade(migrating)
+    migrating.dispose()
+    get_settings.cache_clear()
+    real = nights.register_and_gate
+
+    def registry_goes_down(*args, **kwargs):
+        subprocess.run([*cluster, "stop", "-m", "fast"], check=True, capture_output=True)
+        return real(*args, **kwargs)
+
+    try:
+        with get_catalog().unit_of_work() as session:
+            ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
+            lenient_policies(session)
+        monkeypatch.setattr(nights, "register_and_gate", registry_goes_down)
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+            nightly_retrain(as_of="2017-12-31", profile="quick")
+    finally:
+        subprocess.run([*cluster, "start"], check=True, capture_output=True)
+    try:
+        monkeypatch.setattr(nights, "register_and_gate", real)
+        assert count(TrainingRun) == 0 and count(ModelVersion) == 0
+        result = nightly_retrain(as_of="2017-12-31", profile="quick")
+        assert result.night.status == "completed" and count(TrainingRun) == 1
+        with get_catalog().session() as session:
+            (failure,) = [a for a in list_alerts(session) if a.kind == "flow_failure"]
+        assert failure.resolved_at is not None, "the re-run recorded it, then resolved it"
+        assert not list((tmp_path / "home" / "nights-in-flight").glob("*.json"))
+    finally:
+        get_catalog().dispose()
+        get_settings.cache_clear()
