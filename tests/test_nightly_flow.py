@@ -262,6 +262,7 @@ def test_the_registry_restarted_during_a_night_fails_it_and_the_next_run_records
     flow_failure alert, then completes and resolves it."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the registry restart is about PostgreSQL")
+    import os
     import subprocess
 
     import storage.nights as nights
@@ -272,8 +273,6 @@ def test_the_registry_restarted_during_a_night_fails_it_and_the_next_run_records
     from storage.models import ModelVersion, TrainingRun
     from storage.sales import ingest_sales, sales_fingerprint
     from storage.settings import get_settings
-
-    import os
 
     version = sorted(os.listdir("/etc/postgresql"))[-1]
     cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
