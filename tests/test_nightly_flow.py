@@ -309,3 +309,45 @@ def test_the_registry_restarted_during_a_night_fails_it_and_the_next_run_records
     finally:
         get_catalog().dispose()
         get_settings.cache_clear()
+
+
+def test_notification_credentials_never_reach_stderr_the_registry_or_prefect_logs(
+        harness, tiny_profile, monkeypatch, capfd):
+    """A notification URL with a password and a token that cannot be delivered: the night
+    says so, and neither secret is in stderr, any alert, or the flow run's Prefect logs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    import flows.nightly as nightly
+    from storage.alerts import list_alerts
+    from storage.catalog import get_catalog
+    from storage.settings import get_settings
+
+    url = "json://ops:hunter2-password@127.0.0.1:9/hook?token=s3cr3t-token"
+    monkeypatch.setenv("SHELFCAST_NOTIFY_URLS", f'["{url}"]')
+    get_settings.cache_clear()
+    with get_catalog().unit_of_work() as session:
+        from storage.alerts import raise_alert
+
+        raise_alert(session, kind="data_drift", severity="severe", scope={}, dedup_key="secret-test",
+                    message="store 9 drifted")
+    monkeypatch.setattr(nightly, "notify_ops", nightly.notify_ops.with_options(
+        retry_delay_seconds=0))
+    try:
+        state = nightly.nightly_retrain(as_of="2017-12-31", profile="quick", return_state=True)
+        result = state.result()
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        with get_catalog().session() as session:
+            alert_text = " ".join(f"{a.message} {a.scope} {a.link}" for a in list_alerts(session))
+    finally:
+        get_settings.cache_clear()
+    assert "could not be delivered" in result.notifications
+    printed = capfd.readouterr()
+    text = " ".join([printed.out, printed.err, alert_text] + [log.message for log in logs])
+    assert logs, "the flow run logged something"
+    assert "hunter2" not in text and "s3cr3t" not in text
