@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows import checks
+from flows.progress import STEP_HOOKS, say
 from flows.summary import night_markdown, variant_rows
 from storage.catalog import Catalog
 from storage.records import (
@@ -31,7 +32,7 @@ def run_key_for(as_of: dt.date, profile: str, fingerprint: str) -> str:
     return f"{as_of:%Y-%m-%d}-{profile}-{fingerprint[:12]}"
 
 
-@task(name="report nights that died unrecorded", **IO_RETRIES)
+@task(name="report nights that died unrecorded", **IO_RETRIES, **STEP_HOOKS)
 def begin_night(catalog: Catalog, flow_run: str) -> str:
     """Record a flow_failure alert for every earlier night that stopped without telling the
     registry (killed hard, or failed while the registry was down), then mark this one as
@@ -51,27 +52,27 @@ def begin_night(catalog: Catalog, flow_run: str) -> str:
     return str(night_log.begin_night(catalog.home, flow_run))
 
 
-@task(name="ingest sales drop", **IO_RETRIES)
+@task(name="ingest sales drop", **IO_RETRIES, **STEP_HOOKS)
 def ingest_drop(catalog: Catalog, drop: str) -> str:
     from storage.ingest import describe_ingest, ingest_file
 
     return describe_ingest(ingest_file(catalog, Path(drop)))
 
 
-@task(name="load sales", **IO_RETRIES)
+@task(name="load sales", **IO_RETRIES, **STEP_HOOKS)
 def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
     """Stored sales up to and including `as_of` (default: the last day with sales)."""
     return checks.load_sales_up_to(catalog, as_of)
 
 
-@task(name="drift check", **IO_RETRIES)
+@task(name="drift check", **IO_RETRIES, **STEP_HOOKS)
 def check_drift(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> str:
     """Compare the newest sales with what the released models were trained on; save the report
     and raise or resolve drift alerts, in one transaction."""
     return checks.drift_check(catalog, sales, as_of).line
 
 
-@task(name="released models' forecast quality", **IO_RETRIES)
+@task(name="released models' forecast quality", **IO_RETRIES, **STEP_HOOKS)
 def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> list[str]:
     """Score every released model on the actuals that arrived after its training data."""
     from monitoring.alerts import quality_alert_changes
@@ -108,7 +109,7 @@ def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> list
     return lines
 
 
-@task(name="is the night registered", **IO_RETRIES)
+@task(name="is the night registered", **IO_RETRIES, **STEP_HOOKS)
 def night_registered(catalog: Catalog, run_key: str) -> RegisteredNight | None:
     from storage.nights import registered_night
     from storage.registry import find_run
@@ -125,15 +126,15 @@ def _build_cache_key(context, parameters) -> str:
 
 
 @task(name="train, compress and measure variants", cache_key_fn=_build_cache_key,
-      persist_result=True, cache_expiration=dt.timedelta(days=3))
+      persist_result=True, cache_expiration=dt.timedelta(days=3), **STEP_HOOKS)
 def build_variants(sales: pd.DataFrame, profile: str, run_key: str):
     from compression.build import build_night
     from compression.recipe import recipe_for
 
-    return build_night(sales, recipe_for(profile), progress=get_run_logger().info)
+    return build_night(sales, recipe_for(profile), progress=say)
 
 
-@task(name="save artifacts", **IO_RETRIES)
+@task(name="save artifacts", **IO_RETRIES, **STEP_HOOKS)
 def save_artifacts(catalog: Catalog, run_key: str, build) -> list[VersionRecord]:
     """Write every artifact to the artifact store; return the registry rows to add."""
     from storage.artifacts import save_artifact
@@ -155,7 +156,7 @@ def save_artifacts(catalog: Catalog, run_key: str, build) -> list[VersionRecord]
     return records
 
 
-@task(name="measure released models on tonight's windows", **IO_RETRIES)
+@task(name="measure released models on tonight's windows", **IO_RETRIES, **STEP_HOOKS)
 def measure_released(catalog: Catalog, build) -> dict[int, Evaluation]:
     """Every released model (each class's stable and canary artifact) run on LiteRT over the
     same held-out windows as tonight's candidates, so the gate compares like with like."""
@@ -179,7 +180,7 @@ def measure_released(catalog: Catalog, build) -> dict[int, Evaluation]:
     return measured
 
 
-@task(name="register and gate")
+@task(name="register and gate", **STEP_HOOKS)
 def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
              sales: pd.DataFrame, fingerprint: str, build, records: list[VersionRecord],
              released: dict[int, Evaluation], timings_s: dict[str, float]) -> RegisteredNight:
@@ -205,7 +206,7 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
         return registered_night(session, run_key, status="completed")
 
 
-@task(name="promote (staged rollout)", **IO_RETRIES)
+@task(name="promote (staged rollout)", **IO_RETRIES, **STEP_HOOKS)
 def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str], list[str]]:
     """Advance every device class's staged rollout with the night's best approved version;
     a gate alert for a class nothing passed for. Returns (rollout lines, fleet holds)."""
@@ -263,7 +264,7 @@ def deliver_pending(catalog: Catalog) -> tuple[int, int]:
     return sum(outcomes), len(outcomes) - sum(outcomes)
 
 
-@task(name="notify ops", retries=2, retry_delay_seconds=[5, 30])
+@task(name="notify ops", retries=2, retry_delay_seconds=[5, 30], **STEP_HOOKS)
 def notify_ops(catalog: Catalog) -> str:
     """Send alerts nobody has been told about yet; fails (and Prefect retries) while some
     could not be delivered."""
@@ -277,7 +278,7 @@ def notify_ops(catalog: Catalog) -> str:
     return f"{delivered} alert(s) notified"
 
 
-@task(name="publish summary")
+@task(name="publish summary", **STEP_HOOKS)
 def publish_summary(night: RegisteredNight, *, drift: str, quality: list[str], rollout: list[str],
                     holds: list[str], notifications: str) -> NightResult:
     """The night's result, as a markdown artifact and a table of its variants."""
@@ -314,7 +315,7 @@ def record_flow_failure(catalog: Catalog, *, flow_run: str, error: str) -> None:
         deliver_pending(catalog)
 
 
-@task(name="close the night")
+@task(name="close the night", **STEP_HOOKS)
 def end_night(marker: str) -> None:
     from storage import night_log
 
