@@ -97,7 +97,28 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
         "test_windows": len(split.test),
         "series": len(split.matrix.series),
         "seconds_by_step": _seconds_by_step(per_run[-1]),
+        "floors": forecast_floors(sales, split),
     }
+
+
+def forecast_floors(sales: pd.DataFrame, split) -> list[dict]:
+    """What is possible on these test windows: the reference forecasts, and on generated
+    sales (an ``expected`` column) the oracle, the expected value behind each Poisson draw."""
+    test = split.test
+    rows = []
+
+    def add(name: str, forecast: np.ndarray) -> None:
+        errors = forecast_errors(test.target, forecast)
+        rows.append({"forecast": name, "mape_pct": round(errors.mape_pct, 3),
+                     "wape_pct": round(errors.wape_pct, 3)})
+
+    if "expected" in sales.columns:
+        expected = sales.pivot_table(index="date", columns=["store", "item"], values="expected")
+        add("oracle (the expected sales behind each draw)",
+            expected.to_numpy()[test.target_pos, test.series])
+    add("same weekday last week", same_weekday_last_week(split.matrix, test))
+    add("mean of last 4 same weekdays", mean_of_last_weekdays(split.matrix, test))
+    return rows
 
 
 def _seconds_by_step(built) -> dict[str, dict[str, float]]:
@@ -145,6 +166,11 @@ def results_markdown(result: dict) -> str:
             f"| {r['latency_us_p50']:.0f} | {r['max_abs_diff_vs_keras']:.4f} "
             f"| {article.get('size_kb', '-')} | {article.get('mape_pct', '-')} |"
         )
+    if result.get("floors"):
+        lines += ["", "What the data allows on the same test windows:", "",
+                  "| forecast | MAPE % | WAPE % |", "|---|---|---|"]
+        lines += [f"| {f['forecast']} | {f['mape_pct']:.2f} | {f['wape_pct']:.2f} |"
+                  for f in result["floors"]]
     return "\n".join(lines) + "\n"
 
 

@@ -81,3 +81,15 @@ def test_the_yardstick_scores_origins_slices_and_mase_on_the_same_windows(tiny_s
     expected_scale = np.nanmean(np.abs(values[7:] - values[:-7]), axis=0)
     np.testing.assert_allclose(ys.window_scale, expected_scale[ys.test.series])
     assert scored.units["mape_pct"].shape == (len(split.matrix.series) * 4,)
+
+
+def test_the_floor_rows_put_the_oracle_under_the_reference_forecasts():
+    from compression.benchmarks import forecast_floors
+    from storage.synthetic import generate_sales
+
+    sales = generate_sales(stores=2, items=3, start="2016-01-01", end="2017-06-30",
+                           with_expected=True)
+    rows = {r["forecast"].split(" ")[0]: r["mape_pct"]
+            for r in forecast_floors(sales, split_by_time(sales))}
+    assert set(rows) == {"oracle", "same", "mean"}
+    assert rows["oracle"] < min(rows["same"], rows["mean"])

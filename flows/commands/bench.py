@@ -48,7 +48,7 @@ def article(args) -> None:
 
     stores, items = parse_id_range(args.stores), parse_id_range(args.items)
     sales = (read_sales_csv(args.data)[0] if args.data
-             else generate_sales(stores=max(stores), items=max(items)))
+             else generate_sales(stores=max(stores), items=max(items), with_expected=True))
     sales = sales[sales["store"].isin(stores) & sales["item"].isin(items)]
     if sales.empty:
         raise ValueError(f"{args.data or 'generated sales'}: no rows for stores {args.stores} "
