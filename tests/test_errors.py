@@ -69,6 +69,8 @@ def one_line_error(err: str) -> str:
      "max_error must be a finite number"),
     (["gate", "set", "sensor", "--max-mape", "nan"], {}, EXIT_BAD_INPUT,
      "max_error must be a finite number"),
+    (["gate", "set", "sensor", "--max-latency-ms", "1e308"], {}, EXIT_BAD_INPUT,
+     "max_latency_ms must be a finite number"),
     (["gate", "set", "sensor", "--max-bytes", "99999999999999"], {}, EXIT_BAD_INPUT,
      "max_artifact_bytes must be a finite number from 1 to 2147483647"),
     (["ingest", "/nonexistent/sales.csv"], {}, EXIT_BAD_INPUT, "cannot read"),
@@ -270,3 +272,26 @@ def test_a_night_killed_hard_is_found_by_the_next_one(tmp_path):
         running.wait()
     assert found == {"killed-night": found["killed-night"], "failed-night": "registry unavailable"}
     assert "stopped without an outcome" in found["killed-night"]
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["predict", "--state", "/tmp/x", "--history", "1", "two", "3"], "invalid float value: 'two'"),
+    (["sync", "--channel", "x"], "the following arguments are required"),
+    (["predict", "--state", "/nonexistent", "--history", *["1"] * 14, "--date", "2018-13-01"],
+     "'2018-13-01' is not a date"),
+])
+def test_the_device_cli_says_what_was_wrong_in_one_line(argv, says, capsys):
+    from device.cli import main as device_main
+
+    assert device_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0] and err[0].startswith("shelfcast-device")
+
+
+def test_an_unparseable_notification_url_fails_quietly_and_is_never_echoed(capfd):
+    from monitoring.notify import Notification, send
+
+    secret = "slack://hunter2:s3cr3t@"  # no channel: Apprise cannot parse it
+    assert send(secret, Notification("t", "b")) is False
+    printed = capfd.readouterr()
+    assert "hunter2" not in printed.out + printed.err and "s3cr3t" not in printed.out + printed.err
