@@ -98,15 +98,9 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class VersionRecord:
-    """One variant's row as the nightly flow hands it to the registry."""
+class VersionFigures:
+    """What a version measured, as stored and as shown (on LiteRT, the night's windows)."""
 
-    variant: str
-    technique: str
-    base_variant: str | None
-    hyperparams: dict
-    artifact_uri: str
-    sha256: str
     artifact_bytes: int
     gzip_bytes: int
     nonzero_params: int
@@ -115,6 +109,18 @@ class VersionRecord:
     wape_pct: float
     latency_us_p50: float
     max_abs_diff_vs_keras: float | None
+
+
+@dataclass(frozen=True)
+class VersionRecord(VersionFigures):
+    """One variant's row as the nightly flow hands it to the registry."""
+
+    variant: str
+    technique: str
+    base_variant: str | None
+    hyperparams: dict
+    artifact_uri: str
+    sha256: str
     probe: dict
 
 
@@ -142,7 +148,7 @@ class DecisionView:
 
 
 @dataclass(frozen=True)
-class VersionView:
+class VersionView(VersionFigures):
     """A registered model version as people and scripts see it (`models list/show`)."""
 
     id: int
@@ -152,14 +158,6 @@ class VersionView:
     technique: str
     base_variant: str | None
     status: str
-    artifact_bytes: int
-    gzip_bytes: int
-    nonzero_params: int
-    compression_ratio: float | None
-    mape_pct: float
-    wape_pct: float
-    latency_us_p50: float
-    max_abs_diff_vs_keras: float | None
     sha256: str
     artifact_uri: str
     passed_for: list[str]
