@@ -12,7 +12,7 @@ import pandas as pd
 from compression.evaluate import ArtifactFigures, measure_artifact
 from compression.evaluation import Yardstick, reference_evaluations, yardstick
 from compression.export import export_tflite
-from compression.lstm import count_params, predict_sales, train_lstm
+from compression.lstm import count_params, distill_lstm, predict_sales, train_lstm
 from compression.pruning import prune
 from compression.recipe import TrainRecipe
 from compression.variants import VARIANTS, VARIANTS_BY_NAME, Variant, source_model
@@ -72,6 +72,12 @@ def build_variants(
             result = train_lstm(variant.units, split.train, split.validation, recipe)
             models[variant.name] = result.model
             hyper["epochs_run"] = result.epochs_run
+        elif variant.technique == "distillation":
+            progress(f"{variant.name}: distilling {variant.base_variant} into LSTM-{variant.units}")
+            result = distill_lstm(variant.units, models[variant.base_variant], split.train,
+                                  split.validation, recipe)
+            models[variant.name] = result.model
+            hyper.update(teacher=variant.base_variant, epochs_run=result.epochs_run)
         elif variant.sparsity is not None and variant.weights == "float32":
             progress(f"{variant.name}: pruning {variant.base_variant} to {variant.sparsity:.0%}")
             result = prune(models[variant.base_variant], split.train, split.validation, recipe,

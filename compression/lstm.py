@@ -81,12 +81,18 @@ def fit(
     epochs: int,
     learning_rate: float,
     callbacks: tuple = (),
+    teacher: keras.Model | None = None,
 ) -> TrainResult:
-    """Train `model` in place with Adam and early stopping on validation loss."""
+    """Train `model` in place with Adam and early stopping on validation loss. With a
+    `teacher`, the training targets blend the actuals with the teacher's forecasts
+    (`recipe.distill_weight` on the teacher); validation stays on the actuals."""
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
     train = _subsample(train, recipe.max_train_windows, recipe.seed)
     x_train, y_train = scaled_inputs(train)
+    if teacher is not None:
+        taught = teacher.predict(x_train, batch_size=4096, verbose=0)
+        y_train = (1 - recipe.distill_weight) * y_train + recipe.distill_weight * taught
     x_val, y_val = scaled_inputs(validation)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=recipe.loss)
     history = model.fit(
@@ -119,6 +125,16 @@ def train_lstm(units: int, train: WindowSet, validation: WindowSet, recipe: Trai
     model = build_lstm(units, dropout=recipe.dropout)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
                learning_rate=recipe.learning_rate)
+
+
+def distill_lstm(units: int, teacher: keras.Model, train: WindowSet, validation: WindowSet,
+                 recipe: TrainRecipe) -> TrainResult:
+    """Train an LSTM of `units` units from scratch on the actuals and `teacher`'s forecasts
+    (knowledge distillation: the teacher's forecasts are a smoother target than noisy counts)."""
+    keras.utils.set_random_seed(recipe.seed)
+    model = build_lstm(units, dropout=recipe.dropout)
+    return fit(model, train, validation, recipe, epochs=recipe.epochs,
+               learning_rate=recipe.learning_rate, teacher=teacher)
 
 
 def count_params(model: keras.Model) -> tuple[int, int]:

@@ -27,6 +27,7 @@ class TrainRecipe:
     dropout: float = 0.2
     fine_tune_epochs: int = 6
     fine_tune_learning_rate: float = 1e-4
+    distill_weight: float = 0.5  # share of the teacher's forecast in a distilled model's target
     seed: int = 0
     max_train_windows: int | None = None  # subsample training windows (quick profile)
 

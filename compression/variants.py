@@ -12,7 +12,7 @@ class Variant:
     exported with float32 or int8 weights."""
 
     name: str
-    technique: str  # baseline | sizing | pruning | quantization | hybrid
+    technique: str  # baseline | sizing | pruning | quantization | distillation | hybrid
     units: int
     base_variant: str | None = None
     sparsity: float | None = None
@@ -36,6 +36,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("lstm32_int8", "hybrid", 32, base_variant="lstm32", weights="int8"),
     Variant("lstm16_int8", "hybrid", 16, base_variant="lstm16", weights="int8"),
     Variant("pruned50_int8", "hybrid", 64, base_variant="pruned50", sparsity=0.5, weights="int8"),
+    # distillation: a small LSTM taught by the night's LSTM-64 (not in the article)
+    Variant("lstm16_kd", "distillation", 16, base_variant=BASELINE),
+    Variant("lstm16_kd_int8", "hybrid", 16, base_variant="lstm16_kd", weights="int8"),
 )
 
 VARIANTS_BY_NAME = {variant.name: variant for variant in VARIANTS}

@@ -121,8 +121,19 @@ def night_registered(catalog: Catalog, run_key: str) -> RegisteredNight | None:
 
 
 def _build_cache_key(context, parameters) -> str:
-    # explicit key (as-of, data hash, profile): never Prefect's hashing of DataFrames
-    return f"shelfcast-build-{parameters['run_key']}"
+    """The night (as-of, data hash, profile) and what builds it (the variant list, the recipe,
+    the code): never Prefect's hashing of DataFrames, and never another version's build."""
+    import hashlib
+    import json
+
+    from compression.recipe import recipe_for
+    from compression.variants import VARIANTS
+    from storage.lineage import current_lineage
+
+    lineage = current_lineage()
+    what = json.dumps([[v.name for v in VARIANTS], recipe_for(parameters["profile"]).as_dict(),
+                       lineage.package_version, lineage.git_commit], default=str)
+    return f"shelfcast-build-{parameters['run_key']}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
 
 
 @task(name="train, compress and measure variants", cache_key_fn=_build_cache_key,
