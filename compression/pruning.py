@@ -7,10 +7,11 @@ import numpy as np
 
 from compression.lstm import TrainResult, fit
 from compression.recipe import TrainRecipe
-from compression.windows import WindowSet
+from compression.windows import WEEKDAYS, WindowSet
 
 # (layer name, index in layer.get_weights()) of the tensors that are pruned:
-# the LSTM's kernel and recurrent kernel and the Dense kernel. Biases never.
+# the LSTM's kernel and recurrent kernel and the Dense kernel. Biases never, and never the
+# Dense kernel's weekday rows: like biases, they are one offset per weekday, not connections.
 PRUNED_TENSORS = (("lstm", 0), ("lstm", 1), ("dense", 0))
 
 
@@ -26,6 +27,16 @@ def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
     keep = np.ones(weights.size, dtype=bool)
     keep[np.argsort(np.abs(weights), axis=None, kind="stable")[:n_zero]] = False
     return keep.reshape(weights.shape)
+
+
+def _tensor_mask(layer: str, weights: np.ndarray, sparsity: float) -> np.ndarray:
+    """The mask of one pruned tensor; the Dense kernel's last WEEKDAYS rows (the weekday
+    input's weights) are kept whole and the rest is pruned to `sparsity`."""
+    if layer != "dense":
+        return magnitude_mask(weights, sparsity)
+    hidden = weights[:-WEEKDAYS]
+    return np.vstack([magnitude_mask(hidden, sparsity), np.ones((WEEKDAYS, weights.shape[1]),
+                                                                 dtype=bool)])
 
 
 def apply_masks(model: keras.Model, masks: dict[tuple[str, int], np.ndarray]) -> None:
@@ -61,10 +72,9 @@ def prune(
     low learning rate with the masks held. `base` is not changed."""
     model = keras.models.clone_model(base)
     model.set_weights(base.get_weights())
-    masks = {
-        (name, index): magnitude_mask(model.get_layer(name).get_weights()[index], sparsity)
-        for name, index in PRUNED_TENSORS
-    }
+    masks = {(name, index): _tensor_mask(name, model.get_layer(name).get_weights()[index],
+                                         sparsity)
+             for name, index in PRUNED_TENSORS}
     apply_masks(model, masks)
     result = fit(
         model, train, validation, recipe,
