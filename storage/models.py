@@ -260,3 +260,49 @@ class Alert(Base):
             postgresql_where=text("resolved_at IS NULL"),
         ),
     )
+
+
+class Device(Base):
+    """An enrolled store device: its store and class, and the sha256 of its bearer token (the
+    token itself is shown once at enrolment and never stored)."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store: Mapped[int] = mapped_column(Integer)
+    device_class: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(128))
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    enrolled_by: Mapped[str] = mapped_column(String(128))
+    enrolled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # no foreign key: reports point at their device, and a cycle of keys needs deferred DDL
+    last_report_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        UniqueConstraint("token_sha256", name="uq_devices_token_sha256"),
+        Index("ix_devices_class_store", "device_class", "store"),
+    )
+
+
+class DeviceReport(Base):
+    """What one device said about itself at one time, as received by the service."""
+
+    __tablename__ = "device_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    release_id: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    sync_result: Mapped[str | None] = mapped_column(String(16))
+    sync_reason: Mapped[str] = mapped_column(Text, default="")
+    smoke_test_ok: Mapped[bool | None] = mapped_column(Boolean)
+    latency_us_p50: Mapped[float | None] = mapped_column(Float)
+    free_bytes: Mapped[int] = mapped_column(BigInteger)
+    forecasts_made: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_device_reports_device_received", "device_id", "received_at"),)
