@@ -12,11 +12,18 @@ import traceback
 from pathlib import Path
 
 from device.agent import SyncError, installed_model, latency_us, predict, read_state, sync
+from device.report import QUEUE_DIR, record_sync, send_report
 
 
 def cmd_sync(args) -> int:
-    result = sync(args.channel, args.device_class, args.store, Path(args.state),
-                  Path(args.public_key).read_bytes())
+    try:
+        result = sync(args.channel, args.device_class, args.store, Path(args.state),
+                      Path(args.public_key).read_bytes())
+    except Exception as exc:  # recorded for the next report, then failed as before
+        record_sync(Path(args.state), "refused" if isinstance(exc, SyncError) else "failed",
+                    str(exc))
+        raise
+    record_sync(Path(args.state), result.status)
     m = result.manifest
     print(f"{result.status}: model version {m.model_version} ({m.variant}), release "
           f"{m.release_id} on {m.channel}, {m.artifact_bytes:,} B, sha256 {m.sha256[:12]}")
@@ -57,6 +64,19 @@ def cmd_bench(args) -> int:
     print(json.dumps(figures, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def cmd_report(args) -> int:
+    delivery = send_report(args.server, Path(args.token_file), Path(args.state))
+    for reason in delivery.dropped:
+        print(f"shelfcast-device report: dropped a queued report the service refused: {reason}",
+              file=sys.stderr)
+    if delivery.queued:
+        print(f"shelfcast-device report: {delivery.problem}; {delivery.queued} report(s) queued "
+              f"in {Path(args.state) / QUEUE_DIR} for the next run", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"sent {delivery.sent} report(s) to {args.server}")
     return 0
 
 
@@ -110,6 +130,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1000)
     p.add_argument("--out", help="also write the figures to this JSON file")
     p.set_defaults(handler=cmd_bench)
+    p = sub.add_parser("report", help="send this device's state to the fleet service (queued "
+                                      "while the service cannot be reached)")
+    p.add_argument("--server", required=True, help="base URL of `shelfcast serve`")
+    p.add_argument("--token-file", required=True, help="file holding the device token")
+    p.add_argument("--state", required=True)
+    p.set_defaults(handler=cmd_report)
     return root
 
 

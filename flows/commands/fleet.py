@@ -1,0 +1,76 @@
+"""The fleet: the HTTP service, device enrolment and what every device reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+from flows.output import print_json, print_table, user
+from storage.catalog import get_catalog
+
+
+def serve(args) -> None:
+    import uvicorn
+
+    from service.app import create_app
+
+    catalog = get_catalog()
+    with catalog.session():
+        pass  # refuse to start on a registry that is unreachable or behind its migrations
+    print(f"shelfcast: serving the device API on http://{args.host}:{args.port}/api/v1 and the "
+          f"release channel {catalog.releases} on /releases/", file=sys.stderr)
+    uvicorn.run(create_app(catalog), host=args.host, port=args.port, log_level="info",
+                server_header=False)
+
+
+def devices_enroll(args) -> None:
+    from storage.devices import enroll_device
+
+    with get_catalog().unit_of_work() as session:
+        enrolment = enroll_device(session, store=args.store, device_class=args.device_class,
+                                  by=user(args.by), name=args.name)
+    device = enrolment.device
+    # the token alone on stdout, so `... > device.token` keeps it; it is never shown again
+    print(f"device {device.id} enrolled for store {device.store} ({device.device_class}); its "
+          "token follows, shown this once: keep it on the device (--token-file)", file=sys.stderr)
+    print(enrolment.token)
+
+
+def devices_list(args) -> None:
+    from storage.devices import DeviceView, list_devices
+
+    with get_catalog().session() as session:
+        rows = [DeviceView.of(d).as_dict() for d in list_devices(
+            session, device_class=args.device_class)]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["id", "store", "device_class", "name", "enrolled_at", "enrolled_by",
+                           "last_seen", "revoked_at", "revoked_by"])
+
+
+def devices_revoke(args) -> None:
+    from storage.devices import revoke_device
+
+    with get_catalog().unit_of_work() as session:
+        device = revoke_device(session, args.device, by=user(args.by))
+        shown = device.id, device.store, device.device_class
+    print(f"device {shown[0]} (store {shown[1]}, {shown[2]}) revoked: its token is refused")
+
+
+def fleet_status(args) -> None:
+    from storage.devices import fleet_status as status_of_fleet
+
+    if not args.stale_hours > 0:
+        raise ValueError(f"--stale-hours must be positive, got {args.stale_hours}")
+    with get_catalog().session() as session:
+        rows = [s.as_dict() for s in status_of_fleet(
+            session, device_class=args.device_class,
+            stale_after=dt.timedelta(hours=args.stale_hours))]
+    if args.json:
+        print_json(rows)
+        return
+    for row in rows:
+        row["problems"] = ", ".join(row["problems"]) or "ok"
+    print_table(rows, ["id", "store", "device_class", "name", "release_id",
+                       "expected_release_id", "last_seen", "sync_result", "problems"])

@@ -1,0 +1,98 @@
+"""The FastAPI application: `create_app(catalog)` wires the device API, the release channel
+folder (read-only static files) and how failures map to HTTP statuses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+
+from service.api import router
+from storage.catalog import Catalog
+from storage.errors import Conflict, NotFound, RegistryError, Unavailable
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(catalog: Catalog) -> FastAPI:
+    """The service over `catalog`'s registry and release folder."""
+    app = FastAPI(title="Shelfcast", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None)
+    app.state.catalog = catalog
+    app.include_router(router)
+    # StaticFiles resolves each path inside the folder and refuses anything outside it; it
+    # needs the folder to exist, and an empty channel is a valid one (every request a 404)
+    catalog.releases.mkdir(parents=True, exist_ok=True)
+    app.mount("/releases", StaticFiles(directory=catalog.releases),
+              name="releases")
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def reply(code: int):
+        async def handler(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc).splitlines()[0][:400]}, status_code=code)
+        return handler
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": [str(part) for part in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        reason = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": reason[:1000], "errors": errors[:20]},
+                            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    # the device that authenticated was revoked before its report was written: as unknown
+    app.add_exception_handler(NotFound, reply(status.HTTP_401_UNAUTHORIZED))
+    app.add_exception_handler(Conflict, reply(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(RegistryError, reply(status.HTTP_422_UNPROCESSABLE_CONTENT))
+    app.add_exception_handler(Unavailable, reply(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(OperationalError, lambda _r, _e: JSONResponse(
+        {"detail": "the registry is unavailable"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE))
+
+
+class BodySizeLimit:
+    """Refuse request bodies over `max_bytes` with 413, whether declared (Content-Length) or
+    streamed (chunked), before any route reads them."""
+
+    def __init__(self, app, *, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send) -> None:
+        response = JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"},
+                                status_code=status.HTTP_413_CONTENT_TOO_LARGE)
+        await response(scope, receive, send)
