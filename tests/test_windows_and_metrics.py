@@ -93,3 +93,16 @@ def test_the_floor_rows_put_the_oracle_under_the_reference_forecasts():
             for r in forecast_floors(sales, split_by_time(sales))}
     assert set(rows) == {"oracle", "same", "mean"}
     assert rows["oracle"] < min(rows["same"], rows["mean"])
+
+
+def test_the_gradient_boosting_reference_forecasts_every_test_window_better_than_naive():
+    from compression.benchmarks import gradient_boosting_forecast
+    from compression.metrics import forecast_errors
+    from storage.synthetic import generate_sales
+
+    sales = generate_sales(stores=2, items=2, start="2016-01-01", end="2017-06-30")
+    split = split_by_time(sales)
+    forecast, seconds = gradient_boosting_forecast(split)
+    assert forecast.shape == split.test.target.shape and seconds > 0
+    naive = forecast_errors(split.test.target, split.test.history[:, -1]).mape_pct
+    assert forecast_errors(split.test.target, forecast).mape_pct < naive
