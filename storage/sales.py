@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from device.messages import echo
+from storage.errors import Conflict
 from storage.models import IngestBatch, Sale
 
 SALES_COLUMNS = ("date", "store", "item", "sales")
@@ -272,19 +273,35 @@ def ingest_sales(
         keys = [(r.date.date(), r.store, r.item) for r in merged[changed].itertuples()]
         for chunk in _chunks(keys, 500):
             session.execute(delete(Sale).where(tuple_(Sale.date, Sale.store, Sale.item).in_(chunk)))
-    to_write = merged[is_new | changed]
-    records = [
-        {"date": d.date(), "store": int(s), "item": int(i), "sales": int(v), "batch_id": batch.id}
-        for d, s, i, v in zip(
-            to_write["date"], to_write["store"], to_write["item"], to_write["sales"], strict=True
-        )
-    ]
-    for chunk in _chunks(records, 5000):
-        session.execute(insert(Sale), chunk)
+    _insert_rows(session, merged[is_new | changed], batch.id)
     return IngestSummary(
         source, len(sales), int(is_new.sum()), int((~is_new & ~changed).sum()),
         int(changed.sum()), batch.id,
     )
+
+
+def _insert_rows(session: Session, rows: pd.DataFrame, batch_id: int) -> None:
+    """Write validated rows in the caller's transaction: PostgreSQL's COPY (its bulk path,
+    about twice as fast at a million rows), else batched INSERTs."""
+    columns = zip(rows["date"].dt.date, rows["store"].astype(int), rows["item"].astype(int),
+                  rows["sales"].astype(int), strict=True)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        import psycopg
+
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            with cursor.copy("COPY sales (date, store, item, sales, batch_id) FROM STDIN") as copy:
+                for date, store, item, sold in columns:
+                    copy.write_row((date, int(store), int(item), int(sold), batch_id))
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict("the registry changed concurrently (another ingest wrote the same "
+                           "rows): nothing was written, try again") from exc
+        return
+    records = [{"date": date, "store": int(store), "item": int(item), "sales": int(sold),
+                "batch_id": batch_id} for date, store, item, sold in columns]
+    for chunk in _chunks(records, 5000):
+        session.execute(insert(Sale), chunk)
 
 
 def _chunks(values: list, size: int):
