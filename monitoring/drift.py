@@ -404,7 +404,6 @@ def _verdict_container(headline: str, findings: list[str], power_rows: list[list
         CounterData,
         counter,
         table_data,
-        text_widget,
     )
 
     class ShelfcastVerdict(MetricContainer):
@@ -413,8 +412,10 @@ def _verdict_container(headline: str, findings: list[str], power_rows: list[list
 
         def render(self, context, child_widgets=None):
             widgets = [counter(counters=[CounterData(headline, "Shelfcast drift verdict")])]
-            if findings:
-                widgets.append(text_widget(title="Named by Shelfcast", text="\n".join(findings)))
+            if findings:  # one row per statement: a text widget runs them into one paragraph
+                widgets.append(table_data(title="Named by Shelfcast, and what it could not see",
+                                          column_names=["statement"],
+                                          data=[[line] for line in findings]))
             widgets.append(table_data(
                 title="Power: the smallest level shift each store and item can show",
                 column_names=["store/item", "mean a day", "smallest shift in the default window",
