@@ -56,11 +56,7 @@ def gradient_boosting_forecast(split, *, calendar: bool = False,
         return np.hstack(columns).astype(np.float32), scale
 
     started = time.perf_counter()
-    train = split.train
-    if len(train) > max_train_windows:
-        keep = np.zeros(len(train), dtype=bool)
-        keep[np.random.default_rng(0).choice(len(train), max_train_windows, replace=False)] = True
-        train = train.take(keep)
+    train = split.train.sample(max_train_windows, seed=0)
     x_train, train_scale = features(train)
     x_val, val_scale = features(split.validation)
     x_test, test_scale = features(split.test)

@@ -64,14 +64,6 @@ class TrainResult:
     seconds: float
 
 
-def _subsample(windows: WindowSet, limit: int | None, seed: int) -> WindowSet:
-    if limit is None or len(windows) <= limit:
-        return windows
-    keep = np.zeros(len(windows), dtype=bool)
-    keep[np.random.default_rng(seed).choice(len(windows), limit, replace=False)] = True
-    return windows.take(keep)
-
-
 def fit(
     model: keras.Model,
     train: WindowSet,
@@ -88,7 +80,7 @@ def fit(
     (`recipe.distill_weight` on the teacher); validation stays on the actuals."""
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
-    train = _subsample(train, recipe.max_train_windows, recipe.seed)
+    train = train.sample(recipe.max_train_windows, recipe.seed)
     x_train, y_train = scaled_inputs(train)
     if teacher is not None:
         taught = teacher.predict(x_train, batch_size=4096, verbose=0)

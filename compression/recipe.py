@@ -29,7 +29,11 @@ class TrainRecipe:
     fine_tune_learning_rate: float = 1e-4
     distill_weight: float = 0.5  # share of the teacher's forecast in a distilled model's target
     seed: int = 0
-    max_train_windows: int | None = None  # subsample training windows (quick profile)
+    # The training budget: at most this many training windows, sampled uniformly across series
+    # and time, so a night's training cost stops growing with history and series. On the
+    # article's shape (65,250 windows) LSTM-64 reached 13.29 % MAPE on 20,000 windows, 13.23 %
+    # on 40,000 and 13.34 % (mean of 3) on all: accuracy saturates far below the budget.
+    max_train_windows: int | None = 100_000
 
     def with_seed(self, seed: int) -> TrainRecipe:
         return replace(self, seed=seed)

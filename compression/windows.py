@@ -40,6 +40,14 @@ class WindowSet:
         return WindowSet(self.history[mask], self.target[mask], self.series[mask],
                          self.target_pos[mask], self.target_weekday[mask])
 
+    def sample(self, limit: int | None, seed: int) -> WindowSet:
+        """At most `limit` windows drawn uniformly across series and time (all if None)."""
+        if limit is None or len(self) <= limit:
+            return self
+        keep = np.zeros(len(self), dtype=bool)
+        keep[np.random.default_rng(seed).choice(len(self), limit, replace=False)] = True
+        return self.take(keep)
+
 
 @dataclass(frozen=True)
 class Split:
