@@ -132,6 +132,7 @@ def test_prefect_yaml_deploys_the_nightly_flow_on_a_valid_cron_schedule():
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     (deployment,) = [d for d in config["deployments"] if d["name"] == "nightly-retrain"]
     assert deployment["entrypoint"] == "flows/nightly.py:nightly_retrain"
+    assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     (schedule,) = deployment["schedules"]
     CronSchedule(cron=schedule["cron"], timezone="Europe/Berlin")
     assert schedule["cron"] == "0 2 * * *"

@@ -98,6 +98,7 @@ def test_the_deployment_runs_on_a_real_server_through_a_process_worker(tmp_path,
         assert "nightly-retrain" in deployed.stdout + deployed.stderr
         shown = _run(["prefect", "deployment", "inspect", "nightly-retrain/nightly-retrain"], env, 120)
         assert "0 2 * * *" in shown.stdout and "Europe/Berlin" in shown.stdout
+        assert "ENQUEUE" in shown.stdout, "one night at a time"
         worker = _start(["prefect", "worker", "start", "--pool", "shelfcast"], env,
                         tmp_path / "worker.log")
         _run(["prefect", "deployment", "run", "nightly-retrain/nightly-retrain",
