@@ -62,9 +62,10 @@ def models_show(args) -> None:
     if args.json:
         print_json(data)
         return
-    for key, value in data.items():
+    first = ["id", "variant", "status", "as_of", "run_id", "technique", "base_variant"]
+    for key in first + [k for k in data if k not in first]:
         if key not in ("decisions", "hyperparams", "lineage", "evaluation"):
-            print(f"{key:>22}: {value}")
+            print(f"{key:>22}: {data[key]}")
     print_evaluation(data.get("evaluation") or {})
     lineage = data["lineage"]
     print("\nlineage")
