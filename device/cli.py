@@ -12,22 +12,60 @@ import traceback
 from pathlib import Path
 
 from device.agent import SyncError, installed_model, latency_us, predict, read_state, sync
-from device.report import QUEUE_DIR, record_sync, send_report
+from device.report import (
+    QUEUE_DIR,
+    Delivery,
+    read_report_target,
+    record_sync,
+    send_report,
+)
 
 
 def cmd_sync(args) -> int:
+    if (args.report_to is None) != (args.token_file is None):
+        raise ValueError("--report-to and --token-file go together: the report needs the "
+                         "service's URL and the device token")
+    if args.report_to:
+        read_report_target(args.report_to, Path(args.token_file), option="--report-to")
     try:
         result = sync(args.channel, args.device_class, args.store, Path(args.state),
                       Path(args.public_key).read_bytes())
-    except Exception as exc:  # recorded for the next report, then failed as before
+    except Exception as exc:  # recorded and reported, then failed as before
         record_sync(Path(args.state), "refused" if isinstance(exc, SyncError) else "failed",
                     str(exc))
+        _report_after_sync(args)
         raise
     record_sync(Path(args.state), result.status)
     m = result.manifest
     print(f"{result.status}: model version {m.model_version} ({m.variant}), release "
           f"{m.release_id} on {m.channel}, {m.artifact_bytes:,} B, sha256 {m.sha256[:12]}")
+    _report_after_sync(args)
     return 0
+
+
+def _report_after_sync(args) -> None:
+    """With --report-to, tell the service how the sync went. A report that cannot go now stays
+    queued for the next run and does not change the sync's exit code: the model on the device
+    is what the sync made it."""
+    if not args.report_to:
+        return
+    try:
+        delivery = send_report(args.report_to, Path(args.token_file), Path(args.state))
+    except (OSError, ValueError) as exc:
+        print(f"shelfcast-device sync: no report sent: {exc}", file=sys.stderr)
+        return
+    _print_delivery("shelfcast-device sync", delivery, args.report_to, Path(args.state))
+
+
+def _print_delivery(command: str, delivery: Delivery, server: str, state: Path) -> None:
+    for reason in delivery.dropped:
+        print(f"{command}: dropped a queued report the service refused: {reason}",
+              file=sys.stderr)
+    if delivery.queued:
+        print(f"{command}: {delivery.problem}; {delivery.queued} report(s) queued in "
+              f"{state / QUEUE_DIR} for the next run", file=sys.stderr)
+    else:
+        print(f"sent {delivery.sent} report(s) to {server}")
 
 
 def cmd_predict(args) -> int:
@@ -69,15 +107,8 @@ def cmd_bench(args) -> int:
 
 def cmd_report(args) -> int:
     delivery = send_report(args.server, Path(args.token_file), Path(args.state))
-    for reason in delivery.dropped:
-        print(f"shelfcast-device report: dropped a queued report the service refused: {reason}",
-              file=sys.stderr)
-    if delivery.queued:
-        print(f"shelfcast-device report: {delivery.problem}; {delivery.queued} report(s) queued "
-              f"in {Path(args.state) / QUEUE_DIR} for the next run", file=sys.stderr)
-        return EXIT_REFUSED
-    print(f"sent {delivery.sent} report(s) to {args.server}")
-    return 0
+    _print_delivery("shelfcast-device report", delivery, args.server, Path(args.state))
+    return EXIT_REFUSED if delivery.queued else 0
 
 
 def _day(text: str) -> dt.date:
@@ -113,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=int)
     p.add_argument("--state", required=True, help="folder holding the installed models")
     p.add_argument("--public-key", required=True, help="PEM file of the release signing key")
+    p.add_argument("--report-to", help="base URL of `shelfcast serve`: send a report after the "
+                                       "sync, whatever its result (queued while unreachable)")
+    p.add_argument("--token-file", help="file holding the device token (with --report-to)")
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser("predict", help="forecast a day's sales from the 14 days before it")
     p.add_argument("--state", required=True)

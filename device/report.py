@@ -99,11 +99,7 @@ def send_report(server: str, token_file: Path, state: Path) -> Delivery:
     """Queue this device's report, then send the queue oldest first to `server`'s
     /api/v1/reports. Stops at the first report that cannot be delivered now (service
     unreachable, token refused, server error) and keeps it and the rest queued."""
-    if not server.startswith(("http://", "https://")):
-        raise ValueError(f"--server must be an http:// or https:// URL, got {server[:80]!r}")
-    token = Path(token_file).read_text().strip()
-    if not token:
-        raise ValueError(f"{token_file}: empty token file")
+    token = read_report_target(server, token_file)
     queue = Path(state) / QUEUE_DIR
     queue.mkdir(parents=True, exist_ok=True)
     report = build_report(state)
@@ -124,6 +120,17 @@ def send_report(server: str, token_file: Path, state: Path) -> Delivery:
             problem = detail if status == 0 else f"{url}: HTTP {status}: {detail}"
             break
     return Delivery(sent, len(list(queue.glob("*.json"))), dropped, problem)
+
+
+def read_report_target(server: str, token_file: Path, *, option: str = "--server") -> str:
+    """The device token, once `server` is an http(s) URL and `token_file` holds a token;
+    checked before a sync so a bad command line changes nothing."""
+    if not server.startswith(("http://", "https://")):
+        raise ValueError(f"{option} must be an http:// or https:// URL, got {server[:80]!r}")
+    token = Path(token_file).read_text().strip()
+    if not token:
+        raise ValueError(f"{token_file}: empty token file")
+    return token
 
 
 def _post(url: str, token: str, body: bytes) -> tuple[int, str]:

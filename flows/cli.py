@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--units", type=int, default=64)
     b.add_argument("--json", action="store_true")
     b.set_defaults(handler=bench.baseline)
+    b = benches.add_parser("fleet", help="reports per second `shelfcast serve` accepts and the "
+                                         "time of `fleet status`, on SQLite and PostgreSQL")
+    b.add_argument("--devices", type=int, default=1000, help="devices enrolled and posting")
+    b.add_argument("--clients", type=int, default=4, help="client threads posting reports")
+    b.add_argument("--seconds", type=float, default=15.0, help="how long they post")
+    b.add_argument("--max-reports", type=int, default=100_000, help="stop after this many")
+    b.add_argument("--status-devices", type=int, default=10_000,
+                   help="devices (one report each) for the `fleet status` timing")
+    b.add_argument("--database-url", help="a PostgreSQL server to make a scratch database on "
+                                          "(default: 127.0.0.1:5432 when it answers)")
+    b.add_argument("--out", default="bench-out/fleet")
+    b.set_defaults(handler=bench.fleet)
 
     p = sub.add_parser("drift", help="the drift check on its own")
     drift = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -248,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         debug = debug or args.debug
         args.handler(args)
+    except BrokenPipeError:  # the reader went away (`shelfcast models list | head`): quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures end
         failure = classify(exc, registry=_registry_shown())
         if debug:

@@ -223,6 +223,7 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
     a gate alert for a class nothing passed for. Returns (rollout lines, fleet holds)."""
     from monitoring.alerts import (
         canary_blockers,
+        canary_rollback_changes,
         fleet_holds,
         flow_success_changes,
         gate_alert_changes,
@@ -230,9 +231,10 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
     from storage.alerts import apply_alert_changes, open_alerts
     from storage.channel import init_signing_key
     from storage.registry import active_policies, get_version
-    from storage.releases import ReleaseTarget, advance_rollout, open_releases
+    from storage.releases import CanaryPolicy, ReleaseTarget, advance_rollout, open_releases
 
     target = ReleaseTarget.from_settings(catalog.settings)
+    policy = CanaryPolicy.from_settings(catalog.settings)
     lines = []
     if not target.signing_key.exists():
         public, key = init_signing_key(target.signing_key)
@@ -242,6 +244,7 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
                                         unacknowledged=True))
         quality = open_alerts(session, kind="forecast_quality")
         classes = list(active_policies(session))
+        rolled_back = []
         for device_class in classes:
             best = night.best.get(device_class)
             canary = open_releases(session, device_class).get("canary")
@@ -249,11 +252,13 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
                 if canary else []
             steps = advance_rollout(session, target, device_class,
                                     get_version(session, best.id) if best else None,
-                                    as_of=night.as_of, canary_blockers=blockers, fleet_holds=holds)
+                                    as_of=night.as_of, canary_blockers=blockers, fleet_holds=holds,
+                                    canary_policy=policy)
             lines += [f"{device_class}: {step.message}" for step in steps]
+            rolled_back += [step for step in steps if step.action == "rolled back"]
         apply_alert_changes(session, gate_alert_changes(
             device_classes=classes, failed=night.without_forecaster, run_key=night.run_key)
-            + flow_success_changes())
+            + flow_success_changes() + canary_rollback_changes(rolled_back))
     return lines, holds
 
 

@@ -8,6 +8,7 @@ condition, updated each night it lasts and resolved when it clears.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from monitoring.drift import DriftCheck
 from monitoring.quality import QualityScore
@@ -51,6 +52,23 @@ def quality_alert_changes(scores: Sequence[QualityScore], *,
     keep = {r.dedup_key for r in raised} | {quality_key(c, v) for c, v in unscored}
     return AlertChanges(raised, [AlertResolve("forecast_quality", "forecast_quality:",
                                               frozenset(keep))])
+
+
+class RolledBackCanary(Protocol):
+    device_class: str
+    model_version: int | None
+    message: str
+
+
+def canary_rollback_changes(rolled_back: Sequence[RolledBackCanary]) -> AlertChanges:
+    """A severe canary_rollback alert for each canary the night rolled back because its
+    devices failed (storage.releases.RolloutStep); it stays open until ops acknowledge it:
+    the devices' failures (a key, a URL, a clock) need a person even though the fleet is safe."""
+    return AlertChanges([AlertRaise(
+        kind="canary_rollback", severity="severe",
+        scope={"device_class": step.device_class, "model_version": step.model_version},
+        dedup_key=f"canary_rollback:{step.device_class}:v{step.model_version}",
+        message=f"{step.device_class}: {step.message}") for step in rolled_back])
 
 
 def gate_alert_changes(*, device_classes: Sequence[str], failed: Sequence[str],

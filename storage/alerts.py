@@ -10,7 +10,8 @@ from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Alert, utcnow
 from storage.records import AlertChanges
 
-ALERT_KINDS = ("data_drift", "forecast_quality", "gate_failure", "flow_failure")
+ALERT_KINDS = ("data_drift", "forecast_quality", "gate_failure", "flow_failure",
+               "canary_rollback")
 SEVERITIES = ("info", "warning", "severe")
 
 

@@ -172,6 +172,55 @@ def expected_release(releases: dict[str, Release], store: int) -> Release | None
     return stable
 
 
+@dataclass(frozen=True)
+class CanaryEvidence:
+    """What the canary stores' devices of a class said about a canary release: each active
+    device counts once, by its last report, and only when that report came after the release
+    and within the staleness window."""
+
+    enrolled: int  # active devices of the class in the canary stores
+    reporting: int  # of those, with a report since the release and not stale
+    healthy: int  # reporting the canary release installed, smoke test passed, sync not failed
+    failed: int  # reporting a failed or refused sync, or a failing smoke test
+    failures: list[str]  # one line per failed device, for the step and the alert
+
+    def summary(self) -> str:
+        return (f"{self.healthy} of {self.enrolled} canary device(s) report it installed and "
+                f"healthy, {self.failed} of {self.reporting} reporting failed")
+
+
+def canary_evidence(session: Session, release: Release, *,
+                    stale_after: dt.timedelta = DEFAULT_STALE_AFTER,
+                    now: dt.datetime | None = None) -> CanaryEvidence:
+    """The evidence the devices of `release`'s class in its stores (every store when it names
+    none) give about it, from their last reports."""
+    now = now or utcnow()
+    since = max(_aware(release.released_at), now - stale_after)
+    stmt = (select(Device, DeviceReport).outerjoin(DeviceReport,
+                                                   DeviceReport.id == Device.last_report_id)
+            .where(Device.device_class == release.device_class, Device.revoked_at.is_(None))
+            .order_by(Device.id))
+    if release.stores:
+        stmt = stmt.where(Device.store.in_(release.stores))
+    enrolled = reporting = healthy = failed = 0
+    failures = []
+    for device, report in session.execute(stmt):
+        enrolled += 1
+        if report is None or _aware(report.received_at) < since:
+            continue
+        reporting += 1
+        sync_failed = report.sync_result in FAILED_SYNC_RESULTS
+        if sync_failed or report.smoke_test_ok is False:
+            failed += 1
+            failures.append(f"device {device.id} (store {device.store}): "
+                            + (f"sync {report.sync_result}: {report.sync_reason[:120]}"
+                               if sync_failed else f"smoke test failing on release "
+                                                   f"{report.release_id}"))
+        elif report.release_id == release.id and report.smoke_test_ok:
+            healthy += 1
+    return CanaryEvidence(enrolled, reporting, healthy, failed, failures)
+
+
 def fleet_status(session: Session, *, device_class: str | None = None,
                  stale_after: dt.timedelta = DEFAULT_STALE_AFTER,
                  now: dt.datetime | None = None) -> list[DeviceStatus]:

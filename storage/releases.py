@@ -210,41 +210,78 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
 
 
 @dataclass(frozen=True)
+class CanaryPolicy:
+    """What the canary stores' devices must show before a canary goes to the fleet, and how
+    many of them failing pulls it back. Settings canary_min_devices, canary_min_share,
+    canary_max_failed_share, device_stale_hours."""
+
+    min_devices: int = 1  # reporting the canary installed and healthy, at least
+    min_share: float = 0.5  # of the canary stores' enrolled devices of the class, at least
+    max_failed_share: float = 0.5  # of the reporting ones failing: above it, roll back
+    stale_after: dt.timedelta = dt.timedelta(hours=24)  # older reports are not evidence
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_devices, bool) or not isinstance(self.min_devices, int) \
+                or self.min_devices < 1:
+            raise RegistryError(f"canary_min_devices must be a whole number of at least 1, got "
+                                f"{self.min_devices!r}")
+        for name, value in (("canary_min_share", self.min_share),
+                            ("canary_max_failed_share", self.max_failed_share)):
+            if not 0.0 <= value <= 1.0:
+                raise RegistryError(f"{name} must be a share from 0 to 1, got {value!r}")
+        if self.stale_after <= dt.timedelta(0):
+            raise RegistryError(f"device_stale_hours must be positive, got {self.stale_after}")
+
+    @classmethod
+    def from_settings(cls, settings) -> CanaryPolicy:
+        return cls(settings.canary_min_devices, settings.canary_min_share,
+                   settings.canary_max_failed_share,
+                   dt.timedelta(hours=settings.device_stale_hours))
+
+
+@dataclass(frozen=True)
 class RolloutStep:
     device_class: str
-    action: str  # canary | graduated | held | waiting | unchanged
+    action: str  # canary | graduated | held | waiting | unchanged | rolled back | replaced
     message: str
     release_id: int | None = None
+    model_version: int | None = None  # the version the step is about (a rolled-back canary's)
 
 
 def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                     candidate: ModelVersion | None, *, as_of: dt.date,
-                    canary_blockers: list[str], fleet_holds: list[str]) -> list[RolloutStep]:
-    """One night's rollout for a class: graduate the canary to the fleet once it has run
-    `canary_nights` nights with no blocker (e.g. a forecast-quality alert) and no fleet hold
-    (e.g. an unacknowledged severe drift alert); start a canary with tonight's best approved
-    version when none is in flight and it differs from the stable one."""
+                    canary_blockers: list[str], fleet_holds: list[str],
+                    canary_policy: CanaryPolicy = CanaryPolicy(),
+                    now: dt.datetime | None = None) -> list[RolloutStep]:
+    """One night's rollout for a class.
+
+    An open canary is rolled back (and its version retired) when more than
+    `canary_policy.max_failed_share` of its reporting devices failed their sync or smoke test.
+    It graduates to the fleet once it has run `canary_nights` nights, enough of the canary
+    stores' devices report it installed and healthy (judged on nights alone when none is
+    enrolled), no blocker (a forecast-quality alert) and no fleet hold (an unacknowledged
+    severe drift alert) stands. A canary that would wait or be held is replaced by tonight's
+    best approved version when the gate found that one better than the champion. With no
+    canary in flight, tonight's best starts one unless it already serves the fleet."""
     steps: list[RolloutStep] = []
-    current = open_releases(session, device_class)
-    canary = current.get("canary")
+    canary = open_releases(session, device_class).get("canary")
     if canary is not None:
-        age = (as_of - (canary.as_of or as_of)).days
-        name = f"canary release {canary.id} (version {canary.model_version_id})"
-        if canary_blockers:
-            steps.append(RolloutStep(device_class, "held", f"{name} held: "
-                                     + "; ".join(canary_blockers), canary.id))
-        elif age < target.canary_nights:
-            steps.append(RolloutStep(device_class, "waiting",
-                                     f"{name}: night {age} of {target.canary_nights}", canary.id))
-        elif fleet_holds:
-            steps.append(RolloutStep(device_class, "held", f"{name} held from the fleet: "
-                                     + "; ".join(fleet_holds), canary.id))
-        else:
-            stable = release_version(session, target, canary.model_version_id, device_class,
-                                     channel="stable", by="nightly", as_of=as_of,
-                                     reason=f"canary release {canary.id} ran {age} clean nights")
-            steps.append(RolloutStep(device_class, "graduated",
-                                     f"{name} graduated to the fleet: release {stable.id}", stable.id))
+        step = _judge_canary(session, target, canary, as_of=as_of, blockers=canary_blockers,
+                             holds=fleet_holds, policy=canary_policy, now=now)
+        better = _replaces_champion(session, candidate, device_class) \
+            if step.action in ("held", "waiting") and candidate is not None \
+            and candidate.id != canary.model_version_id and candidate.status != "retired" else None
+        if better:
+            release = _start_canary(session, target, candidate, device_class, as_of=as_of,
+                                    why=f"replaces canary release {canary.id}: {better}")
+            step = RolloutStep(
+                device_class, "replaced",
+                f"canary release {canary.id} (version {canary.model_version_id}) replaced by "
+                f"version {candidate.id} ({candidate.variant}), release {release.id}: the gate "
+                f"found it clearly better ({better}); the old canary was {step.action}: "
+                f"{step.message}", release.id, candidate.id)
+        steps.append(step)
+        if step.action in ("graduated", "rolled back"):
             canary = None
     stable = open_releases(session, device_class).get("stable")
     if candidate is not None and candidate.status == "retired":
@@ -255,15 +292,84 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
             steps.append(RolloutStep(device_class, "unchanged",
                                      f"version {candidate.id} already serves the fleet"))
         else:
-            release = release_version(session, target, candidate.id, device_class,
-                                      channel="canary", by="nightly", as_of=as_of,
-                                      reason=f"best approved for {device_class} on {as_of}: "
-                                             f"{candidate.variant}, MAPE {candidate.mape_pct:.2f} %")
+            release = _start_canary(session, target, candidate, device_class, as_of=as_of,
+                                    why=f"best approved for {device_class} on {as_of}")
             steps.append(RolloutStep(device_class, "canary",
                                      f"version {candidate.id} ({candidate.variant}) to canary "
                                      f"stores {target.canary_stores}: release {release.id}",
-                                     release.id))
-    elif canary is not None and candidate is not None and candidate.id != canary.model_version_id:
+                                     release.id, candidate.id))
+    elif candidate is not None and candidate.id != canary.model_version_id \
+            and steps[-1].action != "replaced":
         steps.append(RolloutStep(device_class, "waiting", f"tonight's best, version "
                                  f"{candidate.id}, waits until canary release {canary.id} ends"))
     return steps
+
+
+def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, as_of: dt.date,
+                  blockers: list[str], holds: list[str], policy: CanaryPolicy,
+                  now: dt.datetime | None) -> RolloutStep:
+    """Tonight's verdict on an open canary: rolled back, held, waiting or graduated."""
+    # storage.devices reads open releases from this module; imported here to keep one direction
+    from storage.devices import canary_evidence
+
+    device_class = canary.device_class
+    age = (as_of - (canary.as_of or as_of)).days
+    name = f"canary release {canary.id} (version {canary.model_version_id})"
+    evidence = canary_evidence(session, canary, stale_after=policy.stale_after, now=now)
+    if evidence.failed and evidence.failed > policy.max_failed_share * evidence.reporting:
+        why = (f"{evidence.failed} of {evidence.reporting} reporting canary device(s) failed "
+               f"(more than {policy.max_failed_share:.0%}): " + "; ".join(evidence.failures[:3])
+               + (f"; and {len(evidence.failures) - 3} more" if len(evidence.failures) > 3 else ""))
+        fallback = rollback(session, target, device_class, by="nightly", reason=why)
+        return RolloutStep(device_class, "rolled back",
+                           f"{name} rolled back and version {canary.model_version_id} retired: "
+                           f"{why}" + (f"; canary stores back on release {fallback.id}"
+                                       if fallback else "; no stable release to fall back to"),
+                           fallback and fallback.id, canary.model_version_id)
+    if evidence.enrolled:
+        judged = evidence.summary()
+        enough = evidence.healthy >= policy.min_devices \
+            and evidence.healthy >= policy.min_share * evidence.enrolled
+    else:
+        judged = (f"no {device_class} device enrolled in canary stores {canary.stores or 'all'}: "
+                  "judged on nights and forecast quality alone")
+        enough = True
+    if blockers:
+        return RolloutStep(device_class, "held", f"{name} held: " + "; ".join(blockers),
+                           canary.id, canary.model_version_id)
+    if age < target.canary_nights:
+        return RolloutStep(device_class, "waiting", f"{name}: night {age} of "
+                           f"{target.canary_nights}; {judged}", canary.id, canary.model_version_id)
+    if not enough:
+        return RolloutStep(device_class, "waiting",
+                           f"{name} waits for its devices: {judged}; it needs at least "
+                           f"{policy.min_devices} and {policy.min_share:.0%} of them",
+                           canary.id, canary.model_version_id)
+    if holds:
+        return RolloutStep(device_class, "held", f"{name} held from the fleet: "
+                           + "; ".join(holds), canary.id, canary.model_version_id)
+    stable = release_version(session, target, canary.model_version_id, device_class,
+                             channel="stable", by="nightly", as_of=as_of,
+                             reason=f"canary release {canary.id} ran {age} clean nights"
+                             + (f"; {judged}" if evidence.enrolled else ""))
+    return RolloutStep(device_class, "graduated", f"{name} graduated to the fleet: release "
+                       f"{stable.id} ({age} clean nights; {judged})", stable.id,
+                       canary.model_version_id)
+
+
+def _replaces_champion(session: Session, candidate: ModelVersion, device_class: str) -> str | None:
+    """The gate's note when it found `candidate` better than the champion on the same windows
+    (its champion rule passed as a replacement, not merely as smaller), else None."""
+    reasons = session.scalar(select(GateDecision.reasons).where(
+        GateDecision.model_version_id == candidate.id, GateDecision.device_class == device_class,
+        GateDecision.passed.is_(True)))
+    return next((r["note"] for r in reasons or []
+                 if r.get("rule") == "champion" and r.get("passed")
+                 and str(r.get("note", "")).startswith("replaces version")), None)
+
+
+def _start_canary(session: Session, target: ReleaseTarget, candidate: ModelVersion,
+                  device_class: str, *, as_of: dt.date, why: str) -> Release:
+    return release_version(session, target, candidate.id, device_class, channel="canary",
+                           by="nightly", as_of=as_of,
+                           reason=f"{why}: {candidate.variant}, MAPE {candidate.mape_pct:.2f} %")

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     notify_urls: list[str] = Field(default_factory=list, description="Apprise URLs for alerts")
     canary_stores: list[int] = Field(default_factory=lambda: [1])
     canary_nights: int = 3
+    canary_min_devices: int = Field(
+        default=1, description="canary devices reporting it installed and healthy, at least")
+    canary_min_share: float = Field(
+        default=0.5, description="share of the canary stores' enrolled devices that must")
+    canary_max_failed_share: float = Field(
+        default=0.5, description="share of reporting canary devices failing above which it rolls back")
+    device_stale_hours: float = Field(
+        default=24.0, description="a device report older than this is not canary evidence")
     drift: dict[str, float | int | str] = Field(
         default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
     quality: dict[str, float | int] = Field(

@@ -293,3 +293,69 @@ def test_the_service_starts_without_tensorflow_or_prefect_and_the_device_report_
             "'tensorflow')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_sync_with_report_to_reports_every_result_and_queues_while_the_service_is_away(
+        shipping, service, tmp_path):
+    from storage.channel import init_signing_key
+    from storage.releases import release_version
+
+    sessions, state = shipping["sessions"], shipping["state"]
+    with sessions() as session, session.begin():
+        first = release_version(session, shipping["target"], shipping["v1"], "sensor",
+                                channel="stable", by="test", reason="test").id
+    device_id, token = enroll(sessions)
+    tokens = token_file(tmp_path, token)
+    sync = ["sync", "--channel", f"{service}/releases", "--device-class", "sensor", "--store", 7,
+            "--state", state, "--public-key", shipping["public"]]
+
+    def reported() -> list[tuple]:
+        with sessions() as session:
+            return [(r.release_id, r.sync_result) for r in session.scalars(
+                select(DeviceReport).where(DeviceReport.device_id == device_id)
+                .order_by(DeviceReport.id))]
+
+    # half a report target is a bad command line: nothing synced, nothing sent
+    done = device(*sync, "--report-to", service)
+    assert done.returncode == 2 and "go together" in done.stderr
+    assert not (state / "installed.json").exists() and reported() == []
+    done = device(*sync, "--report-to", service, "--token-file", tokens)
+    assert done.returncode == 0, done.stderr
+    assert "sent 1 report(s)" in done.stdout and token not in done.stdout + done.stderr
+    assert reported() == [(first, "installed")]
+    assert device(*sync, "--report-to", service, "--token-file", tokens).returncode == 0
+    stranger, _ = init_signing_key(tmp_path / "other" / "key.pem")
+    with sessions() as session, session.begin():
+        release_version(session, shipping["target"], shipping["v2"], "sensor", channel="stable",
+                        by="test", reason="test")
+    done = device(*sync[:-1], stranger, "--report-to", service, "--token-file", tokens)
+    assert done.returncode == 4  # the sync's own exit code, the report went anyway
+    assert reported() == [(first, "installed"), (first, "up-to-date"), (first, "refused")]
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    done = device(*sync, "--report-to", nowhere, "--token-file", tokens)
+    assert done.returncode == 0 and "1 report(s) queued" in done.stderr
+    assert len(reported()) == 3
+    done = device(*sync, "--report-to", service, "--token-file", tokens)
+    assert done.returncode == 0 and "sent 2 report(s)" in done.stdout
+    assert [r[1] for r in reported()[3:]] == ["installed", "up-to-date"]
+    assert list((state / "report-queue").glob("*.json")) == []
+
+
+def test_bench_fleet_measures_reports_per_second_and_fleet_status(tmp_path, capsys):
+    import argparse
+
+    from flows.commands.bench import fleet
+
+    fleet(argparse.Namespace(devices=5, clients=2, seconds=1.0, max_reports=40,
+                             status_devices=30, database_url=None, out=str(tmp_path)))
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [r["backend"] for r in result["rows"]][0] == "sqlite"
+    for row in result["rows"]:
+        assert row["accepted"] > 0 and row["refused"] == 0 and row["reports_per_s"] > 0
+        assert row["accepted"] <= 40 + 2  # each thread stops at the bound (one in flight each)
+        assert row["status_devices"] == 30 and row["status_s"] > 0
+    assert "reports_per_s" in capsys.readouterr().out

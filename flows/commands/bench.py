@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -94,3 +96,238 @@ def gate(args) -> None:
     (out / "results.md").write_text(gate_bench_markdown(result))
     print(gate_bench_markdown(result))
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
+
+
+# -- bench fleet: the service's report intake and `fleet status`, on SQLite and PostgreSQL ----
+
+POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+FLEET_REPORT = {"reported_at": "2026-11-29T10:00:00+00:00", "release_id": 1, "sha256": "a" * 64,
+                "sync_result": "up-to-date", "sync_reason": "", "smoke_test_ok": True,
+                "latency_us_p50": 41.5, "free_bytes": 10**9, "forecasts_made": 12}
+
+
+def fleet(args) -> None:
+    """Reports per second `shelfcast serve` accepts from `--devices` enrolled devices posting
+    from `--clients` threads, and the time of `fleet status` at `--status-devices` devices,
+    with the registry on SQLite and on a scratch PostgreSQL database (created and dropped)."""
+    import tempfile
+
+    for name in ("devices", "clients", "status_devices"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
+                             f"{getattr(args, name)}")
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="shelfcast-bench-fleet-") as scratch:
+        backends = [("sqlite", lambda label: f"sqlite:///{Path(scratch) / label}.sqlite")]
+        postgres = _postgres_server(args.database_url)
+        if postgres is not None:
+            backends.append(("postgresql", postgres))
+        else:
+            _progress(f"no PostgreSQL at {POSTGRES_SERVER_URL} (give --database-url): "
+                      "SQLite only")
+        for backend, make_url in backends:
+            with _scratch_database(make_url, "ingest") as url:
+                _progress(f"{backend}: {args.devices:,} devices posting from {args.clients} "
+                          f"threads for {args.seconds:g} s ...")
+                ingest = _ingest(url, Path(scratch) / backend, devices=args.devices,
+                                 clients=args.clients, seconds=args.seconds,
+                                 max_reports=args.max_reports)
+            with _scratch_database(make_url, "status") as url:
+                _progress(f"{backend}: `fleet status` at {args.status_devices:,} devices ...")
+                status = _status_timing(url, Path(scratch) / backend,
+                                        devices=args.status_devices)
+            rows.append({"backend": backend, **ingest, **status})
+    result = {"cpus": os.cpu_count(), "devices": args.devices, "clients": args.clients,
+              "seconds": args.seconds, "status_devices": args.status_devices, "rows": rows}
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    print(f"{result['cpus']} CPU(s), service and clients on the same machine")
+    print_table(rows, ["backend", "accepted", "refused", "reports_per_s", "p50_ms", "p99_ms",
+                       "status_devices", "status_s", "status_cli_s"])
+    print(f"wrote {out / 'results.json'}")
+
+
+def _postgres_server(database_url: str | None):
+    """A function naming a scratch database on the PostgreSQL server of `database_url` (else
+    the local default), or None when no server answers."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(database_url or POSTGRES_SERVER_URL)
+    if not server.drivername.startswith("postgresql"):
+        raise ValueError(f"--database-url must be a PostgreSQL URL, got {server.drivername!r}")
+    engine = create_engine(server, pool_pre_ping=True)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means no server here
+        if database_url:
+            raise ConnectionError(f"--database-url: cannot connect: {exc}") from None
+        return None
+    finally:
+        engine.dispose()
+    return lambda label: server.set(database=f"shelfcast_bench_{label}_{os.getpid()}")
+
+
+@contextlib.contextmanager
+def _scratch_database(make_url, label: str):
+    """A fresh, migrated registry at `make_url(label)`; a PostgreSQL one is created first and
+    dropped after (the server's own databases are never written)."""
+    from sqlalchemy import create_engine, text
+
+    from storage.db import make_engine, upgrade
+
+    url = make_url(label)
+    admin = None
+    if not isinstance(url, str):
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+    name = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    try:
+        engine = make_engine(name)
+        upgrade(engine)
+        engine.dispose()
+        yield name
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _enroll(url: str, devices: int, *, with_reports: bool) -> list[str]:
+    """Enrol `devices` sensor devices over stores 1..devices (one report each if asked);
+    their tokens."""
+    from storage.db import make_engine, session_factory
+    from storage.devices import ReportRecord, enroll_device, record_report
+    from storage.models import utcnow
+
+    engine = make_engine(url)
+    tokens = []
+    with session_factory(engine)() as session, session.begin():
+        for store in range(1, devices + 1):
+            enrolment = enroll_device(session, store=store, device_class="sensor", by="bench")
+            tokens.append(enrolment.token)
+            if with_reports:
+                record_report(session, enrolment.device.id, ReportRecord(
+                    utcnow(), None, None, "failed" if store % 50 == 0 else "up-to-date", "",
+                    store % 97 != 0, 40.0, 10**9, None))
+    engine.dispose()
+    return tokens
+
+
+def _ingest(url: str, home: Path, *, devices: int, clients: int, seconds: float,
+            max_reports: int) -> dict:
+    """`shelfcast serve` in a subprocess over `url`; `clients` threads post reports with the
+    devices' tokens, round robin, until `seconds` pass or `max_reports` were sent."""
+    import http.client
+    import itertools
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    import numpy as np
+
+    tokens = _enroll(url, devices, with_reports=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SHELFCAST_HOME": str(home), "SHELFCAST_DATABASE_URL": url}
+    log = (home / "serve.log").open("wb")
+    service = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--port", str(port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(port, service, home / "serve.log")
+        body = json.dumps(FLEET_REPORT).encode()
+        turn = itertools.cycle(tokens)
+        lock = threading.Lock()
+        statuses: list[int] = []
+        latencies_ms: list[float] = []
+        deadline = time.monotonic() + seconds
+
+        def client() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            while time.monotonic() < deadline:
+                with lock:
+                    if len(statuses) >= max_reports:
+                        break
+                    token = next(turn)
+                started = time.perf_counter()
+                connection.request("POST", "/api/v1/reports", body=body, headers={
+                    "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                with lock:
+                    statuses.append(response.status)
+                    latencies_ms.append((time.perf_counter() - started) * 1000)
+            connection.close()
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        service.terminate()
+        service.wait(30)
+        log.close()
+    accepted = statuses.count(201)
+    return {"accepted": accepted, "refused": len(statuses) - accepted,
+            "elapsed_s": round(elapsed, 2), "reports_per_s": round(accepted / elapsed, 1),
+            "p50_ms": round(float(np.percentile(latencies_ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(latencies_ms, 99)), 1)}
+
+
+def _wait_for(port: int, service, log: Path) -> None:
+    import http.client
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            raise RuntimeError(f"`shelfcast serve` exited with {service.returncode}: "
+                               f"{log.read_text()[-400:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/api/v1/health")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"`shelfcast serve` did not answer on port {port} within 60 s")
+
+
+def _status_timing(url: str, home: Path, *, devices: int) -> dict:
+    """Enrol `devices` with one report each through storage, then time `fleet_status` in
+    process (best of 3) and the whole `shelfcast fleet status --json` command."""
+    import subprocess
+    import time
+
+    from storage.db import make_engine, session_factory
+    from storage.devices import fleet_status
+
+    _enroll(url, devices, with_reports=True)
+    engine = make_engine(url)
+    timings = []
+    for _ in range(3):
+        with session_factory(engine)() as session:
+            started = time.perf_counter()
+            shown = fleet_status(session)
+            timings.append(time.perf_counter() - started)
+    engine.dispose()
+    if len(shown) != devices:
+        raise RuntimeError(f"fleet status showed {len(shown)} devices, {devices} were enrolled")
+    env = {**os.environ, "SHELFCAST_HOME": str(home), "SHELFCAST_DATABASE_URL": url}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flows.cli", "fleet", "status", "--json"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    return {"status_devices": devices, "status_s": round(min(timings), 3),
+            "status_cli_s": round(time.perf_counter() - started, 2)}
