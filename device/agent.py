@@ -83,6 +83,10 @@ def choose_manifest(channel_url: str, device_class: str, store: int, public_key)
             raise SyncError(f"{url}: {exc}") from exc
         if manifest.channel != channel:
             raise SyncError(f"{url}: manifest says channel {manifest.channel!r}")
+        if dt.datetime.now(dt.UTC) >= manifest.expires_at:
+            raise SyncError(f"{url}: manifest of release {manifest.release_id} expired at "
+                            f"{manifest.expires_at.isoformat()} (the server re-signs nightly: "
+                            "the channel is stale or replayed); keeping the installed model")
         found[channel] = manifest
     for channel in CHANNELS:
         if channel in found and found[channel].covers(store):

@@ -59,7 +59,7 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # device classes and variants: pa
 PRINTABLE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]+"  # free text: no control characters, one line
 MAX_TEXT_CHARS = 256
 REQUIRED_FIELDS = ("format", "release_id", "channel", "device_class", "stores", "model_version",
-                   "variant", "artifact", "input_contract", "probe", "created_at")
+                   "variant", "artifact", "input_contract", "probe", "created_at", "expires_at")
 
 
 class ManifestError(ValueError):
@@ -82,6 +82,7 @@ class Manifest:
     probe_forecast: float
     probe_tolerance: float
     created_at: str
+    expires_at: dt.datetime  # aware; a device refuses the manifest from then on
     payload: dict
 
     def covers(self, store: int) -> bool:
@@ -213,6 +214,14 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
     except ValueError:
         raise ManifestError(f"manifest field 'created_at': {echo(created_at)} is not an ISO "
                             "8601 time") from None
+    expires_text = _text(payload, "expires_at", max_chars=64)
+    try:
+        expires_at = dt.datetime.fromisoformat(expires_text)
+    except ValueError:
+        raise ManifestError(f"manifest field 'expires_at': {echo(expires_text)} is not an ISO "
+                            "8601 time") from None
+    if expires_at.tzinfo is None:
+        raise ManifestError(f"manifest field 'expires_at': {echo(expires_text)} has no time zone")
     return Manifest(
         release_id=_integer(payload, "release_id", maximum=MAX_ID),
         channel=payload["channel"], device_class=manifest_class, stores=stores,
@@ -224,7 +233,7 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
         probe_weekday=_integer(probe, "weekday", "probe", minimum=0, maximum=6,
                                why="a weekday, 0 = Monday"),
         probe_forecast=_number(probe, "forecast", "probe"), probe_tolerance=tolerance,
-        created_at=created_at, payload=payload,
+        created_at=created_at, expires_at=expires_at, payload=payload,
     )
 
 

@@ -231,7 +231,13 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
     from storage.alerts import apply_alert_changes, open_alerts
     from storage.channel import init_signing_key
     from storage.registry import active_policies, get_version
-    from storage.releases import CanaryPolicy, ReleaseTarget, advance_rollout, open_releases
+    from storage.releases import (
+        CanaryPolicy,
+        ReleaseTarget,
+        advance_rollout,
+        open_releases,
+        resign_open_releases,
+    )
 
     target = ReleaseTarget.from_settings(catalog.settings)
     policy = CanaryPolicy.from_settings(catalog.settings)
@@ -259,6 +265,10 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
         apply_alert_changes(session, gate_alert_changes(
             device_classes=classes, failed=night.without_forecaster, run_key=night.run_key)
             + flow_success_changes() + canary_rollback_changes(rolled_back))
+        resigned = resign_open_releases(session, target)
+        if resigned:
+            lines.append(f"re-signed {len(resigned)} open release manifest(s), valid for "
+                         f"{target.manifest_valid_days} days")
     return lines, holds
 
 

@@ -76,7 +76,7 @@ def signed_envelope(payload: dict, key: Ed25519PrivateKey) -> bytes:
 
 def manifest_payload(*, release_id: int, channel: str, device_class: str, stores: list[int] | None,
                      model_version: int, variant: str, sha256: str, artifact_bytes: int,
-                     probe: dict, created_at: str) -> dict:
+                     probe: dict, created_at: str, expires_at: str) -> dict:
     return {
         "format": MANIFEST_FORMAT, "release_id": release_id, "channel": channel,
         "device_class": device_class, "stores": stores, "model_version": model_version,
@@ -88,6 +88,7 @@ def manifest_payload(*, release_id: int, channel: str, device_class: str, stores
                   "forecast": probe["forecast"],
                   "tolerance": PROBE_TOLERANCE},
         "created_at": created_at,
+        "expires_at": expires_at,
     }
 
 

@@ -29,11 +29,12 @@ class ReleaseTarget:
     signing_key: Path
     canary_stores: list[int]
     canary_nights: int
+    manifest_valid_days: int = 7
 
     @classmethod
     def from_settings(cls, settings) -> ReleaseTarget:
         return cls(settings.releases, settings.signing_key_path, list(settings.canary_stores),
-                   settings.canary_nights)
+                   settings.canary_nights, settings.manifest_valid_days)
 
     def load_signing_key(self):
         """The private key, refused when it sits inside the release folder (which any static
@@ -153,18 +154,40 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
     session.flush()
     session.add(release)
     session.flush()
-    payload = channel_files.manifest_payload(
-        release_id=release.id, channel=release.channel, device_class=device_class, stores=stores,
-        model_version=version.id, variant=version.variant, sha256=version.sha256,
-        artifact_bytes=version.artifact_bytes, probe=version.probe,
-        created_at=release.released_at.isoformat())
-    path = channel_files.publish(target.root, payload, content, key)
+    path = _sign_and_publish(target, release, version, content, key, now=release.released_at)
     release.manifest_uri = path.resolve().as_uri()
     if closes_canary:
         channel_files.withdraw(target.root, device_class, "canary")
     version.status = "released"
     session.flush()
     return release
+
+
+def _sign_and_publish(target: ReleaseTarget, release: Release, version: ModelVersion,
+                      content: bytes, key, *, now: dt.datetime) -> Path:
+    """Write the artifact and the release's manifest, signed now and valid for the target's
+    `manifest_valid_days`."""
+    payload = channel_files.manifest_payload(
+        release_id=release.id, channel=release.channel, device_class=release.device_class,
+        stores=release.stores or None, model_version=version.id, variant=version.variant,
+        sha256=version.sha256, artifact_bytes=version.artifact_bytes, probe=version.probe,
+        created_at=now.isoformat(),
+        expires_at=(now + dt.timedelta(days=target.manifest_valid_days)).isoformat())
+    return channel_files.publish(target.root, payload, content, key)
+
+
+def resign_open_releases(session: Session, target: ReleaseTarget) -> list[Release]:
+    """Sign every open release's manifest again with a fresh expiry (the nightly does this):
+    the same release ids, so devices see nothing new, only a channel that is alive."""
+    key = target.load_signing_key()
+    now = utcnow()
+    resigned = []
+    for _, release in released_models(session):
+        version = release.model_version
+        _sign_and_publish(target, release, version, read_artifact(version.artifact_uri), key,
+                          now=now)
+        resigned.append(release)
+    return resigned
 
 
 def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: str,

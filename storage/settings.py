@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     notify_urls: list[str] = Field(default_factory=list, description="Apprise URLs for alerts")
     canary_stores: list[int] = Field(default_factory=lambda: [1])
     canary_nights: int = 3
+    manifest_valid_days: int = Field(default=7, ge=1, le=366, description=(
+        "days a signed manifest stays valid; the nightly re-signs open releases, so a device "
+        "that sees only expired manifests knows its channel is frozen or replayed"))
     canary_min_devices: int = Field(
         default=1, description="canary devices reporting it installed and healthy, at least")
     canary_min_share: float = Field(

@@ -311,3 +311,35 @@ def test_keys_init_makes_a_key_pair_once_and_refuses_to_replace_it(tmp_path, mon
         assert private.with_name("release-signing.pub.pem").read_bytes() == public
     finally:
         get_settings.cache_clear()
+
+
+def test_an_expired_manifest_is_refused_the_model_keeps_serving_and_the_nightly_re_sign_heals(
+        shipping):
+    """Manifests expire (TUF's freeze protection): a channel nobody re-signs, or a replayed old
+    manifest, is refused with the reason; re-signing the open releases makes it valid again."""
+    import datetime as dt
+
+    from storage.releases import _sign_and_publish, resign_open_releases
+
+    promote(shipping, shipping["v1"])
+    device_sync(shipping)
+    release_id = promote(shipping, shipping["v2"])
+    with shipping["sessions"]() as session:
+        from storage.models import Release
+
+        release = session.get(Release, release_id)
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        _sign_and_publish(shipping["target"], release, release.model_version,
+                          open(release.model_version.artifact_uri.removeprefix("file://"),
+                               "rb").read(),
+                          shipping["target"].load_signing_key(), now=past)
+    _refused(shipping, f"release {release_id} expired at")
+    with shipping["sessions"]() as session, session.begin():
+        (resigned,) = resign_open_releases(session, shipping["target"])
+    assert resigned.id == release_id
+    assert device_sync(shipping).status == "installed"
+    assert installed_version(shipping) == shipping["v2"]
+    manifest = json.loads(json.loads(manifest_path(shipping["root"], "sensor", "stable")
+                                     .read_text())["payload"])
+    expires = dt.datetime.fromisoformat(manifest["expires_at"])
+    assert dt.timedelta(days=6) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(days=7)

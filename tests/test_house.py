@@ -134,7 +134,8 @@ def test_an_agent_refuses_a_model_made_for_another_input_contract():
                             "bytes": 100},
                "input_contract": old, "probe": {"history": [1.0] * 14, "weekday": 0,
                                                 "forecast": 1.0, "tolerance": 1e-3},
-               "created_at": "2026-11-29T00:00:00+00:00"}
+               "created_at": "2026-11-29T00:00:00+00:00",
+               "expires_at": "2026-12-06T00:00:00+00:00"}
     with pytest.raises(ManifestError, match="input contract"):
         parse_manifest(payload, device_class="sensor")
     payload["input_contract"] = dict(INPUT_CONTRACT)

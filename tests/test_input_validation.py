@@ -155,7 +155,8 @@ def payload_for(content: bytes, release_id: int, device_class: str = "sensor") -
         artifact_bytes=len(content),
         probe={"history": WINDOW, "weekday": 2,
                "forecast": Forecaster(content).forecast_one(np.array(WINDOW), 2)},
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        expires_at=(dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat(timespec="seconds"))
     return json.loads(json.dumps(payload))
 
 

@@ -181,6 +181,7 @@ def manifests(draw) -> dict:
                                         max_size=WINDOW_DAYS)),
                "weekday": draw(st.integers(0, 6)), "forecast": draw(st.floats(-1e6, 1e6))},
         created_at=draw(st.datetimes(timezones=st.just(dt.UTC))).isoformat(),
+        expires_at=draw(st.datetimes(timezones=st.just(dt.UTC))).isoformat(),
     )))
 
 
