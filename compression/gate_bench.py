@@ -30,7 +30,7 @@ from compression.lstm import train_lstm
 from compression.metrics import forecast_errors
 from compression.recipe import TrainRecipe
 from compression.windows import make_windows, sales_matrix, split_by_time
-from storage.gate import Figures, GateInput, GateLimits, evaluate_gate
+from storage.gate import Figures, GateInput, GateLimits, best_reference, evaluate_gate
 from storage.records import Evaluation
 from storage.synthetic import generate_sales
 
@@ -70,11 +70,11 @@ def _old_rule(candidate: Evaluation, baseline: float, champion: Model | None) ->
 
 def _new_rule(candidate: Evaluation, size: int, baseline: float, references: dict,
               champion: Evaluation | None, champion_size: int | None):
-    reference = min(references, key=lambda n: references[n].mean_over_origins("mape_pct"))
+    reference, reference_error = best_reference(references, "mape_pct")
     return evaluate_gate(GateInput(
         candidate=Figures.of(candidate, "mape_pct", size), baseline_error=baseline,
         reference_name=reference,
-        reference_error=references[reference].mean_over_origins("mape_pct"),
+        reference_error=reference_error,
         zero_share=candidate.overall.zero_share, latency_ms_p50=0.05,
         champion=None if champion is None else Figures.of(champion, "mape_pct", champion_size),
         champion_version=0 if champion is not None else None), LIMITS)

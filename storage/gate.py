@@ -58,6 +58,13 @@ class Figures:
                    artifact_bytes=artifact_bytes)
 
 
+def best_reference(references: dict[str, Evaluation], metric: str) -> tuple[str, float]:
+    """(name, error) of the reference forecast with the lowest `metric` on these windows."""
+    errors = {name: evaluation.mean_over_origins(metric) for name, evaluation in references.items()}
+    name = min(errors, key=errors.get)
+    return name, errors[name]
+
+
 @dataclass(frozen=True)
 class GateInput:
     candidate: Figures
@@ -193,7 +200,8 @@ def _against_champion(figures: GateInput, limits: GateLimits) -> list[GateReason
                "candidate_error": _finite(c.error), "gain": _finite(gain),
                "p_value": _finite(p_value), "pairs": pairs, "confidence": limits.confidence,
                "test": "one-sided Wilcoxon signed-rank over (series, origin) errors",
-               "champion_bytes": champ.artifact_bytes, "saves_bytes": saves_bytes}
+               "champion_bytes": champ.artifact_bytes, "saves_bytes": saves_bytes,
+               "replaces": better}
     if better:
         note = (f"replaces version {figures.champion_version}: better by {gain:.3f} on the same "
                 f"windows, paired test p = {p_value:.2g} over {pairs} pairs")

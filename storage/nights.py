@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFound, RegistryError
-from storage.gate import Figures, GateInput, evaluate_gate
+from storage.gate import Figures, GateInput, best_reference, evaluate_gate
 from storage.models import GateDecision, ModelVersion, TrainingRun
 from storage.records import (
     Evaluation,
@@ -45,15 +45,14 @@ def register_and_gate(session: Session, *, run: RunRecord, versions: list[Versio
         metric = limits.metric
         current = champion(session, device_class)
         champion_figures = _champion_figures(current, evidence, metric)
-        references = {name: e.mean_over_origins(metric) for name, e in evidence.references.items()}
-        reference = min(references, key=references.get)
+        reference, reference_error = best_reference(evidence.references, metric)
         baseline = evidence.candidates[baseline_variant].mean_over_origins(metric)
         for version in record.versions:
             evaluation = evidence.candidates[version.variant]
             verdict = evaluate_gate(GateInput(
                 candidate=Figures.of(evaluation, metric, version.artifact_bytes),
                 baseline_error=baseline, reference_name=reference,
-                reference_error=references[reference], zero_share=evaluation.overall.zero_share,
+                reference_error=reference_error, zero_share=evaluation.overall.zero_share,
                 latency_ms_p50=version.latency_us_p50 / 1000, champion=champion_figures,
                 champion_version=current.id if current else None), limits)
             record_decision(session, version, policy, verdict)

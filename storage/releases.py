@@ -387,8 +387,8 @@ def _replaces_champion(session: Session, candidate: ModelVersion, device_class: 
         GateDecision.model_version_id == candidate.id, GateDecision.device_class == device_class,
         GateDecision.passed.is_(True)))
     return next((r["note"] for r in reasons or []
-                 if r.get("rule") == "champion" and r.get("passed")
-                 and str(r.get("note", "")).startswith("replaces version")), None)
+                 if r.get("rule") == "champion" and (r.get("details") or {}).get("replaces")),
+                None)
 
 
 def _start_canary(session: Session, target: ReleaseTarget, candidate: ModelVersion,

@@ -131,13 +131,15 @@ def test_with_no_canary_device_enrolled_the_canary_is_judged_on_nights_and_quali
         "quality alone" in step.message
 
 
-def _champion_note(shipping, version: int, note: str) -> None:
+def _champion_note(shipping, version: int, note: str, *, replaces: bool) -> None:
+    """The champion rule's reason as the gate records it: passed, with `replaces` true only
+    when it found the version better on evidence (not merely smaller)."""
     with shipping["sessions"]() as session, session.begin():
         decision = session.scalars(select(GateDecision).where(
             GateDecision.model_version_id == version, GateDecision.device_class == "sensor")).one()
         decision.reasons = [r for r in decision.reasons if r["rule"] != "champion"] + [
             {"rule": "champion", "observed": 2.0, "limit": 0.5, "passed": True, "note": note,
-             "details": {}}]
+             "details": {"replaces": replaces}}]
 
 
 def test_a_clearly_better_candidate_replaces_a_canary_in_flight_and_a_merely_smaller_one_waits(
@@ -146,12 +148,13 @@ def test_a_clearly_better_candidate_replaces_a_canary_in_flight_and_a_merely_sma
         old = release_version(session, shipping["target"], shipping["v1"], "sensor",
                               channel="canary", by="test", reason="canary", as_of=DAY0).id
     _champion_note(shipping, shipping["v2"], "smaller than version 1 (9 B < 10 B) and within "
-                                             "max_loss (+0.100)")
+                                             "max_loss (+0.100)", replaces=False)
     steps = night(shipping, shipping["v2"], as_of=DAY0 + dt.timedelta(days=1))
     assert [s.action for s in steps] == ["waiting", "waiting"]
     assert f"waits until canary release {old} ends" in steps[1].message
     _champion_note(shipping, shipping["v2"], "replaces version 1: better by 3.600 on the same "
-                                             "windows, paired test p = 0.001 over 40 pairs")
+                                             "windows, paired test p = 0.001 over 40 pairs",
+                   replaces=True)
     (step,) = night(shipping, shipping["v2"], as_of=DAY0 + dt.timedelta(days=2))
     assert step.action == "replaced"
     assert f"canary release {old} (version {shipping['v1']}) replaced by version " \

@@ -75,6 +75,7 @@ def test_a_candidate_clearly_better_on_the_same_windows_replaces_the_champion():
     reason = next(r for r in verdict.reasons if r.rule == "champion")
     assert verdict.passed and reason.observed == pytest.approx(1.0)
     assert "replaces version 7" in reason.note and reason.details["p_value"] < 0.05
+    assert reason.details["replaces"] is True
     assert reason.details["champion_error"] == 15.0 and reason.details["pairs"] == UNITS
 
 
@@ -98,6 +99,7 @@ def test_a_smaller_model_within_max_loss_may_replace_and_says_so():
     verdict = evaluate_gate(champion_case(15.4, 15.4 + NOISE, candidate_size=4000), LIMITS)
     reason = next(r for r in verdict.reasons if r.rule == "champion")
     assert verdict.passed and "smaller than version 7 (4,000 B < 8,192 B)" in reason.note
+    assert reason.details["replaces"] is False
     same_size = evaluate_gate(champion_case(15.4, 15.4 + NOISE), LIMITS)
     assert failed(same_size) == ["champion"]
 
