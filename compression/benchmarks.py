@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from compression.metrics import forecast_errors, mean_of_last_weekdays, same_weekday_last_week
+from compression.evaluation import yardstick
+from compression.metrics import forecast_errors
 from compression.windows import split_by_time
 
 
@@ -151,8 +152,8 @@ def forecast_floors(sales: pd.DataFrame, split) -> list[dict]:
         expected = sales.pivot_table(index="date", columns=["store", "item"], values="expected")
         add("oracle (the expected sales behind each draw)",
             expected.to_numpy()[test.target_pos, test.series])
-    add("same weekday last week", same_weekday_last_week(split.matrix, test))
-    add("mean of last 4 same weekdays", mean_of_last_weekdays(split.matrix, test))
+    for name, forecast in yardstick(split).references.items():
+        add(name, forecast)
     return rows
 
 

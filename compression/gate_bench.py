@@ -27,9 +27,8 @@ from compression.evaluate import litert_forecast
 from compression.evaluation import Yardstick, evaluate, reference_evaluations, yardstick
 from compression.export import export_tflite
 from compression.lstm import train_lstm
-from compression.metrics import forecast_errors
 from compression.recipe import TrainRecipe
-from compression.windows import make_windows, sales_matrix, split_by_time
+from compression.windows import split_by_time
 from storage.gate import Figures, GateInput, GateLimits, best_reference, evaluate_gate
 from storage.records import Evaluation
 from storage.synthetic import generate_sales
@@ -81,17 +80,14 @@ def _new_rule(candidate: Evaluation, size: int, baseline: float, references: dic
 
 
 def _following_week_mape(sales: pd.DataFrame, night: dt.date, model: Model) -> float:
-    """MAPE of `model` on the one-step forecasts of the days after `night`."""
-    end = night + dt.timedelta(days=FOLLOWING_DAYS)
-    recent = sales[sales["date"].between(pd.Timestamp(night - dt.timedelta(days=21)),
-                                         pd.Timestamp(end))]
-    matrix = sales_matrix(recent)
-    windows = make_windows(matrix)
-    windows = windows.take(matrix.dates[windows.target_pos] > pd.Timestamp(night))
-    from device.runtime import Forecaster
+    """MAPE of `model` on the one-step forecasts of the days after `night`: the released
+    models' quality check (`monitoring.quality.score_release`), as if trained through `night`."""
+    from monitoring.quality import QualityConfig, score_release
 
-    forecast = Forecaster(model.content).forecast(windows.history, windows.target_weekday)
-    return forecast_errors(windows.target, forecast).mape_pct
+    return score_release(sales, night + dt.timedelta(days=FOLLOWING_DAYS), model.content,
+                         trained_through=night, model_version=0, device_class="replay",
+                         gate_mape_pct=model.gate_mape_pct,
+                         config=QualityConfig(days=FOLLOWING_DAYS)).rolling_mape_pct
 
 
 def replay_gate(*, nights: int = 30, stores: int = 5, items: int = 10, recipe: TrainRecipe,

@@ -196,10 +196,8 @@ def canary_evidence(session: Session, release: Release, *,
     none) give about it, from their last reports."""
     now = now or utcnow()
     since = max(_aware(release.released_at), now - stale_after)
-    stmt = (select(Device, DeviceReport).outerjoin(DeviceReport,
-                                                   DeviceReport.id == Device.last_report_id)
-            .where(Device.device_class == release.device_class, Device.revoked_at.is_(None))
-            .order_by(Device.id))
+    stmt = _active_devices_with_last_report().where(
+        Device.device_class == release.device_class).order_by(Device.id)
     if release.stores:
         stmt = stmt.where(Device.store.in_(release.stores))
     enrolled = reporting = healthy = failed = 0
@@ -230,10 +228,8 @@ def fleet_status(session: Session, *, device_class: str | None = None,
     if stale_after <= dt.timedelta(0):
         raise RegistryError(f"the stale threshold must be positive, got {stale_after}")
     now = now or utcnow()
-    stmt = (select(Device, DeviceReport).outerjoin(DeviceReport,
-                                                   DeviceReport.id == Device.last_report_id)
-            .where(Device.revoked_at.is_(None)).order_by(Device.device_class, Device.store,
-                                                         Device.id))
+    stmt = _active_devices_with_last_report().order_by(Device.device_class, Device.store,
+                                                       Device.id)
     if device_class:
         stmt = stmt.where(Device.device_class == device_class)
     releases: dict[str, dict[str, Release]] = {}
@@ -262,6 +258,13 @@ def fleet_status(session: Session, *, device_class: str | None = None,
             latency_us_p50=report and report.latency_us_p50,
             free_bytes=report and report.free_bytes, problems=problems))
     return statuses
+
+
+def _active_devices_with_last_report():
+    """(device, its last report or None) for every device whose token is not revoked."""
+    return (select(Device, DeviceReport)
+            .outerjoin(DeviceReport, DeviceReport.id == Device.last_report_id)
+            .where(Device.revoked_at.is_(None)))
 
 
 def _aware(value):
