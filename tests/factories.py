@@ -1,8 +1,11 @@
-"""Typed records for tests: a registered run and its versions without training anything."""
+"""For tests: typed records (a registered run and its versions without training anything) and
+the command line run in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 
 import numpy as np
 
@@ -80,3 +83,23 @@ def lenient_policies(session) -> None:
 
     for device_class in active_policies(session):
         set_policy(session, device_class, by="test", **LENIENT_POLICY)
+
+
+def run_cli(argv, monkeypatch, tmp_path, **env) -> tuple[int, str, str]:
+    """Run `shelfcast ARGV` in-process with its own settings (data folder under `tmp_path`,
+    `env` on top); return (exit code, stdout, stderr)."""
+    from flows.cli import main
+    from storage.settings import get_settings
+
+    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SHELFCAST_DATABASE_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        get_settings.cache_clear()
+    return code, out.getvalue(), err.getvalue()

@@ -9,6 +9,7 @@ import multiprocessing
 import time
 
 import pytest
+from factories import run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -22,25 +23,6 @@ from flows.errors import (
 )
 from storage.models import GatePolicy, Release, Sale
 from storage.registry import POLICY_BOUNDS, RegistryError, active_policies, set_policy
-
-
-def run_cli(argv, monkeypatch, tmp_path, **env) -> tuple[int, str, str]:
-    """Run `shelfcast ARGV` in-process with its own settings; return (code, stdout, stderr)."""
-    from flows.cli import main
-    from storage.settings import get_settings
-
-    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SHELFCAST_DATABASE_URL", raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
-    finally:
-        get_settings.cache_clear()
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_line_error(err: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from factories import UNITS, evaluation, evidence_for, run_record, version_record
+from factories import UNITS, evaluation, evidence_for, run_cli, run_record, version_record
 
 from storage.gate import Figures, GateInput, GateLimits, evaluate_gate
 
@@ -123,10 +123,8 @@ def test_the_registry_records_the_champion_on_the_same_windows_and_models_show_p
         sessions, monkeypatch, capsys, tmp_path):
     """Done when: `models show --json` shows, per decision, the champion's figure on the same
     windows, the paired test, the reference ratio, worst store and item, per-origin figures."""
-    from flows.cli import main
     from storage.models import Release
     from storage.nights import register_and_gate
-    from storage.settings import get_settings
 
     first = [version_record("lstm64", 15.0, 7000)]
     with sessions() as session, session.begin():
@@ -147,14 +145,10 @@ def test_the_registry_records_the_champion_on_the_same_windows_and_models_show_p
                                 baseline_variant="lstm64")
         new_id = next(v.id for v in run.versions if v.variant == "lstm64")
         url = session.get_bind().url.render_as_string(hide_password=False)
-    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
-    monkeypatch.setenv("SHELFCAST_DATABASE_URL", url)
-    get_settings.cache_clear()
-    try:
-        assert main(["models", "show", str(new_id), "--json"]) == 0
-        shown = json.loads(capsys.readouterr().out)
-    finally:
-        get_settings.cache_clear()
+    code, out, err = run_cli(["models", "show", str(new_id), "--json"], monkeypatch, tmp_path,
+                             SHELFCAST_DATABASE_URL=url)
+    assert code == 0, err
+    shown = json.loads(out)
     sensor = next(d for d in shown["decisions"] if d["device_class"] == "sensor")
     reasons = {r["rule"]: r for r in sensor["reasons"]}
     assert sensor["passed"]

@@ -76,11 +76,9 @@ def test_lineage_names_the_commit_and_the_library_versions():
 def test_models_show_json_prints_the_lineage_of_the_run(sessions, monkeypatch, capsys, tmp_path):
     import json
 
-    from factories import LINEAGE, evidence_for, run_record, version_record
+    from factories import LINEAGE, evidence_for, run_cli, run_record, version_record
 
-    from flows.cli import main
     from storage.nights import register_and_gate
-    from storage.settings import get_settings
 
     with sessions() as session, session.begin():
         versions = [version_record("lstm64", 15.0, 70_000)]
@@ -88,16 +86,13 @@ def test_models_show_json_prints_the_lineage_of_the_run(sessions, monkeypatch, c
                                 evidence=evidence_for(versions), baseline_variant="lstm64")
         version_id = run.versions[0].id
         url = session.get_bind().url.render_as_string(hide_password=False)
-    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path))
-    monkeypatch.setenv("SHELFCAST_DATABASE_URL", url)
-    get_settings.cache_clear()
-    try:
-        assert main(["models", "show", str(version_id), "--json"]) == 0
-        shown = json.loads(capsys.readouterr().out)
-        assert main(["models", "show", str(version_id)]) == 0
-        text = capsys.readouterr().out
-    finally:
-        get_settings.cache_clear()
+    code, out, err = run_cli(["models", "show", str(version_id), "--json"], monkeypatch, tmp_path,
+                             SHELFCAST_DATABASE_URL=url)
+    assert code == 0, err
+    shown = json.loads(out)
+    code, text, err = run_cli(["models", "show", str(version_id)], monkeypatch, tmp_path,
+                              SHELFCAST_DATABASE_URL=url)
+    assert code == 0, err
     assert shown["lineage"]["git_commit"] == LINEAGE.git_commit
     assert shown["lineage"]["packages"]["tensorflow"] == "2.21.0"
     assert shown["lineage"]["code_version"] == f"0.1.0+g{'c' * 12}"
