@@ -85,6 +85,9 @@ class TrainingRun(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timings_s: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # 'warm' (fine-tuned from approved weights) or 'cold' (from nothing), and why
+    start: Mapped[str] = mapped_column(String(8), default="cold", server_default="cold")
+    start_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # the reference forecasts' and the released models' figures on the night's windows
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -120,6 +123,9 @@ class ModelVersion(Base):
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a warm start's parent: the approved version whose weights it was fine-tuned from
+    parent_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", name="fk_model_versions_parent"))
 
     run: Mapped[TrainingRun] = relationship(back_populates="versions")
     decisions: Mapped[list[GateDecision]] = relationship(back_populates="model_version")

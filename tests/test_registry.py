@@ -31,6 +31,22 @@ def test_migrations_bring_an_empty_database_to_head_and_a_behind_one_is_refused(
     engine.dispose()
 
 
+def test_the_migrations_build_exactly_the_tables_the_models_declare(database_url):
+    """A column added to storage/models.py without a migration (or the reverse) fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.db import upgrade
+    from storage.models import Base
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert differences == []
+
+
 def test_fresh_registry_has_the_three_default_device_classes(sessions):
     with sessions() as session:
         policies = active_policies(session)
