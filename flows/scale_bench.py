@@ -1,0 +1,263 @@
+"""`shelfcast bench scale`: what a night costs as the number of series grows.
+
+For each size, a fresh home (SQLite registry, artifacts) gets generated sales of that many
+series, then two nights run as a user runs them, each `shelfcast` command in its own process:
+ingest the history, a cold night, ingest the next day's drop, a warm night. The wall time of
+every command, the phases the registry recorded for each night (`timings_s`), and the peak
+resident memory of each command's whole process tree (sampled, Dask workers included) are
+written to `results.json` and `results.md`, with a plot of cost against series.
+
+No Prefect here: the nights run in child processes exactly as `shelfcast nightly` runs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HISTORY_START = "2013-01-01"
+LAST_DAY = dt.date(2017, 12, 31)
+
+
+@dataclass
+class Command:
+    """One `shelfcast` command of a size's run: its wall time and peak memory."""
+
+    name: str
+    wall_s: float
+    peak_rss_mib: float
+    start: str | None = None  # a night's: warm or cold
+    phases_s: dict[str, float] = field(default_factory=dict)  # a night's, from the registry
+
+
+@dataclass
+class SizeResult:
+    series: int
+    stores: int
+    items: int
+    rows: int
+    profile: str
+    commands: list[Command]
+
+    def night(self, start: str) -> Command | None:
+        return next((c for c in self.commands if c.start == start), None)
+
+
+def shape_for(series: int) -> tuple[int, int]:
+    """stores x items for a number of series: the article's 5 x 10 at 50, 10 stores above."""
+    stores = 5 if series <= 50 else 10 if series <= 1000 else 20
+    if series % stores:
+        raise ValueError(f"--series {series}: must be a multiple of {stores} (the stores it "
+                         "is generated over)")
+    return stores, series // stores
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--series {text!r}: expected numbers of series, e.g. 50,200,500") \
+            from None
+    if not sizes or any(size < 1 for size in sizes):
+        raise ValueError(f"--series {text!r}: expected positive numbers of series")
+    for size in sizes:
+        shape_for(size)
+    return sizes
+
+
+class PeakMemory:
+    """The largest summed resident memory of a process and all its descendants, sampled."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for process in [root, *root.children(recursive=True)]:
+                    try:
+                        total += process.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                return
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Run one command to its end; (wall seconds, peak MiB). Its output goes to `log`."""
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        out.write(f"\n$ {' '.join(argv)}\n".encode())
+        out.flush()
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        memory = PeakMemory(process.pid)
+        code = process.wait()
+    wall, peak = time.perf_counter() - started, memory.stop()
+    if code != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        raise RuntimeError(f"`{' '.join(argv[1:3])}` exited {code} (see {log}): {tail[0][:300]}")
+    return round(wall, 2), round(peak, 1)
+
+
+def _night_record(database: Path, as_of: dt.date) -> tuple[str | None, dict[str, float]]:
+    """The start (warm/cold) and phase timings the registry holds for the night `as_of`."""
+    from sqlalchemy import select
+
+    from storage.db import make_engine, session_factory
+    from storage.models import TrainingRun
+
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with session_factory(engine)() as session:
+            run = session.scalars(select(TrainingRun).where(TrainingRun.as_of == as_of)
+                                  .order_by(TrainingRun.id.desc())).first()
+            if run is None:
+                return None, {}
+            return getattr(run, "start", None), dict(run.timings_s or {})
+    finally:
+        engine.dispose()
+
+
+def run_size(series: int, *, profile: str, work: Path, progress) -> SizeResult:
+    from storage.synthetic import generate_sales, write_sales_csv
+
+    stores, items = shape_for(series)
+    home = work / f"series-{series}"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFCAST_")}
+    env.update(SHELFCAST_HOME=str(home), PYTHONUNBUFFERED="1")
+    shelfcast = [sys.executable, "-m", "flows.cli"]
+    log = home / "commands.log"
+
+    progress(f"{series} series ({stores} stores x {items} items): generating sales ...")
+    sales = generate_sales(stores=stores, items=items, start=HISTORY_START,
+                           end=LAST_DAY.isoformat(), seed=series)
+    history, drop = home / "history.csv", home / f"sales-{LAST_DAY}.csv"
+    last = sales["date"] == sales["date"].max()
+    write_sales_csv(sales[~last], history)
+    write_sales_csv(sales[last], drop)
+    first_night = LAST_DAY - dt.timedelta(days=1)
+
+    commands: list[Command] = []
+
+    def step(name: str, argv: list[str], night: dt.date | None = None) -> None:
+        progress(f"{series} series: {name} ...")
+        wall, peak = _run(shelfcast + argv, env, log)
+        start, phases = _night_record(home / "registry.sqlite", night) if night else (None, {})
+        commands.append(Command(name, wall, peak, start, phases))
+        progress(f"{series} series: {name}: {wall:.1f} s, peak {peak:,.0f} MiB"
+                 + (f", {start} start" if start else ""))
+
+    step("ingest history", ["ingest", str(history)])
+    step("night 1", ["nightly", "--as-of", str(first_night), "--profile", profile, "--cold"],
+         first_night)
+    step("ingest drop", ["ingest", str(drop)])
+    step("night 2", ["nightly", "--as-of", str(LAST_DAY), "--profile", profile], LAST_DAY)
+    return SizeResult(series, stores, items, len(sales), profile, commands)
+
+
+def scale_bench(sizes: list[int], *, profile: str, out: Path, keep: bool,
+                progress=lambda message: None) -> list[SizeResult]:
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[SizeResult] = []
+    work_dir = out / "work" if keep else Path(tempfile.mkdtemp(prefix="shelfcast-scale-"))
+    try:
+        for series in sizes:
+            results.append(run_size(series, profile=profile, work=work_dir, progress=progress))
+            write_results(results, out)  # a long run keeps what it measured so far
+    finally:
+        if not keep:
+            import shutil
+
+            shutil.rmtree(work_dir, ignore_errors=True)
+    (out / "cost.png").write_bytes(cost_plot_png(results))
+    return results
+
+
+def write_results(results: list[SizeResult], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    (out / "results.md").write_text(results_markdown(results))
+
+
+def _phase_columns(results: list[SizeResult]) -> list[str]:
+    names: list[str] = []
+    for result in results:
+        for command in result.commands:
+            names += [name for name in command.phases_s if name not in names]
+    return names
+
+
+def results_markdown(results: list[SizeResult]) -> str:
+    phases = _phase_columns(results)
+    head = ["series", "night", "start", "wall s", *[p.removesuffix("_s") + " s" for p in phases],
+            "peak MiB", "s per series"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for result in results:
+        for command in result.commands:
+            cells = [str(result.series), command.name, command.start or "",
+                     f"{command.wall_s:.1f}",
+                     *[f"{command.phases_s[p]:.1f}" if p in command.phases_s else ""
+                       for p in phases],
+                     f"{command.peak_rss_mib:,.0f}", f"{command.wall_s / result.series:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    profile = results[0].profile if results else ""
+    lines.append(f"\nProfile `{profile}`; history {HISTORY_START}..{LAST_DAY}; each command a "
+                 "separate process; peak memory is the summed resident memory of the command's "
+                 "process tree, sampled every 0.2 s.")
+    return "\n".join(lines) + "\n"
+
+
+def cost_plot_png(results: list[SizeResult]) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (wall, per_series) = plt.subplots(1, 2, figsize=(10, 4))
+    for label in ("night 1", "night 2", "ingest history"):
+        points = [(r.series, c) for r in results for c in r.commands if c.name == label]
+        if not points:
+            continue
+        name = label if label.startswith("ingest") else \
+            f"{label} ({points[0][1].start or '?'} start)"
+        xs = [series for series, _ in points]
+        wall.plot(xs, [c.wall_s / 60 for _, c in points], marker="o", label=name)
+        per_series.plot(xs, [c.wall_s / s for s, c in points], marker="o", label=name)
+    wall.set(xlabel="series", ylabel="wall time (minutes)", title="Cost of a night")
+    per_series.set(xlabel="series", ylabel="seconds per series", title="Cost per series")
+    for axes in (wall, per_series):
+        axes.set_xscale("log")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
