@@ -1,7 +1,8 @@
-"""The store-device agent: fetch the signed manifest for this device, verify everything, and
-swap the new model in atomically; forecast with the installed model.
+"""The store-device agent: read the signed index of its class, fetch the signed manifest it
+names for this device, verify everything, and swap the new model in atomically; forecast with
+the installed model.
 
-State folder layout::
+State folder layout (and `device/trust.py`'s keyring and index version)::
 
     STATE/models/<sha256>.tflite   the installed model and the one before it
     STATE/installed.json            {"current": {...}, "previous": {...} | null}
@@ -18,14 +19,31 @@ import json
 import math
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from device.files import write_atomically
-from device.manifest import CHANNELS, Manifest, ManifestError, load_public_key, verify_envelope
+from device.manifest import (
+    CHANNELS,
+    INDEX_FILE,
+    Manifest,
+    ManifestError,
+    ReleaseIndex,
+    verify_envelope,
+    verify_index,
+)
 from device.runtime import Forecaster, forecast_latency_us
+from device.trust import (
+    KEYS_FILE,
+    TrustError,
+    learn_rotations,
+    record_index_version,
+    seen_index_version,
+    trusted_keys,
+)
 
 FETCH_TIMEOUT_S = 30
 MANIFEST_MAX_BYTES = 1 << 20
@@ -40,6 +58,7 @@ class SyncError(RuntimeError):
 class SyncResult:
     status: str  # installed | up-to-date
     manifest: Manifest
+    learned_keys: list[str] = field(default_factory=list)  # key ids a rotation announced
 
 
 def fetch(url: str, *, max_bytes: int) -> bytes | None:
@@ -68,8 +87,10 @@ def fetch(url: str, *, max_bytes: int) -> bytes | None:
     return content
 
 
-def choose_manifest(channel_url: str, device_class: str, store: int, public_key) -> Manifest:
-    """The canary manifest if this store is in the canary group, else the stable one."""
+def choose_manifest(channel_url: str, device_class: str, store: int,
+                    public_keys: Ed25519PublicKey | list[Ed25519PublicKey]) -> Manifest:
+    """For a channel without an index (published before there was one): the canary manifest
+    if this store is in the canary group, else the stable one."""
     base = channel_url.rstrip("/")
     found: dict[str, Manifest] = {}
     for channel in CHANNELS:
@@ -77,21 +98,94 @@ def choose_manifest(channel_url: str, device_class: str, store: int, public_key)
         envelope = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
         if envelope is None:
             continue
-        try:
-            manifest = verify_envelope(envelope, public_key, device_class=device_class)
-        except ManifestError as exc:
-            raise SyncError(f"{url}: {exc}") from exc
+        manifest = _verified_manifest(url, envelope, public_keys, device_class)
         if manifest.channel != channel:
             raise SyncError(f"{url}: manifest says channel {manifest.channel!r}")
-        if dt.datetime.now(dt.UTC) >= manifest.expires_at:
-            raise SyncError(f"{url}: manifest of release {manifest.release_id} expired at "
-                            f"{manifest.expires_at.isoformat()} (the server re-signs nightly: "
-                            "the channel is stale or replayed); keeping the installed model")
         found[channel] = manifest
     for channel in CHANNELS:
         if channel in found and found[channel].covers(store):
             return found[channel]
     raise SyncError(f"{base}: no release for device class {device_class!r} and store {store}")
+
+
+def _verified_manifest(url: str, envelope: bytes, public_keys, device_class: str) -> Manifest:
+    try:
+        manifest = verify_envelope(envelope, public_keys, device_class=device_class)
+    except ManifestError as exc:
+        raise SyncError(f"{url}: {exc}") from exc
+    if dt.datetime.now(dt.UTC) >= manifest.expires_at:
+        raise SyncError(f"{url}: manifest of release {manifest.release_id} expired at "
+                        f"{manifest.expires_at.isoformat()} (the server re-signs nightly: "
+                        "the channel is stale or replayed); keeping the installed model")
+    return manifest
+
+
+def read_index(channel_url: str, device_class: str, state: Path,
+               public_keys: list[Ed25519PublicKey]) -> ReleaseIndex | None:
+    """The class's signed index, verified, not expired and not older than the newest this
+    device has seen (which it then remembers). None only for a channel without an index when
+    this device has never seen one: a device that has is not sent back to unindexed files."""
+    url = f"{channel_url.rstrip('/')}/{device_class}/{INDEX_FILE}"
+    envelope = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
+    seen = seen_index_version(state)
+    if envelope is None:
+        if seen is None:
+            return None
+        raise SyncError(f"{url}: not found, but this device has seen index version {seen}: a "
+                        "channel without its signed index is refused; keeping the installed model")
+    try:
+        index = verify_index(envelope, public_keys, device_class=device_class)
+    except ManifestError as exc:
+        raise SyncError(f"{url}: {exc}") from exc
+    if dt.datetime.now(dt.UTC) >= index.expires_at:
+        raise SyncError(f"{url}: index version {index.version} expired at "
+                        f"{index.expires_at.isoformat()} (the server re-signs nightly: the "
+                        "channel is frozen or replayed); keeping the installed model")
+    if seen is not None and index.version < seen:
+        raise SyncError(f"{url}: index version {index.version} is older than version {seen}, "
+                        "which this device has seen: a replayed index is refused (rollback or "
+                        "freeze attack); keeping the installed model")
+    record_index_version(state, index.version)
+    return index
+
+
+def manifest_from_index(channel_url: str, index: ReleaseIndex, store: int,
+                        public_keys: list[Ed25519PublicKey]) -> Manifest:
+    """The manifest of the highest release the index lists for `store`: the very file the
+    index names (by sha256), for the same release, channel and stores."""
+    entry = index.choose(store)
+    if entry is None:
+        raise SyncError(f"index version {index.version} of {index.device_class!r} lists no "
+                        f"release for store {store}")
+    url = f"{channel_url.rstrip('/')}/{entry.manifest_path}"
+    envelope = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
+    if envelope is None:
+        raise SyncError(f"{url}: not found, though index version {index.version} lists release "
+                        f"{entry.release_id} there")
+    if hashlib.sha256(envelope).hexdigest() != entry.manifest_sha256:
+        raise SyncError(f"{url}: not the manifest index version {index.version} names for release "
+                        f"{entry.release_id} (sha256 differs): an old (replayed) or altered "
+                        "file, or the channel is being re-signed; keeping the installed model")
+    manifest = _verified_manifest(url, envelope, public_keys, index.device_class)
+    if (manifest.release_id, manifest.channel, manifest.stores) != \
+            (entry.release_id, entry.channel, entry.stores):
+        raise SyncError(f"{url}: manifest of release {manifest.release_id} on "
+                        f"{manifest.channel} does not match the index's release "
+                        f"{entry.release_id} on {entry.channel}")
+    return manifest
+
+
+def learn_keys(channel_url: str, state: Path,
+               public_keys: list[Ed25519PublicKey]) -> tuple[list[Ed25519PublicKey], list[str]]:
+    """The trusted keys after the channel's key rotations (`keys.json`, if any)."""
+    url = f"{channel_url.rstrip('/')}/{KEYS_FILE}"
+    content = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
+    if content is None:
+        return public_keys, []
+    try:
+        return learn_rotations(state, content, public_keys)
+    except ManifestError as exc:
+        raise SyncError(f"{url}: {exc}") from exc
 
 
 def smoke_test(content: bytes, manifest: Manifest) -> float:
@@ -140,19 +234,28 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
 
 
 def sync(channel_url: str, device_class: str, store: int, state: Path,
-         public_key_pem: bytes) -> SyncResult:
-    """Fetch, verify (signature, class, size, sha256, LiteRT smoke test) and install."""
+         public_key_pem: bytes | None = None) -> SyncResult:
+    """Learn announced key rotations, read the class's signed index, fetch the manifest it
+    names for this store, verify it (signature, expiry, class, size, sha256, LiteRT smoke
+    test) and install. `public_key_pem` is trusted for this run besides the device's keyring."""
     try:
-        public_key = load_public_key(public_key_pem)
-    except ManifestError as exc:
-        raise SyncError(f"public key: {exc}") from exc
-    manifest = choose_manifest(channel_url, device_class, store, public_key)
+        keys = trusted_keys(state, public_key_pem)
+    except TrustError as exc:
+        raise SyncError(str(exc)) from exc
+    keys, learned = learn_keys(channel_url, state, keys)
+    index = read_index(channel_url, device_class, state, keys)
+    if index is None:
+        manifest = choose_manifest(channel_url, device_class, store, keys)
+    else:
+        manifest = manifest_from_index(channel_url, index, store, keys)
     installed = read_state(state)
     current = installed["current"]
-    if current and manifest.release_id < current["release_id"]:
+    if current and manifest.release_id < current["release_id"] \
+            and not (index and current["release_id"] in index.rolled_back):
         raise SyncError(f"the {manifest.channel} manifest is release {manifest.release_id}, older "
                         f"than the installed release {current['release_id']}: a replayed manifest "
-                        "is not installed (every rollback is published as a new release)")
+                        "is not installed (every rollback is published as a new release or "
+                        "listed as rolled back in the signed index)")
     if current and current["sha256"] == manifest.sha256 \
             and (Path(state) / "models" / current["model_file"]).exists():
         if (current["channel"], current["release_id"]) != (manifest.channel, manifest.release_id):
@@ -160,7 +263,7 @@ def sync(channel_url: str, device_class: str, store: int, state: Path,
             current.update(channel=manifest.channel, release_id=manifest.release_id)
             after = {**installed, "current": current}
             write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
-        return SyncResult("up-to-date", manifest)
+        return SyncResult("up-to-date", manifest, learned)
     url = f"{channel_url.rstrip('/')}/{manifest.artifact_path}"
     content = fetch(url, max_bytes=manifest.artifact_bytes)
     if content is None:
@@ -173,7 +276,7 @@ def sync(channel_url: str, device_class: str, store: int, state: Path,
         raise SyncError(f"{url}: sha256 {sha256} does not match the manifest's {manifest.sha256}")
     smoke_test(content, manifest)
     install(state, content, manifest)
-    return SyncResult("installed", manifest)
+    return SyncResult("installed", manifest, learned)
 
 
 def installed_model(state: Path) -> tuple[dict, bytes]:

@@ -19,6 +19,7 @@ from device.report import (
     record_sync,
     send_report,
 )
+from device.trust import KEYRING_FILE, read_keyring, trust_key
 
 
 def cmd_sync(args) -> int:
@@ -29,13 +30,16 @@ def cmd_sync(args) -> int:
         read_report_target(args.report_to, Path(args.token_file), option="--report-to")
     try:
         result = sync(args.channel, args.device_class, args.store, Path(args.state),
-                      Path(args.public_key).read_bytes())
+                      Path(args.public_key).read_bytes() if args.public_key else None)
     except Exception as exc:  # recorded and reported, then failed as before
         record_sync(Path(args.state), "refused" if isinstance(exc, SyncError) else "failed",
                     str(exc))
         _report_after_sync(args)
         raise
     record_sync(Path(args.state), result.status)
+    for learned in result.learned_keys:
+        print(f"trusts release key {learned} now: announced by a key rotation signed by a key "
+              "this device trusted")
     m = result.manifest
     print(f"{result.status}: model version {m.model_version} ({m.variant}), release "
           f"{m.release_id} on {m.channel}, {m.artifact_bytes:,} B, sha256 {m.sha256[:12]}")
@@ -68,6 +72,12 @@ def _print_delivery(command: str, delivery: Delivery, server: str, state: Path) 
         print(f"sent {delivery.sent} report(s) to {server}")
 
 
+def cmd_trust(args) -> int:
+    kid = trust_key(Path(args.state), Path(args.public_key).read_bytes())
+    print(f"trusts release key {kid} (keyring {Path(args.state) / KEYRING_FILE})")
+    return 0
+
+
 def cmd_predict(args) -> int:
     print(f"{predict(Path(args.state), args.history, args.date):.4f}")
     return 0
@@ -75,6 +85,8 @@ def cmd_predict(args) -> int:
 
 def cmd_status(args) -> int:
     state = read_state(Path(args.state))
+    keyring = read_keyring(Path(args.state))
+    state["trusted_keys"], state["retired_keys"] = sorted(keyring["trusted"]), keyring["retired"]
     if state["current"] is not None:
         try:
             installed_model(Path(args.state))
@@ -84,7 +96,9 @@ def cmd_status(args) -> int:
             state["current"]["problem"] = str(exc)
     if args.json:
         print(json.dumps(state, indent=2))
-    elif state["current"] is None:
+        return 0 if state["current"] is None or state["current"]["verified"] else 1
+    print(f"trusted release keys: {', '.join(state['trusted_keys']) or 'none installed'}")
+    if state["current"] is None:
         print("no model installed")
     else:
         for label in ("current", "previous"):
@@ -143,11 +157,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device-class", required=True)
     p.add_argument("--store", required=True, type=int)
     p.add_argument("--state", required=True, help="folder holding the installed models")
-    p.add_argument("--public-key", required=True, help="PEM file of the release signing key")
+    p.add_argument("--public-key", help="PEM file of a release signing key, trusted for this "
+                                        "run besides the keyring (see `trust`)")
     p.add_argument("--report-to", help="base URL of `shelfcast serve`: send a report after the "
                                        "sync, whatever its result (queued while unreachable)")
     p.add_argument("--token-file", help="file holding the device token (with --report-to)")
     p.set_defaults(handler=cmd_sync)
+    p = sub.add_parser("trust", help="add a release signing key to this device's trusted set "
+                                      "(install the first one; later ones come by rotation)")
+    p.add_argument("--state", required=True)
+    p.add_argument("--public-key", required=True, help="PEM file of the release signing key")
+    p.set_defaults(handler=cmd_trust)
     p = sub.add_parser("predict", help="forecast a day's sales from the 14 days before it")
     p.add_argument("--state", required=True)
     p.add_argument("--history", required=True, type=float, nargs="+",

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -62,6 +63,14 @@ REQUIRED_FIELDS = ("format", "release_id", "channel", "device_class", "stores", 
                    "variant", "artifact", "input_contract", "probe", "created_at", "expires_at")
 
 
+INDEX_FORMAT = "shelfcast-index/1"
+INDEX_REQUIRED_FIELDS = ("format", "device_class", "version", "created_at", "expires_at",
+                         "releases", "rolled_back")
+MAX_INDEX_RELEASES = 16  # a class has a stable and at most one canary open; room to grow
+INDEX_FILE = "index.json"  # CHANNEL/<device_class>/index.json
+MAX_ROLLED_BACK = 100  # the newest rolled-back releases the index names
+
+
 class ManifestError(ValueError):
     """A manifest that must not be trusted, with the reason."""
 
@@ -89,6 +98,38 @@ class Manifest:
         return self.stores is None or store in self.stores
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One open channel of a class as the signed index lists it."""
+
+    release_id: int
+    channel: str
+    stores: list[int] | None  # None: every store of the class
+    manifest_path: str  # relative to the channel's base URL: '<device_class>/<channel>.json'
+    manifest_sha256: str  # of the manifest file's bytes
+
+    def covers(self, store: int) -> bool:
+        return self.stores is None or store in self.stores
+
+
+@dataclass(frozen=True)
+class ReleaseIndex:
+    """The signed list of a device class's open releases (TUF's snapshot): a device reads it
+    first, so a withdrawn canary is gone even while its old manifest file is still served."""
+
+    device_class: str
+    version: int  # grows with every signing; a device refuses one older than it has seen
+    created_at: str
+    expires_at: dt.datetime
+    releases: list[IndexEntry]
+    rolled_back: list[int]  # releases rolled back: a device running one may go to a lower id
+
+    def choose(self, store: int) -> IndexEntry | None:
+        """The highest release that covers `store`, or None."""
+        covering = [entry for entry in self.releases if entry.covers(store)]
+        return max(covering, key=lambda entry: entry.release_id) if covering else None
+
+
 def key_id(public_key: Ed25519PublicKey) -> str:
     """A short fingerprint of a public key: the first 16 hex digits of its raw bytes' sha256."""
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -106,37 +147,137 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
 
 
 def verify_envelope(
-    envelope: bytes, public_key: Ed25519PublicKey, *, device_class: str | None = None
+    envelope: bytes, public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey], *,
+    device_class: str | None = None
 ) -> Manifest:
-    """Check the envelope's signature with `public_key`, then parse and validate the manifest.
+    """Check the envelope's signature with `public_key` (or the trusted set of keys), then parse
+    and validate the manifest.
 
     Any input gives a `Manifest` or a one-line `ManifestError`, never another exception: the
     bytes come from the network. `device_class` is the device's own (see `parse_manifest`).
     """
+    return parse_manifest(open_envelope(envelope, public_key), device_class=device_class)
+
+
+def open_envelope(envelope: bytes, public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey],
+                  *, what: str = "manifest") -> object:
+    """The parsed payload of a signed envelope (a manifest, an index, a key rotation), once its
+    signature verifies with the key it names, which must be `public_key` or one of the trusted
+    set; else a one-line `ManifestError`."""
+    keys = [public_key] if isinstance(public_key, Ed25519PublicKey) else list(public_key)
     outer = _json(envelope, "envelope")
     if not isinstance(outer, dict):
-        raise ManifestError(f"not a signed manifest envelope: a JSON {_kind(outer)}, expected an "
+        raise ManifestError(f"not a signed {what} envelope: a JSON {_kind(outer)}, expected an "
                             "object with 'payload' and 'signature'")
     payload_text, signature_b64 = outer.get("payload"), outer.get("signature")
     for name, value in (("payload", payload_text), ("signature", signature_b64)):
         if name not in outer:
-            raise ManifestError(f"not a signed manifest envelope: no {name!r}")
+            raise ManifestError(f"not a signed {what} envelope: no {name!r}")
         if not isinstance(value, str):
-            raise ManifestError(f"not a signed manifest envelope: {name!r} is a JSON "
+            raise ManifestError(f"not a signed {what} envelope: {name!r} is a JSON "
                                 f"{_kind(value)}, expected a string")
     try:
         signature = base64.b64decode(signature_b64, validate=True)
         signed = payload_text.encode("utf-8")
     except (binascii.Error, ValueError) as exc:  # UnicodeEncodeError: a lone surrogate
-        raise ManifestError(f"not a signed manifest envelope: {_reason(exc)}") from exc
+        raise ManifestError(f"not a signed {what} envelope: {_reason(exc)}") from exc
+    named = outer.get("key_id")
+    by_id = {key_id(key): key for key in keys}
+    if not isinstance(named, str) or named not in by_id:
+        # the key id is not signed, so it only picks the key; an unknown one is refused at once
+        raise ManifestError(f"bad signature: the {what} names signing key {echo(named)}, which "
+                            f"this device does not trust (it trusts "
+                            f"{', '.join(sorted(by_id)) or 'no key'}); a new key must be announced "
+                            "by a trusted one (shelfcast keys rotate)")
+    key = by_id[named]
     try:
-        public_key.verify(signature, signed)
+        key.verify(signature, signed)
     except InvalidSignature:
         raise ManifestError(
-            f"bad signature: the manifest was not signed by key {key_id(public_key)} "
-            f"(envelope names key {echo(outer.get('key_id'))}) or was altered"
+            f"bad signature: the {what} was not signed by key {key_id(key)} "
+            f"(envelope names key {echo(named)}) or was altered"
         ) from None
-    return parse_manifest(_json(payload_text, "payload"), device_class=device_class)
+    return _json(payload_text, "payload")
+
+
+def verify_index(envelope: bytes, public_keys: Sequence[Ed25519PublicKey], *,
+                 device_class: str) -> ReleaseIndex:
+    """Check a class's signed index with the trusted keys, then parse and validate it strictly;
+    a `ReleaseIndex` or a one-line `ManifestError`."""
+    return parse_index(open_envelope(envelope, public_keys, what="index"),
+                       device_class=device_class)
+
+
+def parse_index(payload: object, *, device_class: str) -> ReleaseIndex:
+    """Validate every field of a (verified) index payload; refuse with one line."""
+    try:
+        return _parse_index(payload, device_class)
+    except ManifestError as exc:
+        # the field checkers speak of "manifest"; here they read the index
+        raise ManifestError("index " + str(exc).removeprefix("manifest ")) from None
+
+
+def _parse_index(payload: object, device_class: str) -> ReleaseIndex:
+    if not isinstance(payload, dict):
+        raise ManifestError(f"payload is a JSON {_kind(payload)}, expected an object")
+    missing = [name for name in INDEX_REQUIRED_FIELDS if name not in payload]
+    if missing:
+        raise ManifestError(f"lacks {missing}")
+    if payload["format"] != INDEX_FORMAT:
+        raise ManifestError(f"format {echo(payload['format'])}, expected {INDEX_FORMAT!r}")
+    if payload["device_class"] != device_class:
+        raise ManifestError(f"is for device class {echo(payload['device_class'])}, this device "
+                            f"is {echo(device_class)}")
+    releases, rolled_back = payload["releases"], payload["rolled_back"]
+    for name, value, most in (("releases", releases, MAX_INDEX_RELEASES),
+                              ("rolled_back", rolled_back, MAX_ROLLED_BACK)):
+        if not isinstance(value, list) or len(value) > most:
+            raise ManifestError(f"field {name!r}: {echo(value)} is not a list of at most {most}")
+    entries = []
+    for k in range(len(releases)):
+        entry = _object(releases, k, "releases")
+        channel = entry.get("channel")
+        if channel not in CHANNELS:
+            raise ManifestError(f"field 'releases[{k}].channel': {echo(channel)} is not one of "
+                                f"{CHANNELS}")
+        stores = entry.get("stores")
+        if stores is not None and not isinstance(stores, list):
+            raise ManifestError(f"field 'releases[{k}].stores': {echo(stores)} is a JSON "
+                                f"{_kind(stores)}, expected a list of store ids or null")
+        path = _text(entry, "manifest", f"releases[{k}]", max_chars=MAX_TEXT_CHARS)
+        if path != f"{device_class}/{channel}.json":
+            raise ManifestError(f"field 'releases[{k}].manifest': {echo(path)} is not "
+                                f"'{device_class}/{channel}.json'")
+        entries.append(IndexEntry(
+            release_id=_integer(entry, "release_id", f"releases[{k}]", maximum=MAX_ID),
+            channel=channel, manifest_path=path,
+            stores=None if stores is None else [
+                _integer(stores, j, f"releases[{k}].stores", maximum=MAX_ID)
+                for j in range(len(stores))],
+            manifest_sha256=_text(entry, "sha256", f"releases[{k}]", max_chars=64,
+                                  pattern="[0-9a-f]{64}")))
+    if len({entry.channel for entry in entries}) != len(entries):
+        raise ManifestError("lists a channel twice")
+    return ReleaseIndex(
+        device_class=device_class, version=_integer(payload, "version", maximum=2**53,
+                                                    why="a signing counter"),
+        created_at=_time(payload, "created_at").isoformat(),
+        expires_at=_time(payload, "expires_at"), releases=entries,
+        rolled_back=[_integer(rolled_back, k, "rolled_back", maximum=MAX_ID)
+                     for k in range(len(rolled_back))])
+
+
+def _time(container: dict, key: str) -> dt.datetime:
+    """An ISO 8601 time with a time zone."""
+    text = _text(container, key, max_chars=64)
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ManifestError(f"manifest field {key!r}: {echo(text)} is not an ISO 8601 "
+                            "time") from None
+    if value.tzinfo is None:
+        raise ManifestError(f"manifest field {key!r}: {echo(text)} has no time zone")
+    return value
 
 
 def _json(text: bytes | str, what: str) -> object:

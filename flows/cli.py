@@ -243,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys.add_parser("init", help="make the Ed25519 key that signs release manifests")
     k.add_argument("--force", action="store_true", help="replace an existing key")
     k.set_defaults(handler=data.keys_init)
+    k = keys.add_parser("rotate", help="replace the signing key: announce the new public key "
+                                       "signed by the old one, re-sign the open releases")
+    k.set_defaults(handler=data.keys_rotate)
 
     p = sub.add_parser("db", help="registry schema")
     db = p.add_subparsers(dest="db", required=True, metavar="ACTION")

@@ -160,6 +160,7 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
         channel_files.withdraw(target.root, device_class, "canary")
     version.status = "released"
     session.flush()
+    publish_index(session, target, device_class, key, now=release.released_at)
     return release
 
 
@@ -176,9 +177,27 @@ def _sign_and_publish(target: ReleaseTarget, release: Release, version: ModelVer
     return channel_files.publish(target.root, payload, content, key)
 
 
+def publish_index(session: Session, target: ReleaseTarget, device_class: str, key, *,
+                  now: dt.datetime) -> Path:
+    """Sign the class's index of its open releases (their manifests written already) and the
+    releases rolled back, valid for the target's `manifest_valid_days`."""
+    session.flush()
+    releases = [{"release_id": r.id, "channel": r.channel, "stores": r.stores or None}
+                for r in open_releases(session, device_class).values()]
+    rolled_back = session.scalars(
+        select(Release.id).join(ModelVersion, Release.model_version_id == ModelVersion.id)
+        .where(Release.device_class == device_class, Release.ended_at.is_not(None),
+               ModelVersion.status == "retired")
+        .order_by(Release.id.desc()).limit(channel_files.MAX_ROLLED_BACK)).all()
+    return channel_files.publish_index(
+        target.root, device_class, releases, list(rolled_back), key, created_at=now.isoformat(),
+        expires_at=(now + dt.timedelta(days=target.manifest_valid_days)).isoformat())
+
+
 def resign_open_releases(session: Session, target: ReleaseTarget) -> list[Release]:
-    """Sign every open release's manifest again with a fresh expiry (the nightly does this):
-    the same release ids, so devices see nothing new, only a channel that is alive."""
+    """Sign every open release's manifest and every class's index again with a fresh expiry
+    (the nightly does this): the same release ids, so devices see nothing new, only a channel
+    that is alive."""
     key = target.load_signing_key()
     now = utcnow()
     resigned = []
@@ -187,6 +206,8 @@ def resign_open_releases(session: Session, target: ReleaseTarget) -> list[Releas
         _sign_and_publish(target, release, version, read_artifact(version.artifact_uri), key,
                           now=now)
         resigned.append(release)
+    for device_class in active_policies(session):
+        publish_index(session, target, device_class, key, now=now)
     return resigned
 
 
@@ -208,6 +229,7 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
         session.flush()
         channel_files.withdraw(target.root, device_class, "canary")
         if "stable" not in current:
+            publish_index(session, target, device_class, target.load_signing_key(), now=utcnow())
             return None
         # the canary stores go back to the fleet's version under a new, higher release id, so
         # devices can refuse every manifest older than the one they run

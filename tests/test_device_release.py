@@ -128,12 +128,24 @@ def test_manifest_signed_by_another_key_is_refused(serving_v1_with_v2_published,
     _refused(shipping, "bad signature", public=other_public)
 
 
+def reindex(shipping) -> None:
+    """Sign the class's index again over the manifest files as they are now, so a test reaches
+    the checks of the manifest itself (the index names each manifest by its sha256)."""
+    from storage.releases import publish_index
+
+    with shipping["sessions"]() as session, session.begin():
+        publish_index(session, shipping["target"], "sensor",
+                      shipping["target"].load_signing_key(), now=dt.datetime.now(dt.UTC))
+
+
 def test_altered_manifest_is_refused(serving_v1_with_v2_published):
     shipping, _, _ = serving_v1_with_v2_published
     path = manifest_path(shipping["root"], "sensor", "stable")
     envelope = json.loads(path.read_bytes())
     envelope["payload"] = envelope["payload"].replace('"stores": null', '"stores": [7]')
     path.write_text(json.dumps(envelope))
+    _refused(shipping, "not the manifest index version 2 names for release 2 .sha256 differs")
+    reindex(shipping)  # even where the index vouches for the altered file, its signature fails
     _refused(shipping, "bad signature")
 
 
@@ -164,6 +176,7 @@ def test_artifact_failing_the_smoke_test_is_refused(serving_v1_with_v2_published
     manifest["probe"]["forecast"] += 5.0  # a model that does not reproduce the server's figure
     manifest_path(shipping["root"], "sensor", "stable").write_bytes(
         signed_envelope(manifest, load_signing_key(shipping["target"].signing_key)))
+    reindex(shipping)
     _refused(shipping, "smoke test failed")
 
 
@@ -333,6 +346,7 @@ def test_an_expired_manifest_is_refused_the_model_keeps_serving_and_the_nightly_
                           open(release.model_version.artifact_uri.removeprefix("file://"),
                                "rb").read(),
                           shipping["target"].load_signing_key(), now=past)
+    reindex(shipping)  # a fresh index naming the expired manifest: the manifest's expiry counts
     _refused(shipping, f"release {release_id} expired at")
     with shipping["sessions"]() as session, session.begin():
         (resigned,) = resign_open_releases(session, shipping["target"])

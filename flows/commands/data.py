@@ -42,3 +42,21 @@ def keys_init(args) -> None:
     public, key_id = init_signing_key(catalog.signing_key, force=args.force)
     print(f"release signing key {key_id}: private {catalog.signing_key} (keep it here), "
           f"public {public} (give it to every device: --public-key)")
+
+
+def keys_rotate(args) -> None:
+    from storage.channel import rotate_signing_key
+    from storage.models import utcnow
+    from storage.releases import ReleaseTarget, resign_open_releases
+
+    catalog = get_catalog()
+    target = ReleaseTarget.from_settings(catalog.settings)
+    old_key = target.load_signing_key()  # refused inside the release folder, like any signing
+    with catalog.unit_of_work() as session:
+        public, old_id, new_id = rotate_signing_key(target.signing_key, target.root, old_key,
+                                                    now=utcnow().isoformat())
+        resigned = resign_open_releases(session, target)
+    print(f"release signing key {new_id} replaces {old_id}: announced in "
+          f"{target.root / 'keys.json'} (signed by {old_id}; devices that trust it learn the new "
+          f"key at their next sync); {len(resigned)} open release manifest(s) and the indexes "
+          f"re-signed; new public key {public}")
