@@ -79,9 +79,9 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, sales=sales,
                          fingerprint=fingerprint, build=build, records=records,
                          released=released, timings_s=timings)
-    rollout, holds = advance_rollouts(catalog, night)
+    rollout, holds = advance_rollouts(catalog, night, quality.canaries)
     notified = notify_ops(catalog, return_state=True)
-    result = publish_summary(night, drift=drift, quality=quality, rollout=rollout, holds=holds,
+    result = publish_summary(night, drift=drift, quality=quality.lines, rollout=rollout, holds=holds,
                              notifications=str(notified.result(raise_on_failure=False)))
     end_night(marker)
     return result

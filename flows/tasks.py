@@ -16,9 +16,11 @@ from flows.progress import STEP_HOOKS, say
 from flows.summary import night_markdown, variant_rows
 from storage.catalog import Catalog
 from storage.records import (
+    CanaryErrors,
     Evaluation,
     NightEvidence,
     NightResult,
+    QualityOutcome,
     RegisteredNight,
     RunRecord,
     VersionRecord,
@@ -73,24 +75,35 @@ def check_drift(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> str:
 
 
 @task(name="released models' forecast quality", **IO_RETRIES, **STEP_HOOKS)
-def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> list[str]:
-    """Score every released model on the actuals that arrived after its training data."""
+def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> QualityOutcome:
+    """Score every released model on the actuals that arrived after its training data, and
+    each open canary against the fleet model on its stores' actuals since it started."""
     from monitoring.alerts import quality_alert_changes
-    from monitoring.quality import QualityConfig, score_release, store_figures
+    from monitoring.quality import (
+        QualityConfig,
+        ScoredModel,
+        compare_canary,
+        score_release,
+        store_figures,
+    )
     from storage.alerts import apply_alert_changes
     from storage.artifacts import read_artifact
     from storage.releases import released_models
 
     config = checks.config_from_settings(QualityConfig, catalog.settings.quality, "quality")
     lines, scores, unscored = [], [], []
+    models: dict[str, dict[str, tuple]] = {}
     with catalog.session() as session:
         released = released_models(session)
         canary_stores = {cls: r.stores for cls, r in released if r.channel == "canary"}
         for device_class, release in released:
             version = release.model_version
+            content = read_artifact(version.artifact_uri)
+            models.setdefault(device_class, {})[release.channel] = (release, ScoredModel(
+                version.id, content, version.run.data_end, version.mape_pct))
             # a canary is judged on its canary stores' actuals, the fleet model on the rest
             score = score_release(
-                sales, as_of, read_artifact(version.artifact_uri),
+                sales, as_of, content,
                 trained_through=version.run.data_end, model_version=version.id,
                 device_class=device_class, gate_mape_pct=version.mape_pct, config=config,
                 stores=release.stores if release.channel == "canary" else None,
@@ -104,9 +117,19 @@ def check_quality(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> list
             else:
                 scores.append(score)
                 lines.append(score.message + (" - DEGRADED" if score.degraded else ""))
+    canaries = {}
+    for device_class, channels in models.items():
+        if "canary" not in channels:
+            continue
+        canary, model = channels["canary"]
+        canaries[device_class] = compare_canary(
+            sales, as_of, device_class=device_class, canary_release=canary.id,
+            started=canary.as_of or as_of, stores=canary.stores, canary=model,
+            stable=channels["stable"][1] if "stable" in channels else None)
+        lines.append(f"{device_class}/canary: {canaries[device_class].summary()}")
     with catalog.unit_of_work() as session:
         apply_alert_changes(session, quality_alert_changes(scores, unscored=unscored))
-    return lines
+    return QualityOutcome(lines, canaries)
 
 
 @task(name="is the night registered", **IO_RETRIES, **STEP_HOOKS)
@@ -218,9 +241,12 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
 
 
 @task(name="promote (staged rollout)", **IO_RETRIES, **STEP_HOOKS)
-def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str], list[str]]:
-    """Advance every device class's staged rollout with the night's best approved version;
-    a gate alert for a class nothing passed for. Returns (rollout lines, fleet holds)."""
+def advance_rollouts(catalog: Catalog, night: RegisteredNight,
+                     canary_errors: dict[str, CanaryErrors] | None = None,
+                     ) -> tuple[list[str], list[str]]:
+    """Advance every device class's staged rollout with the night's best approved version and
+    what the quality check found of its canary's stores' errors; a gate alert for a class
+    nothing passed for. Returns (rollout lines, fleet holds)."""
     from monitoring.alerts import (
         canary_blockers,
         canary_rollback_changes,
@@ -259,7 +285,8 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight) -> tuple[list[str
             steps = advance_rollout(session, target, device_class,
                                     get_version(session, best.id) if best else None,
                                     as_of=night.as_of, canary_blockers=blockers, fleet_holds=holds,
-                                    canary_policy=policy)
+                                    canary_policy=policy,
+                                    canary_errors=(canary_errors or {}).get(device_class))
             lines += [f"{device_class}: {step.message}" for step in steps]
             rolled_back += [step for step in steps if step.action == "rolled back"]
         apply_alert_changes(session, gate_alert_changes(

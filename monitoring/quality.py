@@ -13,6 +13,7 @@ import pandas as pd
 from compression.metrics import forecast_errors
 from compression.windows import WINDOW_DAYS, make_windows, sales_matrix
 from device.runtime import Forecaster
+from storage.records import CanaryErrors
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,17 @@ def score_release(sales: pd.DataFrame, as_of: dt.date, model_content: bytes, *,
                   gate_mape_pct: float, config: QualityConfig = QualityConfig(),
                   stores: Sequence[int] | None = None, exclude_stores: Sequence[int] = (),
                   store_gate_mape_pct: dict[int, float] | None = None,
-                  channel: str = "stable") -> QualityScore | None:
+                  channel: str = "stable", since: dt.date | None = None) -> QualityScore | None:
     """Score the model on every window whose target day is within the last `days` up to
-    `as_of` and after its training data, in the stores it runs in (`stores`, or every store
-    but `exclude_stores`), overall and per store; None when no such actual has arrived yet."""
+    `as_of` (or from `since`, when given) and after its training data, in the stores it runs
+    in (`stores`, or every store but `exclude_stores`), overall and per store; None when no
+    such actual has arrived yet."""
     if stores is not None:
         sales = sales[sales["store"].isin(list(stores))]
     if exclude_stores:
         sales = sales[~sales["store"].isin(list(exclude_stores))]
-    start = max(as_of - dt.timedelta(days=config.days - 1), trained_through + dt.timedelta(days=1))
+    first = since if since is not None else as_of - dt.timedelta(days=config.days - 1)
+    start = max(first, trained_through + dt.timedelta(days=1))
     if start > as_of:
         return None
     recent = sales[sales["date"].between(pd.Timestamp(start - dt.timedelta(days=WINDOW_DAYS)),
@@ -106,3 +109,38 @@ def store_figures(evaluation: dict) -> dict[int, float]:
     """A version's MAPE per store at its gate, from its stored evaluation."""
     return {int(store): scores["mape_pct"] for store, scores in (evaluation or {}).get(
         "stores", {}).items() if scores.get("mape_pct") == scores.get("mape_pct")}
+
+
+@dataclass(frozen=True)
+class ScoredModel:
+    """A released model as the canary comparison needs it."""
+
+    version: int
+    content: bytes
+    trained_through: dt.date
+    gate_mape_pct: float
+
+
+def compare_canary(sales: pd.DataFrame, as_of: dt.date, *, device_class: str,
+                   canary_release: int, started: dt.date, stores: Sequence[int],
+                   canary: ScoredModel, stable: ScoredModel | None) -> CanaryErrors:
+    """The canary's and the fleet model's MAPE in the canary `stores`, on every window whose
+    target day is after the canary `started` (and after both models' training data) up to
+    `as_of`: the same windows for both, scored with `score_release`."""
+    since = max(started, canary.trained_through, stable.trained_through if stable else started) \
+        + dt.timedelta(days=1)
+    found = dict(device_class=device_class, canary_release=canary_release,
+                 canary_version=canary.version, stable_version=stable and stable.version,
+                 stores=sorted(stores), start=since, end=as_of, windows=0)
+    if stable is None:
+        return CanaryErrors(**found)
+    scores = [score_release(sales, as_of, model.content, trained_through=model.trained_through,
+                            model_version=model.version, device_class=device_class,
+                            gate_mape_pct=model.gate_mape_pct, stores=stores, since=since,
+                            channel=channel)
+              for model, channel in ((canary, "canary"), (stable, "stable"))]
+    if scores[0] is None or scores[1] is None:
+        return CanaryErrors(**found)
+    return CanaryErrors(**{**found, "windows": scores[0].windows},
+                        canary_mape_pct=scores[0].rolling_mape_pct,
+                        stable_mape_pct=scores[1].rolling_mape_pct)

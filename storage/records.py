@@ -194,6 +194,44 @@ class RegisteredNight:
 
 
 @dataclass(frozen=True)
+class CanaryErrors:
+    """The canary stores' forecast error on their actuals since a canary started: the canary
+    model's and the fleet (stable) model's on the same windows (`monitoring.quality`), for the
+    rollout to judge (`storage.releases`)."""
+
+    device_class: str
+    canary_release: int
+    canary_version: int
+    stable_version: int | None  # None: no fleet model to compare with
+    stores: list[int]
+    start: dt.date  # the first target day scored: after the canary started and both trainings
+    end: dt.date
+    windows: int  # 0: no actuals since the canary started yet
+    canary_mape_pct: float | None = None
+    stable_mape_pct: float | None = None
+
+    def summary(self) -> str:
+        if self.stable_version is None:
+            return "no fleet model to compare the canary stores' forecast error with"
+        if not self.windows:
+            return (f"no actuals in canary stores {self.stores} since the canary started "
+                    f"({self.start}..{self.end}) to compare its forecast error with the fleet "
+                    "model's yet")
+        return (f"canary stores {self.stores}: MAPE {self.canary_mape_pct:.2f} % against the "
+                f"fleet model's (version {self.stable_version}) {self.stable_mape_pct:.2f} % on "
+                f"the same {self.windows} forecasts of {self.start}..{self.end}")
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    """What the night's forecast-quality check found: a line per released model and, per device
+    class with an open canary, its stores' errors against the fleet model's."""
+
+    lines: list[str]
+    canaries: dict[str, CanaryErrors] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class NightResult:
     """Everything one night did, as the summary, the CLI and the Prefect artifacts show it."""
 

@@ -18,6 +18,7 @@ from device.manifest import CHANNELS
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
 from storage.models import GateDecision, GatePolicy, ModelVersion, Release, TrainingRun, utcnow
+from storage.records import CanaryErrors
 from storage.registry import RegistryError, active_policies, get_version
 
 
@@ -257,13 +258,17 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
 @dataclass(frozen=True)
 class CanaryPolicy:
     """What the canary stores' devices must show before a canary goes to the fleet, and how
-    many of them failing pulls it back. Settings canary_min_devices, canary_min_share,
-    canary_max_failed_share, device_stale_hours."""
+    many of them failing pulls it back, and how much worse than the fleet model its stores'
+    forecasts may be. Settings canary_min_devices, canary_min_share, canary_max_failed_share,
+    device_stale_hours, canary_max_mape_loss."""
 
     min_devices: int = 1  # reporting the canary installed and healthy, at least
     min_share: float = 0.5  # of the canary stores' enrolled devices of the class, at least
     max_failed_share: float = 0.5  # of the reporting ones failing: above it, roll back
     stale_after: dt.timedelta = dt.timedelta(hours=24)  # older reports are not evidence
+    # MAPE points the canary stores' error may exceed the fleet model's on the same windows;
+    # above it, roll back. Like the gate's max_loss, but on a few stores' few days: wider
+    max_mape_loss: float = 2.0
 
     def __post_init__(self) -> None:
         if isinstance(self.min_devices, bool) or not isinstance(self.min_devices, int) \
@@ -276,12 +281,15 @@ class CanaryPolicy:
                 raise RegistryError(f"{name} must be a share from 0 to 1, got {value!r}")
         if self.stale_after <= dt.timedelta(0):
             raise RegistryError(f"device_stale_hours must be positive, got {self.stale_after}")
+        if not 0.0 <= self.max_mape_loss <= 100.0:
+            raise RegistryError(f"canary_max_mape_loss must be from 0 to 100 MAPE points, got "
+                                f"{self.max_mape_loss!r}")
 
     @classmethod
     def from_settings(cls, settings) -> CanaryPolicy:
         return cls(settings.canary_min_devices, settings.canary_min_share,
                    settings.canary_max_failed_share,
-                   dt.timedelta(hours=settings.device_stale_hours))
+                   dt.timedelta(hours=settings.device_stale_hours), settings.canary_max_mape_loss)
 
 
 @dataclass(frozen=True)
@@ -297,22 +305,28 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                     candidate: ModelVersion | None, *, as_of: dt.date,
                     canary_blockers: list[str], fleet_holds: list[str],
                     canary_policy: CanaryPolicy = CanaryPolicy(),
+                    canary_errors: CanaryErrors | None = None,
                     now: dt.datetime | None = None) -> list[RolloutStep]:
     """One night's rollout for a class.
 
     An open canary is rolled back (and its version retired) when more than
     `canary_policy.max_failed_share` of its reporting devices failed their sync or smoke test.
-    It graduates to the fleet once it has run `canary_nights` nights, enough of the canary
-    stores' devices report it installed and healthy (judged on nights alone when none is
-    enrolled), no blocker (a forecast-quality alert) and no fleet hold (an unacknowledged
+    It is also rolled back when `canary_errors` (the night's quality check) shows its stores'
+    MAPE more than `canary_policy.max_mape_loss` points above the fleet model's on the same
+    windows. It graduates to the fleet once it has run `canary_nights` nights, enough of the
+    canary stores' devices report it installed and healthy (judged on nights alone when none is
+    enrolled), its stores' error is within that margin (when judged), no blocker (a
+    forecast-quality alert) and no fleet hold (an unacknowledged
     severe drift alert) stands. A canary that would wait or be held is replaced by tonight's
     best approved version when the gate found that one better than the champion. With no
     canary in flight, tonight's best starts one unless it already serves the fleet."""
     steps: list[RolloutStep] = []
     canary = open_releases(session, device_class).get("canary")
     if canary is not None:
+        errors = canary_errors if canary_errors and canary_errors.canary_release == canary.id \
+            else None
         step = _judge_canary(session, target, canary, as_of=as_of, blockers=canary_blockers,
-                             holds=fleet_holds, policy=canary_policy, now=now)
+                             holds=fleet_holds, policy=canary_policy, errors=errors, now=now)
         better = _replaces_champion(session, candidate, device_class) \
             if step.action in ("held", "waiting") and candidate is not None \
             and candidate.id != canary.model_version_id and candidate.status != "retired" else None
@@ -352,7 +366,7 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
 
 def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, as_of: dt.date,
                   blockers: list[str], holds: list[str], policy: CanaryPolicy,
-                  now: dt.datetime | None) -> RolloutStep:
+                  errors: CanaryErrors | None = None, now: dt.datetime | None) -> RolloutStep:
     """Tonight's verdict on an open canary: rolled back, held, waiting or graduated."""
     # storage.devices reads open releases from this module; imported here to keep one direction
     from storage.devices import canary_evidence
@@ -361,10 +375,16 @@ def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, a
     age = (as_of - (canary.as_of or as_of)).days
     name = f"canary release {canary.id} (version {canary.model_version_id})"
     evidence = canary_evidence(session, canary, stale_after=policy.stale_after, now=now)
+    why = None
     if evidence.failed and evidence.failed > policy.max_failed_share * evidence.reporting:
         why = (f"{evidence.failed} of {evidence.reporting} reporting canary device(s) failed "
                f"(more than {policy.max_failed_share:.0%}): " + "; ".join(evidence.failures[:3])
                + (f"; and {len(evidence.failures) - 3} more" if len(evidence.failures) > 3 else ""))
+    elif errors and errors.windows and errors.canary_mape_pct > errors.stable_mape_pct \
+            + policy.max_mape_loss:
+        why = (f"its stores' forecast error is worse than the fleet model's beyond the "
+               f"{policy.max_mape_loss:g}-point margin: {errors.summary()}")
+    if why:
         fallback = rollback(session, target, device_class, by="nightly", reason=why)
         return RolloutStep(device_class, "rolled back",
                            f"{name} rolled back and version {canary.model_version_id} retired: "
@@ -390,15 +410,20 @@ def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, a
                            f"{name} waits for its devices: {judged}; it needs at least "
                            f"{policy.min_devices} and {policy.min_share:.0%} of them",
                            canary.id, canary.model_version_id)
+    if errors and errors.stable_version is not None and not errors.windows:
+        return RolloutStep(device_class, "waiting", f"{name} waits for its stores' actuals: "
+                           f"{errors.summary()}", canary.id, canary.model_version_id)
     if holds:
         return RolloutStep(device_class, "held", f"{name} held from the fleet: "
                            + "; ".join(holds), canary.id, canary.model_version_id)
+    errors_judged = f"; {errors.summary()}, within {policy.max_mape_loss:g} points" \
+        if errors and errors.windows else ""
     stable = release_version(session, target, canary.model_version_id, device_class,
                              channel="stable", by="nightly", as_of=as_of,
                              reason=f"canary release {canary.id} ran {age} clean nights"
-                             + (f"; {judged}" if evidence.enrolled else ""))
+                             + (f"; {judged}" if evidence.enrolled else "") + errors_judged)
     return RolloutStep(device_class, "graduated", f"{name} graduated to the fleet: release "
-                       f"{stable.id} ({age} clean nights; {judged})", stable.id,
+                       f"{stable.id} ({age} clean nights; {judged}{errors_judged})", stable.id,
                        canary.model_version_id)
 
 

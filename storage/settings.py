@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default=0.5, description="share of reporting canary devices failing above which it rolls back")
     device_stale_hours: float = Field(
         default=24.0, description="a device report older than this is not canary evidence")
+    canary_max_mape_loss: float = Field(default=2.0, description=(
+        "MAPE points the canary stores' error may exceed the fleet model's on the same days; "
+        "above it the canary is rolled back"))
     drift: dict[str, float | int | str] = Field(
         default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
     quality: dict[str, float | int] = Field(
