@@ -78,10 +78,10 @@ def start_canary(shipping, fleet: int, canary: int) -> int:
                                by="test", reason="canary", as_of=STARTED).id
 
 
-def night(shipping, errors: CanaryErrors | None, policy: CanaryPolicy = CanaryPolicy()):
+def night(shipping, errors: CanaryErrors | None, policy: CanaryPolicy | None = None):
     with shipping["sessions"]() as session, session.begin():
         return advance_rollout(session, shipping["target"], "sensor", None, as_of=AS_OF,
-                               canary_blockers=[], fleet_holds=[], canary_policy=policy,
+                               canary_blockers=[], fleet_holds=[], canary_policy=policy or CanaryPolicy(),
                                canary_errors=errors)
 
 
