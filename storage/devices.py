@@ -164,12 +164,10 @@ def record_report(session: Session, device_id: int, report: ReportRecord) -> Dev
 
 
 def expected_release(releases: dict[str, Release], store: int) -> Release | None:
-    """The open release a device of this store installs: the canary if its store is in the
-    canary group, else the stable one (as `device.agent.choose_manifest` picks)."""
-    canary, stable = releases.get("canary"), releases.get("stable")
-    if canary is not None and (not canary.stores or store in canary.stores):
-        return canary
-    return stable
+    """The open release a device of this store installs: the highest one that covers its store
+    (as a device picks from its class's signed index), so the canary in the canary stores."""
+    covering = [r for r in releases.values() if not r.stores or store in r.stores]
+    return max(covering, key=lambda r: r.id, default=None)
 
 
 @dataclass(frozen=True)
