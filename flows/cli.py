@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(handler=data.keys_init)
     k = keys.add_parser("rotate", help="replace the signing key: announce the new public key "
                                        "signed by the old one, re-sign the open releases")
+    k.add_argument("--by", help="who rotates it (default: the OS user)")
     k.set_defaults(handler=data.keys_rotate)
 
     p = sub.add_parser("db", help="registry schema")

@@ -86,7 +86,7 @@ def _public_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def rotate_signing_key(private_path: Path, root: Path, old_key: Ed25519PrivateKey, *,
-                       now: str) -> tuple[Path, str, str]:
+                       now: str, by: str) -> tuple[Path, str, str]:
     """Replace the signing key: make a new one, announce its public key in the channel's
     `keys.json`, signed by `old_key` (devices that trust the old key learn the new one from
     it), then put the new private key where the old one was. Returns (public key path, old
@@ -96,7 +96,8 @@ def rotate_signing_key(private_path: Path, root: Path, old_key: Ed25519PrivateKe
     path = Path(root) / KEYS_FILE
     rotations = json.loads(path.read_bytes())["rotations"] if path.exists() else []
     announcement = {"format": ROTATION_FORMAT, "previous_key_id": old_id, "new_key_id": new_id,
-                    "new_public_key": _public_pem(new_key).decode("ascii"), "rotated_at": now}
+                    "new_public_key": _public_pem(new_key).decode("ascii"), "rotated_at": now,
+                    "rotated_by": by}
     rotations.append(json.loads(signed_envelope(announcement, old_key)))
     # the new private key is on disk before devices can learn it: stopped after the
     # announcement, it waits at <key>.new to be moved over the old one by hand

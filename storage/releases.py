@@ -182,6 +182,7 @@ def publish_index(session: Session, target: ReleaseTarget, device_class: str, ke
                   now: dt.datetime) -> Path:
     """Sign the class's index of its open releases (their manifests written already) and the
     releases rolled back, valid for the target's `manifest_valid_days`."""
+    lock_device_class(session, device_class)  # one writer per class: versions never repeat
     session.flush()
     releases = [{"release_id": r.id, "channel": r.channel, "stores": r.stores or None}
                 for r in open_releases(session, device_class).values()]

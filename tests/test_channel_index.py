@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from factories import run_cli
+from hypothesis import given
+from hypothesis import strategies as st
 
 from device.agent import SyncError, read_state, sync
 from device.cli import main as device_main
@@ -175,13 +177,29 @@ def test_the_device_validates_every_index_field_with_one_line(change, reason):
     assert "\n" not in str(refused.value)
 
 
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda children: st.lists(children, max_size=4)
+                    | st.dictionaries(st.text(), children, max_size=4), max_leaves=16)
+INDEX_KEYS = st.sampled_from(["format", "device_class", "version", "created_at", "expires_at",
+                              "releases", "rolled_back"])
+
+
+@given(payload=JSON | st.dictionaries(INDEX_KEYS, JSON, max_size=7))
+def test_any_index_payload_gives_an_index_or_a_one_line_refusal(payload):
+    try:
+        parse_index(payload, device_class="sensor")
+    except ManifestError as exc:
+        assert str(exc).splitlines() == [str(exc)] and len(str(exc)) < 600
+
+
 # -- keys: the trusted set on the device, rotation ------------------------------------------
 
 
 def rotate(shipping, tmp_path, monkeypatch) -> tuple[int, str, str]:
     with shipping["sessions"]() as session:
         url = session.get_bind().url.render_as_string(hide_password=False)
-    return run_cli(["keys", "rotate"], monkeypatch, tmp_path, SHELFCAST_DATABASE_URL=url,
+    return run_cli(["keys", "rotate", "--by", "ops-kim"], monkeypatch, tmp_path,
+                   SHELFCAST_DATABASE_URL=url,
                    SHELFCAST_RELEASE_DIR=str(shipping["root"]),
                    SHELFCAST_SIGNING_KEY=str(shipping["target"].signing_key))
 
@@ -201,6 +219,10 @@ def test_a_device_that_missed_two_rotations_learns_both_and_then_refuses_the_old
         assert "announced in" in out and "1 open release manifest(s)" in out
     new_public = shipping["public"].read_bytes()
     assert new_public != first_key
+    rotations = json.loads((shipping["root"] / "keys.json").read_bytes())["rotations"]
+    first, second = (json.loads(r["payload"]) for r in rotations)
+    assert (first["rotated_by"], first["new_key_id"]) == ("ops-kim", second["previous_key_id"])
+    assert rotations[0]["key_id"] == first["previous_key_id"] != first["new_key_id"]
     # the device still has only the first key, and its cron line still names the old file
     old_file = tmp_path / "old.pub.pem"
     old_file.write_bytes(first_key)

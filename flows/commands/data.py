@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flows.output import user
 from storage.catalog import get_catalog
 
 
@@ -54,7 +55,7 @@ def keys_rotate(args) -> None:
     old_key = target.load_signing_key()  # refused inside the release folder, like any signing
     with catalog.unit_of_work() as session:
         public, old_id, new_id = rotate_signing_key(target.signing_key, target.root, old_key,
-                                                    now=utcnow().isoformat())
+                                                    now=utcnow().isoformat(), by=user(args.by))
         resigned = resign_open_releases(session, target)
     print(f"release signing key {new_id} replaces {old_id}: announced in "
           f"{target.root / 'keys.json'} (signed by {old_id}; devices that trust it learn the new "
