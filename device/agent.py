@@ -54,6 +54,10 @@ class SyncError(RuntimeError):
     """Why a sync refused a release; the installed model is unchanged."""
 
 
+class IndexMismatch(SyncError):
+    """The manifest file is not the one the index names (perhaps re-signed since)."""
+
+
 @dataclass(frozen=True)
 class SyncResult:
     status: str  # installed | up-to-date
@@ -163,7 +167,7 @@ def manifest_from_index(channel_url: str, index: ReleaseIndex, store: int,
         raise SyncError(f"{url}: not found, though index version {index.version} lists release "
                         f"{entry.release_id} there")
     if hashlib.sha256(envelope).hexdigest() != entry.manifest_sha256:
-        raise SyncError(f"{url}: not the manifest index version {index.version} names for release "
+        raise IndexMismatch(f"{url}: not the manifest index version {index.version} names for release "
                         f"{entry.release_id} (sha256 differs): an old (replayed) or altered "
                         "file, or the channel is being re-signed; keeping the installed model")
     manifest = _verified_manifest(url, envelope, public_keys, index.device_class)
@@ -247,7 +251,13 @@ def sync(channel_url: str, device_class: str, store: int, state: Path,
     if index is None:
         manifest = choose_manifest(channel_url, device_class, store, keys)
     else:
-        manifest = manifest_from_index(channel_url, index, store, keys)
+        try:
+            manifest = manifest_from_index(channel_url, index, store, keys)
+        except IndexMismatch:
+            # the server writes the manifests, then the index: read between the two, the index
+            # is one signing behind; once more, and a file that still differs is refused
+            index = read_index(channel_url, device_class, state, keys)
+            manifest = manifest_from_index(channel_url, index, store, keys)
     installed = read_state(state)
     current = installed["current"]
     if current and manifest.release_id < current["release_id"] \

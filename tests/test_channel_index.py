@@ -111,6 +111,44 @@ def test_an_expired_index_is_refused_and_the_nightly_re_sign_heals_it(shipping):
     assert device_sync(shipping).status == "installed"
 
 
+def test_a_device_that_reads_the_index_just_before_a_re_sign_reads_it_again(shipping):
+    import functools
+    import http.server
+    import threading
+
+    from conftest import QuietHandler
+
+    from storage.releases import resign_open_releases
+
+    promote(shipping, shipping["v1"])
+    before = index_path(shipping["root"], "sensor").read_bytes()
+    with shipping["sessions"]() as session, session.begin():
+        resign_open_releases(session, shipping["target"])  # new manifest bytes, then new index
+    asked = []
+
+    class IndexOneSigningBehind(QuietHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            if self.path.endswith("/index.json") and asked.count(self.path) == 1:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(before)))
+                self.end_headers()
+                self.wfile.write(before)
+                return
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        IndexOneSigningBehind, directory=str(shipping["root"])))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        shipping["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+        assert device_sync(shipping).status == "installed"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert asked.count("/sensor/index.json") == 2
+
+
 def test_a_lower_release_is_installed_only_when_the_index_lists_the_running_one_rolled_back(
         shipping):
     """Every rollback Shelfcast makes is a new, higher release; an index may also name a
