@@ -42,7 +42,7 @@ def keys_init(args) -> None:
     catalog = get_catalog()
     public, key_id = init_signing_key(catalog.signing_key, force=args.force)
     print(f"release signing key {key_id}: private {catalog.signing_key} (keep it here), "
-          f"public {public} (give it to every device: --public-key)")
+          f"public {public} (give it to every device: shelfcast-device trust --public-key)")
 
 
 def keys_rotate(args) -> None:
