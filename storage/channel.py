@@ -14,6 +14,7 @@ the rotations in `device/trust.py`.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -172,15 +173,18 @@ def publish_index(root: Path, device_class: str, releases: list[dict], rolled_ba
     """Sign and write a class's index: `releases` are its open channels, each
     {"release_id", "channel", "stores"}, whose manifests are already written (the index names
     each by the sha256 of its file); `rolled_back` the newest rolled-back release ids. Its
-    version is one more than the index it replaces, so devices can refuse an older one."""
+    version is above the index it replaces, so devices can refuse an older one: the signing
+    time in milliseconds since 1970, or one more than the last version when that is higher, so
+    a release folder made anew still continues above what devices have seen."""
     path = index_path(root, device_class)
-    version = 1
+    version = int(dt.datetime.fromisoformat(created_at).timestamp() * 1000)
     if path.exists():
         try:
-            version = json.loads(json.loads(path.read_bytes())["payload"])["version"] + 1
+            last = json.loads(json.loads(path.read_bytes())["payload"])["version"]
+            version = max(version, int(last) + 1)
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"{path}: not an index this server wrote; move it away to start "
-                             "the index over (devices that saw it refuse a lower version)") from None
+                             "the index over") from None
     entries = []
     for release in sorted(releases, key=lambda r: r["release_id"]):
         manifest = manifest_path(root, device_class, release["channel"])

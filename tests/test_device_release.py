@@ -144,7 +144,8 @@ def test_altered_manifest_is_refused(serving_v1_with_v2_published):
     envelope = json.loads(path.read_bytes())
     envelope["payload"] = envelope["payload"].replace('"stores": null', '"stores": [7]')
     path.write_text(json.dumps(envelope))
-    _refused(shipping, "not the manifest index version 2 names for release 2 .sha256 differs")
+    _refused(shipping, "not the manifest index version [0-9]+ names for release 2 .sha256 "
+                       "differs")
     reindex(shipping)  # even where the index vouches for the altered file, its signature fails
     _refused(shipping, "bad signature")
 
