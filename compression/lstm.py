@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +65,39 @@ class TrainResult:
     train_loss: list[float]
     val_loss: list[float]
     seconds: float
+    kept_parent: bool = False  # a warm start whose fine-tuning did not beat its parent
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def epoch_line(label: str, done: int, total: int, elapsed_s: float,
+               val_loss: float | None = None) -> str:
+    """'lstm64: epoch 3 of 40, 21 s elapsed, about 4 min 19 s left': what remains is the mean
+    epoch so far times the epochs left, an upper bound when early stopping ends it sooner."""
+    left = elapsed_s / done * (total - done)
+    loss = f", val loss {val_loss:.4f}" if val_loss is not None else ""
+    return (f"{label}: epoch {done} of {total}, {format_seconds(elapsed_s)} elapsed, "
+            f"about {format_seconds(left)} left{' at most' if done < total else ''}{loss}")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Reports every finished epoch through `say` (see `epoch_line`)."""
+
+    def __init__(self, label: str, epochs: int, say: Callable[[str], None]):
+        super().__init__()
+        self.label, self.epochs, self.say = label, epochs, say
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, logs=None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        val_loss = (logs or {}).get("val_loss")
+        self.say(epoch_line(self.label, epoch + 1, self.epochs, time.perf_counter() - self.started,
+                            None if val_loss is None else float(val_loss)))
 
 
 def fit(
@@ -74,10 +110,15 @@ def fit(
     learning_rate: float,
     callbacks: tuple = (),
     teacher: keras.Model | None = None,
+    start_from_epoch: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    label: str = "",
 ) -> TrainResult:
-    """Train `model` in place with Adam and early stopping on validation loss. With a
+    """Train `model` in place with Adam and early stopping on validation loss (watched from
+    `start_from_epoch`, default `recipe.min_epochs`; the best epoch's weights are kept). With a
     `teacher`, the training targets blend the actuals with the teacher's forecasts
-    (`recipe.distill_weight` on the teacher); validation stays on the actuals."""
+    (`recipe.distill_weight` on the teacher); validation stays on the actuals. `progress`
+    hears every epoch, named `label`, with an estimate of what remains."""
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
     train = train.sample(recipe.max_train_windows, recipe.seed)
@@ -96,10 +137,13 @@ def fit(
         shuffle=True,
         verbose=0,
         callbacks=[
-            keras.callbacks.EarlyStopping(patience=recipe.patience, restore_best_weights=True,
-                                          start_from_epoch=recipe.min_epochs),
+            keras.callbacks.EarlyStopping(
+                patience=recipe.patience, restore_best_weights=True,
+                start_from_epoch=recipe.min_epochs if start_from_epoch is None
+                else start_from_epoch),
             keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, recipe.patience // 2)),
             *callbacks,
+            *([EpochProgress(label or model.name, epochs, progress)] if progress else []),
         ],
     )
     return TrainResult(
@@ -111,22 +155,81 @@ def fit(
     )
 
 
-def train_lstm(units: int, train: WindowSet, validation: WindowSet, recipe: TrainRecipe) -> TrainResult:
+def train_lstm(units: int, train: WindowSet, validation: WindowSet, recipe: TrainRecipe, *,
+               progress: Callable[[str], None] | None = None, label: str = "") -> TrainResult:
     """Train an LSTM of `units` units from scratch with `recipe`."""
     keras.utils.set_random_seed(recipe.seed)
     model = build_lstm(units, dropout=recipe.dropout)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
-               learning_rate=recipe.learning_rate)
+               learning_rate=recipe.learning_rate, progress=progress, label=label)
 
 
 def distill_lstm(units: int, teacher: keras.Model, train: WindowSet, validation: WindowSet,
-                 recipe: TrainRecipe) -> TrainResult:
+                 recipe: TrainRecipe, *, progress: Callable[[str], None] | None = None,
+                 label: str = "") -> TrainResult:
     """Train an LSTM of `units` units from scratch on the actuals and `teacher`'s forecasts
     (knowledge distillation: the teacher's forecasts are a smoother target than noisy counts)."""
     keras.utils.set_random_seed(recipe.seed)
     model = build_lstm(units, dropout=recipe.dropout)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
-               learning_rate=recipe.learning_rate, teacher=teacher)
+               learning_rate=recipe.learning_rate, teacher=teacher, progress=progress, label=label)
+
+
+# -- warm starts: a model's Keras weights as bytes, and fine-tuning from them ------------------
+
+
+def weights_bytes(model: keras.Model) -> bytes:
+    """The model's weights as the bytes of a Keras `.weights.h5` file (a `.tflite` cannot be
+    trained further, so the artifact store keeps these beside it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.weights.h5"
+        model.save_weights(path)
+        return path.read_bytes()
+
+
+def load_lstm(units: int, weights: bytes, *, dropout: float = 0.2) -> keras.Model:
+    """An LSTM of `units` units holding `weights` (from `weights_bytes`); a ValueError if they
+    were saved from another layer structure."""
+    model = build_lstm(units, dropout=dropout)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.weights.h5"
+        path.write_bytes(weights)
+        model.load_weights(path)
+    return model
+
+
+def recent_windows(windows: WindowSet, days: int) -> WindowSet:
+    """The windows whose target day is among the last `days` days of `windows`."""
+    if len(windows) == 0:
+        return windows
+    return windows.take(windows.target_pos > windows.target_pos.max() - days)
+
+
+def warm_start_lstm(units: int, parent_weights: bytes, train: WindowSet, validation: WindowSet,
+                    recipe: TrainRecipe, *, progress: Callable[[str], None] | None = None,
+                    label: str = "") -> TrainResult:
+    """An LSTM of `units` units starting from its parent's weights, fine-tuned for
+    `recipe.warm_epochs` epochs at `recipe.warm_learning_rate` on a sample of the training
+    windows of the last `recipe.warm_recent_days` days. The best epoch on the validation
+    windows is kept, and the parent's own weights when no epoch beat them."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(recipe.seed)
+    model = load_lstm(units, parent_weights, dropout=recipe.dropout)
+    x_val, y_val = scaled_inputs(validation)
+    model.compile(loss=recipe.loss)
+    parent_loss = float(model.evaluate(x_val, y_val, batch_size=4096, verbose=0))
+    parent = model.get_weights()
+    recent = recent_windows(train, recipe.warm_recent_days).sample(recipe.warm_max_windows,
+                                                                   recipe.seed)
+    result = fit(model, recent, validation, recipe, epochs=recipe.warm_epochs,
+                 learning_rate=recipe.warm_learning_rate, start_from_epoch=0, progress=progress,
+                 label=label)
+    kept_parent = min(result.val_loss) > parent_loss
+    if kept_parent:
+        model.set_weights(parent)
+    return TrainResult(model=model, epochs_run=result.epochs_run, train_loss=result.train_loss,
+                       val_loss=result.val_loss, seconds=time.perf_counter() - started,
+                       kept_parent=kept_parent)
 
 
 def count_params(model: keras.Model) -> tuple[int, int]:

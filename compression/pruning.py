@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 
@@ -67,6 +69,8 @@ def prune(
     recipe: TrainRecipe,
     *,
     sparsity: float,
+    progress: Callable[[str], None] | None = None,
+    label: str = "",
 ) -> TrainResult:
     """A copy of `base` with `sparsity` of each kernel zeroed, fine-tuned at the recipe's
     low learning rate with the masks held. `base` is not changed."""
@@ -81,6 +85,7 @@ def prune(
         epochs=recipe.fine_tune_epochs,
         learning_rate=recipe.fine_tune_learning_rate,
         callbacks=(HoldMasks(masks),),
+        progress=progress, label=label,
     )
     apply_masks(model, masks)  # early stopping may restore weights from before a batch end
     return result

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nightly", help="run one night: ingest, drift, train, compress, gate, ship")
     p.add_argument("--as-of", help="the night's date (default: the last day with sales)")
     p.add_argument("--profile", choices=["quick", "full"], default="full")
+    p.add_argument("--cold", action="store_true",
+                   help="train every model from nothing instead of fine-tuning the last "
+                        "approved weights (a warm start)")
     p.set_defaults(handler=night.nightly)
 
     p = sub.add_parser("demo", help="several generated nights end to end, drift on the last ones")

@@ -25,6 +25,7 @@ from flows.tasks import (  # noqa: E402
     measure_released,
     night_registered,
     notify_ops,
+    plan_start,
     publish_summary,
     record_flow_failure,
     register,
@@ -54,9 +55,11 @@ def _alert_on_failure(flow, flow_run, state) -> None:
 @flow(name="nightly-retrain", log_prints=True, on_failure=[_alert_on_failure],
       on_crashed=[_alert_on_failure])
 def nightly_retrain(as_of: str | None = None, profile: str = "full",
-                    drop: str | None = None) -> NightResult:
-    """Ingest the night's drop, check drift and the released models' quality, retrain,
-    compress, measure, gate, register, advance the staged rollout, notify, summarise."""
+                    drop: str | None = None, cold: bool = False) -> NightResult:
+    """Ingest the night's drop, check drift and the released models' quality, retrain (warm
+    from the last approved weights, or cold: on schedule, on severe drift, on new series, or
+    when `cold`), compress, measure, gate, register, advance the staged rollout, notify,
+    summarise."""
     catalog = get_catalog()
     timings: dict[str, float] = {}
     marker = begin_night(catalog, flow_run.name)
@@ -67,18 +70,19 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
         drift = check_drift(catalog, sales, as_of)
         quality = check_quality(catalog, sales, as_of)
     fingerprint = sales_fingerprint(sales)
-    run_key = run_key_for(as_of, profile, fingerprint)
+    plan = plan_start(catalog, sales, as_of, profile, cold)
+    run_key = run_key_for(as_of, profile, fingerprint, plan.start)
     night = night_registered(catalog, run_key)
     if night is None:
         with timed(timings, "build_s"):
-            build = build_variants(sales, profile, run_key)
+            build = build_variants(sales, profile, run_key, plan)
         with timed(timings, "save_s"):
-            records = save_artifacts(catalog, run_key, build)
+            records = save_artifacts(catalog, run_key, build, plan)
         with timed(timings, "released_s"):
             released = measure_released(catalog, build)
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, sales=sales,
                          fingerprint=fingerprint, build=build, records=records,
-                         released=released, timings_s=timings)
+                         released=released, timings_s=timings, plan=plan)
     rollout, holds = advance_rollouts(catalog, night, quality.canaries)
     notified = notify_ops(catalog, return_state=True)
     result = publish_summary(night, drift=drift, quality=quality.lines, rollout=rollout, holds=holds,
@@ -96,6 +100,7 @@ if __name__ == "__main__":
     parser.add_argument("--as-of")
     parser.add_argument("--profile", default="full", choices=["quick", "full"])
     parser.add_argument("--drop")
+    parser.add_argument("--cold", action="store_true", help="train every model from nothing")
     arguments = parser.parse_args()
-    print(night_markdown(
-        nightly_retrain(as_of=arguments.as_of, profile=arguments.profile, drop=arguments.drop)))
+    print(night_markdown(nightly_retrain(as_of=arguments.as_of, profile=arguments.profile,
+                                         drop=arguments.drop, cold=arguments.cold)))

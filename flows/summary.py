@@ -58,6 +58,13 @@ def class_decisions(night: RegisteredNight) -> list[str]:
     return lines
 
 
+def start_line(night: RegisteredNight) -> str:
+    """Warm (which parent each from-scratch model was fine-tuned from) or cold, and why."""
+    if night.start == "warm":
+        return f"Start: **warm**, {night.start_reason}."
+    return f"Start: **cold** (every model trained from nothing): {night.start_reason or '-'}."
+
+
 def zero_share_note(night: RegisteredNight) -> str | None:
     """How much MAPE left out: the share of held-out actuals that are zero."""
     for version in night.versions:
@@ -87,6 +94,7 @@ def night_markdown(result: NightResult) -> str:
     night = result.night
     lines = [f"# Shelfcast night {night.as_of:%Y-%m-%d}", "",
              f"Run `{night.run_key}`: **{night.status}**.", "",
+             start_line(night), "",
              f"Trained on {night.data.series_count} series, {night.data.train_windows:,} training "
              f"windows; figures on {night.data.test_windows:,} held-out windows, measured on "
              "LiteRT.", "", f"Drift: {result.drift}", "",

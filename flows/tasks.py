@@ -23,15 +23,17 @@ from storage.records import (
     QualityOutcome,
     RegisteredNight,
     RunRecord,
+    StartPlan,
     VersionRecord,
 )
 
 IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10])
 
 
-def run_key_for(as_of: dt.date, profile: str, fingerprint: str) -> str:
-    """The cache and idempotency key of a night: its date, its recipe and its data."""
-    return f"{as_of:%Y-%m-%d}-{profile}-{fingerprint[:12]}"
+def run_key_for(as_of: dt.date, profile: str, fingerprint: str, start: str = "cold") -> str:
+    """The cache and idempotency key of a night: its date, its recipe, its data and, for a
+    warm night, that it was warm (a cold run of the same night is another run)."""
+    return f"{as_of:%Y-%m-%d}-{profile}-{fingerprint[:12]}" + ("-warm" if start == "warm" else "")
 
 
 @task(name="report nights that died unrecorded", **IO_RETRIES, **STEP_HOOKS)
@@ -143,9 +145,29 @@ def night_registered(catalog: Catalog, run_key: str) -> RegisteredNight | None:
         return registered_night(session, run_key, status="already-registered")
 
 
+@task(name="plan a warm or cold start", **IO_RETRIES, **STEP_HOOKS)
+def plan_start(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, profile: str,
+               cold: bool) -> StartPlan:
+    """Whether tonight fine-tunes the last approved weights (warm) or trains from nothing."""
+    from compression.recipe import recipe_for
+    from compression.variants import VARIANTS
+    from storage.warm import plan_start as plan
+
+    recipe = recipe_for(profile)
+    first_days = sales.groupby(["store", "item"])["date"].min()
+    with catalog.session() as session:
+        return plan(session, as_of=as_of, profile=profile, cold=cold,
+                    cold_every_days=catalog.settings.cold_every_days,
+                    requirements={v.name: recipe.warm_requirements(v.units) for v in VARIANTS
+                                  if v.trained_from_scratch},
+                    series_first_day={(int(store), int(item)): day.date()
+                                      for (store, item), day in first_days.items()})
+
+
 def _build_cache_key(context, parameters) -> str:
-    """The night (as-of, data hash, profile) and what builds it (the variant list, the recipe,
-    the code): never Prefect's hashing of DataFrames, and never another version's build."""
+    """The night (as-of, data hash, profile, warm or cold) and what builds it (the parents,
+    the variant list, the recipe, the code): never Prefect's hashing of DataFrames, and never
+    another version's build."""
     import hashlib
     import json
 
@@ -154,28 +176,35 @@ def _build_cache_key(context, parameters) -> str:
     from storage.lineage import current_lineage
 
     lineage = current_lineage()
+    plan = parameters["plan"]
     what = json.dumps([[v.name for v in VARIANTS], recipe_for(parameters["profile"]).as_dict(),
-                       lineage.package_version, lineage.git_commit], default=str)
+                       lineage.package_version, lineage.git_commit, plan.start,
+                       sorted(plan.parents.items())], default=str)
     return f"shelfcast-build-{parameters['run_key']}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
 
 
 @task(name="train, compress and measure variants", cache_key_fn=_build_cache_key,
       persist_result=True, cache_expiration=dt.timedelta(days=3), **STEP_HOOKS)
-def build_variants(sales: pd.DataFrame, profile: str, run_key: str):
+def build_variants(sales: pd.DataFrame, profile: str, run_key: str, plan: StartPlan):
     from compression.build import build_night
     from compression.recipe import recipe_for
+    from storage.artifacts import read_artifact
 
-    return build_night(sales, recipe_for(profile), progress=say)
+    return build_night(sales, recipe_for(profile), progress=say,
+                       warm_from={v: read_artifact(uri) for v, uri in plan.weights.items()})
 
 
 @task(name="save artifacts", **IO_RETRIES, **STEP_HOOKS)
-def save_artifacts(catalog: Catalog, run_key: str, build) -> list[VersionRecord]:
-    """Write every artifact to the artifact store; return the registry rows to add."""
-    from storage.artifacts import save_artifact
+def save_artifacts(catalog: Catalog, run_key: str, build, plan: StartPlan) -> list[VersionRecord]:
+    """Write every artifact (and beside it the Keras weights of each from-scratch model, for
+    warm starts) to the artifact store; return the registry rows to add."""
+    from storage.artifacts import save_artifact, save_weights
 
     records = []
     for item in build.variants:
         uri, sha256 = save_artifact(catalog.artifacts, run_key, item.variant.name, item.content)
+        if item.weights is not None:
+            save_weights(uri, item.weights)
         f = item.figures
         records.append(VersionRecord(
             variant=item.variant.name, technique=item.variant.technique,
@@ -186,6 +215,7 @@ def save_artifacts(catalog: Catalog, run_key: str, build) -> list[VersionRecord]
             latency_us_p50=f.latency_us_p50, max_abs_diff_vs_keras=f.max_abs_diff_vs_keras,
             probe={"history": f.probe_history, "weekday": f.probe_weekday,
                    "forecast": f.probe_forecast},
+            parent_version_id=plan.parents.get(item.variant.name),
         ))
     return records
 
@@ -217,7 +247,8 @@ def measure_released(catalog: Catalog, build) -> dict[int, Evaluation]:
 @task(name="register and gate", **STEP_HOOKS)
 def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
              sales: pd.DataFrame, fingerprint: str, build, records: list[VersionRecord],
-             released: dict[int, Evaluation], timings_s: dict[str, float]) -> RegisteredNight:
+             released: dict[int, Evaluation], timings_s: dict[str, float],
+             plan: StartPlan) -> RegisteredNight:
     """Register the run, its versions and every gate decision in one transaction."""
     from compression.recipe import recipe_for
     from compression.variants import BASELINE
@@ -230,7 +261,8 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
         data_start=sales["date"].min().date(), data_end=sales["date"].max().date(),
         data_sha256=fingerprint, series_count=build.series_count,
         train_windows=build.train_windows, test_windows=build.test_windows, seed=recipe.seed,
-        config=recipe.as_dict(), timings_s=timings_s, lineage=current_lineage())
+        config=recipe.as_dict(), timings_s=timings_s, lineage=current_lineage(),
+        start=plan.start, start_reason=plan.reason)
     evidence = NightEvidence(
         candidates={item.variant.name: item.figures.evaluation for item in build.variants},
         references=build.references, released=released)

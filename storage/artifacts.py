@@ -23,6 +23,26 @@ def save_artifact(root: Path, run_key: str, variant: str, content: bytes) -> tup
 
 
 def read_artifact(uri: str) -> bytes:
+    """The bytes at a file:// URI of the artifact store (an artifact, or weights beside one)."""
     if not uri.startswith("file://"):
         raise ValueError(f"unsupported artifact URI {uri!r}: only file:// is stored here")
     return Path(uri.removeprefix("file://")).read_bytes()
+
+
+def weights_uri(artifact_uri: str) -> str:
+    """Where the Keras weights of the model behind `artifact_uri` are kept: beside it, as
+    `<variant>-<sha12>.weights.h5` (warm starts fine-tune from them)."""
+    if not artifact_uri.endswith(".tflite"):
+        raise ValueError(f"not a .tflite artifact URI: {artifact_uri[:80]!r}")
+    return artifact_uri.removesuffix(".tflite") + ".weights.h5"
+
+
+def save_weights(artifact_uri: str, content: bytes) -> str:
+    """Write the Keras weights of the model behind `artifact_uri` beside it; return their URI."""
+    uri = weights_uri(artifact_uri)
+    write_atomically(Path(uri.removeprefix("file://")), content)
+    return uri
+
+
+def weights_stored(artifact_uri: str) -> bool:
+    return Path(weights_uri(artifact_uri).removeprefix("file://")).is_file()

@@ -117,4 +117,5 @@ def registered_night(session: Session, run_key: str, *, status: str) -> Register
         best={cls: views[v.id] for cls, v in best_approved(run).items()},
         data=NightData(run.series_count, run.train_windows, run.test_windows),
         timings_s=dict(run.timings_s or {}),
-        without_forecaster=classes_without_a_forecaster(run))
+        without_forecaster=classes_without_a_forecaster(run), start=run.start,
+        start_reason=run.start_reason)

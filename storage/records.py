@@ -35,6 +35,24 @@ class RunRecord:
     config: dict[str, Any]
     timings_s: dict[str, float]
     lineage: Lineage
+    start: str = "cold"  # warm | cold, see StartPlan
+    start_reason: str = ""
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """Whether a night fine-tunes approved weights (warm) or trains from nothing (cold), why,
+    and per from-scratch variant the approved version it starts from and that version's
+    Keras weights (warm only)."""
+
+    start: str  # warm | cold
+    reason: str
+    parents: dict[str, int] = field(default_factory=dict)  # variant -> parent version id
+    weights: dict[str, str] = field(default_factory=dict)  # variant -> parent's weights URI
+
+    @property
+    def warm(self) -> bool:
+        return self.start == "warm"
 
 
 GATE_METRICS = ("mape_pct", "wape_pct", "mase")
@@ -122,6 +140,7 @@ class VersionRecord(VersionFigures):
     artifact_uri: str
     sha256: str
     probe: dict
+    parent_version_id: int | None = None  # a warm start's parent
 
 
 @dataclass(frozen=True)
@@ -161,6 +180,9 @@ class VersionView(VersionFigures):
     sha256: str
     artifact_uri: str
     passed_for: list[str]
+    start: str = "cold"  # how its run started: warm (fine-tuned from the parent) or cold
+    start_reason: str = ""
+    parent_version_id: int | None = None
     hyperparams: dict | None = None  # with details only
     decisions: list[DecisionView] | None = None
     lineage: dict | None = None
@@ -191,6 +213,8 @@ class RegisteredNight:
     data: NightData
     timings_s: dict[str, float]
     without_forecaster: list[str] = field(default_factory=list)  # classes nothing passed for
+    start: str = "cold"  # warm | cold, and why
+    start_reason: str = ""
 
 
 @dataclass(frozen=True)

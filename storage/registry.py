@@ -240,6 +240,8 @@ def version_view(version: ModelVersion, *, details: bool = False) -> VersionView
         max_abs_diff_vs_keras=version.max_abs_diff_vs_keras, sha256=version.sha256,
         artifact_uri=version.artifact_uri,
         passed_for=sorted(d.device_class for d in version.decisions if d.passed),
+        start=version.run.start, start_reason=version.run.start_reason,
+        parent_version_id=version.parent_version_id,
         hyperparams=version.hyperparams if details else None, decisions=decisions,
         lineage={"code_version": version.run.code_version, **(version.run.lineage or {})}
         if details else None,

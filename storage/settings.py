@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     canary_max_mape_loss: float = Field(default=2.0, description=(
         "MAPE points the canary stores' error may exceed the fleet model's on the same days; "
         "above it the canary is rolled back"))
+    cold_every_days: int = Field(default=7, ge=1, le=366, description=(
+        "a night retrains from nothing (cold) when the last cold run is this many days old; "
+        "nights between fine-tune the last approved weights (warm)"))
     drift: dict[str, float | int | str] = Field(
         default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
     quality: dict[str, float | int] = Field(

@@ -7,11 +7,12 @@ import datetime as dt
 from storage.catalog import get_catalog
 
 
-def _run_night(as_of: str | None, profile: str, drop: str | None = None) -> None:
+def _run_night(as_of: str | None, profile: str, drop: str | None = None,
+               cold: bool = False) -> None:
     from flows.nightly import nightly_retrain
     from flows.summary import night_markdown
 
-    print(night_markdown(nightly_retrain(as_of=as_of, profile=profile, drop=drop)))
+    print(night_markdown(nightly_retrain(as_of=as_of, profile=profile, drop=drop, cold=cold)))
 
 
 def nightly(args) -> None:
@@ -28,7 +29,7 @@ def nightly(args) -> None:
         drop.parent.mkdir(parents=True, exist_ok=True)
         write_sales_csv(generate_sales(**({"end": args.as_of} if args.as_of else {})), drop)
         print(f"no sales stored: generated 5 stores x 10 items into {drop}")
-    _run_night(args.as_of, args.profile, str(drop) if drop else None)
+    _run_night(args.as_of, args.profile, str(drop) if drop else None, cold=args.cold)
 
 
 def demo(args) -> None:
