@@ -1,0 +1,151 @@
+"""Warm starts (issue 14.1): the warm-or-cold decision with each reason for cold, fine-tuning
+from a parent's stored weights, and the epoch progress lines (issue 14.7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from factories import run_record, version_record
+
+from compression.recipe import recipe_for
+from storage.records import StartPlan
+
+FROM_SCRATCH = {"lstm64": 64, "lstm32": 32, "lstm16": 16}
+NIGHT = dt.date(2017, 12, 31)
+SERIES = {(1, 1): dt.date(2016, 1, 1), (1, 2): dt.date(2016, 1, 1)}
+
+
+def requirements(profile: str = "quick") -> dict:
+    recipe = recipe_for(profile)
+    return {name: recipe.warm_requirements(units) for name, units in FROM_SCRATCH.items()}
+
+
+def register_night(session, tmp_path, *, as_of: dt.date, start: str = "cold",
+                   status: str = "approved", hyperparams: dict | None = None,
+                   weights: bool = True) -> dict[str, int]:
+    """A registered night of the three from-scratch variants, each with an artifact file and
+    (with `weights`) its Keras weights beside it; returns variant -> version id."""
+    from storage.artifacts import save_artifact, save_weights
+    from storage.registry import register_run
+
+    records = []
+    for name, units in FROM_SCRATCH.items():
+        uri, sha = save_artifact(tmp_path / "artifacts", f"{as_of}", name, f"{name}{as_of}".encode())
+        if weights:
+            save_weights(uri, b"weights")
+        records.append(dataclasses.replace(
+            version_record(name, 12.0, 5000, artifact_uri=uri, sha256=sha),
+            hyperparams=hyperparams or recipe_for("quick").warm_requirements(units)))
+    run = dataclasses.replace(run_record(f"{as_of}-quick-{start}", as_of=as_of), start=start)
+    registered = register_run(session, run=run, versions=records)
+    for version in registered.versions:
+        version.status = status
+    session.flush()
+    return {v.variant: v.id for v in registered.versions}
+
+
+def plan(session, *, as_of: dt.date = NIGHT, series=None, **options) -> StartPlan:
+    from storage.warm import plan_start
+
+    return plan_start(session, as_of=as_of, profile="quick", requirements=requirements(),
+                      series_first_day=SERIES if series is None else series, **options)
+
+
+def test_a_night_after_an_approved_cold_night_starts_warm_from_each_from_scratch_parent(
+        sessions, tmp_path):
+    from storage.artifacts import weights_uri
+    from storage.registry import get_version
+
+    with sessions() as session, session.begin():
+        parents = register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1))
+        chosen = plan(session)
+        assert chosen.start == "warm" and chosen.warm
+        assert chosen.parents == parents
+        assert chosen.weights == {name: weights_uri(get_version(session, id_).artifact_uri)
+                                  for name, id_ in parents.items()}
+        assert f"lstm64 (version {parents['lstm64']}, 2017-12-30)" in chosen.reason
+        assert "last cold run 2017-12-30" in chosen.reason
+        # a warm night is a parent too: the next night starts from it, the schedule still
+        # counts from the cold one
+        warm = register_night(session, tmp_path, as_of=NIGHT, start="warm")
+        following = plan(session, as_of=NIGHT + dt.timedelta(days=1))
+        assert following.start == "warm" and following.parents == warm
+
+
+def test_a_night_without_an_approved_parent_is_cold_and_says_which(sessions, tmp_path):
+    with sessions() as session, session.begin():
+        assert plan(session) == StartPlan(
+            "cold", "no approved lstm64 from an earlier quick night; no approved lstm32 from an "
+                    "earlier quick night; no approved lstm16 from an earlier quick night; no "
+                    "earlier cold run")
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1), status="rejected")
+        rejected = plan(session)
+        assert rejected.start == "cold" and not rejected.parents
+        assert rejected.reason == ("no approved lstm64 from an earlier quick night; no approved "
+                                   "lstm32 from an earlier quick night; no approved lstm16 from "
+                                   "an earlier quick night")
+        # tonight's own versions never count: a rerun of the night plans what it planned
+        register_night(session, tmp_path, as_of=NIGHT)
+        assert plan(session) == rejected
+
+
+def test_cold_when_asked(sessions, tmp_path):
+    with sessions() as session, session.begin():
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1))
+        asked = plan(session, cold=True)
+    assert asked == StartPlan("cold", "asked for (--cold)")
+
+
+def test_cold_on_schedule_counted_from_the_last_cold_run(sessions, tmp_path):
+    with sessions() as session, session.begin():
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=7))
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1), start="warm")
+        scheduled = plan(session)
+        assert scheduled.start == "cold"
+        assert scheduled.reason == ("scheduled: the last cold run (2017-12-24) is 7 days old "
+                                    "(every 7)")
+        assert plan(session, cold_every_days=8).start == "warm"
+
+
+def test_cold_while_a_severe_drift_alert_opened_since_the_last_cold_run(sessions, tmp_path):
+    from storage.alerts import raise_alert
+
+    with sessions() as session, session.begin():
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=2))
+        warning, _ = raise_alert(session, kind="data_drift", severity="warning", scope={},
+                                 dedup_key="drift:store:1", message="store 1 drifted a little")
+        assert plan(session, as_of=NIGHT - dt.timedelta(days=1)).start == "warm"
+        severe, _ = raise_alert(session, kind="data_drift", severity="severe", scope={},
+                                dedup_key="drift:store:2", message="store 2 sells 30 % more")
+        drifted = plan(session, as_of=NIGHT - dt.timedelta(days=1))
+        assert drifted.start == "cold"
+        assert drifted.reason == f"severe drift alert {severe.id} open since the last cold run"
+        # that night retrains cold; after it the alert (still open) no longer forces cold
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1))
+        assert plan(session).start == "warm"
+
+
+def test_cold_when_series_appear_that_the_parents_never_saw(sessions, tmp_path):
+    with sessions() as session, session.begin():
+        register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1))
+        grown = plan(session, series={**SERIES, (3, 7): NIGHT, (1, 9): NIGHT})
+    assert grown.start == "cold"
+    assert grown.reason == ("2 new series the parents never saw (store 1 item 9, store 3 item 7)")
+
+
+def test_cold_when_the_parent_was_built_otherwise_or_its_weights_are_missing(sessions, tmp_path):
+    with sessions() as session, session.begin():
+        ids = register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=2),
+                             weights=False)
+        missing = plan(session)
+        assert missing.start == "cold"
+        assert f"lstm64 version {ids['lstm64']} has no stored weights" in missing.reason
+        ids = register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1),
+                             hyperparams={"architecture": "gru/1", "units": 64, "dropout": 0.2,
+                                          "loss": "mse"})
+        other = plan(session)
+    assert other.start == "cold"
+    assert f"lstm64 version {ids['lstm64']} differs in architecture, loss" in other.reason
+    assert f"lstm16 version {ids['lstm16']} differs in architecture, loss, units" in other.reason
