@@ -149,3 +149,68 @@ def test_cold_when_the_parent_was_built_otherwise_or_its_weights_are_missing(ses
     assert other.start == "cold"
     assert f"lstm64 version {ids['lstm64']} differs in architecture, loss" in other.reason
     assert f"lstm16 version {ids['lstm16']} differs in architecture, loss, units" in other.reason
+
+
+# -- compression: weights beside the artifact, fine-tuning from them, epoch progress -----------
+
+
+def test_stored_weights_load_into_the_same_model_and_are_refused_by_another():
+    import keras
+    import numpy as np
+
+    from compression.lstm import build_lstm, load_lstm, weights_bytes
+
+    keras.utils.set_random_seed(3)
+    parent = build_lstm(16)
+    loaded = load_lstm(16, weights_bytes(parent))
+    assert all(np.array_equal(a, b) for a, b in zip(parent.get_weights(), loaded.get_weights(),
+                                                    strict=True))
+    with pytest.raises(ValueError):
+        load_lstm(32, weights_bytes(parent))
+
+
+def test_a_warm_start_fine_tunes_recent_windows_from_the_parent_and_never_ends_worse(tiny_sales):
+    import keras
+    import numpy as np
+
+    from compression.lstm import (
+        build_lstm,
+        recent_windows,
+        scaled_inputs,
+        warm_start_lstm,
+        weights_bytes,
+    )
+    from compression.windows import split_by_time
+
+    split = split_by_time(tiny_sales)
+    recent = recent_windows(split.train, 56)
+    assert len(recent) == 56 * 4 and recent.target_pos.min() > split.train.target_pos.max() - 56
+    keras.utils.set_random_seed(5)
+    parent = build_lstm(16)
+    recipe = dataclasses.replace(recipe_for("quick"), warm_epochs=2, batch_size=64)
+    said: list[str] = []
+    tuned = warm_start_lstm(16, weights_bytes(parent), split.train, split.validation, recipe,
+                            progress=said.append, label="lstm16")
+    assert tuned.epochs_run == 2 and not tuned.kept_parent
+    assert [line.split(",")[0] for line in said] == ["lstm16: epoch 1 of 2", "lstm16: epoch 2 of 2"]
+    assert "elapsed, about" in said[0] and said[0].split(", ")[2].endswith("left at most")
+    assert not all(np.array_equal(a, b) for a, b in zip(parent.get_weights(),
+                                                        tuned.model.get_weights(), strict=True))
+
+    # a learning rate that wrecks the model: the parent's weights are kept
+    wrecked = warm_start_lstm(16, weights_bytes(parent), split.train, split.validation,
+                              dataclasses.replace(recipe, warm_learning_rate=50.0))
+    assert wrecked.kept_parent
+    assert all(np.array_equal(a, b) for a, b in zip(parent.get_weights(),
+                                                    wrecked.model.get_weights(), strict=True))
+    x_val, _ = scaled_inputs(split.validation)
+    assert np.allclose(parent.predict(x_val, verbose=0), wrecked.model.predict(x_val, verbose=0))
+
+
+def test_epoch_lines_say_epoch_k_of_n_elapsed_and_what_remains():
+    from compression.lstm import epoch_line
+
+    assert epoch_line("lstm64", 2, 10, 20.0) == \
+        "lstm64: epoch 2 of 10, 20 s elapsed, about 80 s left at most"
+    assert epoch_line("lstm64", 40, 40, 400.4, val_loss=0.12345) == \
+        "lstm64: epoch 40 of 40, 6 min 40 s elapsed, about 0 s left, val loss 0.1235"
