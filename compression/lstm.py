@@ -74,30 +74,40 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
-def epoch_line(label: str, done: int, total: int, elapsed_s: float,
+def epoch_line(label: str, done: int, total: int, elapsed_s: float, epoch_s: float,
                val_loss: float | None = None) -> str:
-    """'lstm64: epoch 3 of 40, 21 s elapsed, about 4 min 19 s left': what remains is the mean
-    epoch so far times the epochs left, an upper bound when early stopping ends it sooner."""
-    left = elapsed_s / done * (total - done)
+    """'lstm64: epoch 3 of 40, 21 s elapsed, about 4 min 19 s left at most': what remains is
+    `epoch_s` (the pace of the epochs so far) times the epochs left, an upper bound when early
+    stopping ends training sooner."""
     loss = f", val loss {val_loss:.4f}" if val_loss is not None else ""
-    return (f"{label}: epoch {done} of {total}, {format_seconds(elapsed_s)} elapsed, "
-            f"about {format_seconds(left)} left{' at most' if done < total else ''}{loss}")
+    return (f"{label}: epoch {done} of {total}, {format_seconds(elapsed_s)} elapsed, about "
+            f"{format_seconds(epoch_s * (total - done))} left{' at most' if done < total else ''}"
+            f"{loss}")
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Reports every finished epoch through `say` (see `epoch_line`)."""
+    """Reports every finished epoch through `say` (see `epoch_line`). The pace is the median
+    epoch after the first, which also pays for building the graph."""
 
     def __init__(self, label: str, epochs: int, say: Callable[[str], None]):
         super().__init__()
         self.label, self.epochs, self.say = label, epochs, say
-        self.started = time.perf_counter()
+        self.started = self.epoch_started = time.perf_counter()
+        self.durations: list[float] = []
 
     def on_train_begin(self, logs=None) -> None:
         self.started = time.perf_counter()
+        self.durations = []
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        now = time.perf_counter()
+        self.durations.append(now - self.epoch_started)
+        pace = float(np.median(self.durations[1:] or self.durations))
         val_loss = (logs or {}).get("val_loss")
-        self.say(epoch_line(self.label, epoch + 1, self.epochs, time.perf_counter() - self.started,
+        self.say(epoch_line(self.label, epoch + 1, self.epochs, now - self.started, pace,
                             None if val_loss is None else float(val_loss)))
 
 

@@ -100,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", default="bench-out/gate")
     b.set_defaults(handler=bench.gate)
+    b = benches.add_parser("warm", help="one cold night, then nights both warm (fine-tuned, "
+                                        "chained) and cold: MAPE and training time per night")
+    b.add_argument("--nights", type=int, default=7)
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated)")
+    b.add_argument("--stores", type=int, default=5, help="generated stores (default: 5)")
+    b.add_argument("--items", type=int, default=10, help="generated items (default: 10)")
+    b.add_argument("--variants", help="comma-separated from-scratch variants (default: all: "
+                                      "lstm64,lstm32,lstm16)")
+    b.add_argument("--profile", choices=["quick", "full"], default="quick")
+    b.add_argument("--out", default="bench-out/warm")
+    b.set_defaults(handler=bench.warm)
     b = benches.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
     b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 5x10)")
     b.add_argument("--profile", choices=["quick", "full"], default="full")

@@ -210,7 +210,9 @@ def test_a_warm_start_fine_tunes_recent_windows_from_the_parent_and_never_ends_w
 def test_epoch_lines_say_epoch_k_of_n_elapsed_and_what_remains():
     from compression.lstm import epoch_line
 
-    assert epoch_line("lstm64", 2, 10, 20.0) == \
-        "lstm64: epoch 2 of 10, 20 s elapsed, about 80 s left at most"
-    assert epoch_line("lstm64", 40, 40, 400.4, val_loss=0.12345) == \
+    assert epoch_line("lstm64", 2, 10, 20.0, 8.0) == \
+        "lstm64: epoch 2 of 10, 20 s elapsed, about 64 s left at most"
+    assert epoch_line("lstm64", 3, 40, 26.0, 6.0) == \
+        "lstm64: epoch 3 of 40, 26 s elapsed, about 3 min 42 s left at most"
+    assert epoch_line("lstm64", 40, 40, 400.4, 9.0, val_loss=0.12345) == \
         "lstm64: epoch 40 of 40, 6 min 40 s elapsed, about 0 s left, val loss 0.1235"
