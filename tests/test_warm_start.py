@@ -216,3 +216,36 @@ def test_epoch_lines_say_epoch_k_of_n_elapsed_and_what_remains():
         "lstm64: epoch 3 of 40, 26 s elapsed, about 3 min 42 s left at most"
     assert epoch_line("lstm64", 40, 40, 400.4, 9.0, val_loss=0.12345) == \
         "lstm64: epoch 40 of 40, 6 min 40 s elapsed, about 0 s left, val loss 0.1235"
+
+
+def test_bench_warm_trains_each_night_both_ways_and_writes_its_figures(monkeypatch, tmp_path,
+                                                                        tiny_sales):
+    import json
+
+    from factories import run_cli
+
+    from storage.synthetic import write_sales_csv
+
+    data = tmp_path / "sales.csv"
+    write_sales_csv(tiny_sales, data)
+    code, out, err = run_cli(["bench", "warm", "--variants", "lstm8", "--out", str(tmp_path)],
+                             monkeypatch, tmp_path)
+    assert (code, err.strip()) == (2, "shelfcast: error: --variants must be some of "
+                                      "lstm64,lstm32,lstm16, got 'lstm8'")
+    code, out, err = run_cli(["bench", "warm", "--nights", "0"], monkeypatch, tmp_path)
+    assert (code, err.strip()) == (2, "shelfcast: error: --nights must be at least 1, got 0")
+
+    out_dir = tmp_path / "warm"
+    code, out, err = run_cli(["bench", "warm", "--data", str(data), "--nights", "1",
+                              "--variants", "lstm16", "--out", str(out_dir)], monkeypatch, tmp_path)
+    assert code == 0, err
+    result = json.loads((out_dir / "results.json").read_text())
+    night0, night1 = result["rows"]
+    assert (night0["as_of"], night1["as_of"]) == ("2017-12-30", "2017-12-31")
+    assert "warm_mape_pct" not in night0 and night1["warm_epochs"] == 1
+    means = result["means_over_warm_nights"]["lstm16"]
+    assert means["warm_minus_cold_points"] == pytest.approx(
+        night1["warm_mape_pct"] - night1["cold_mape_pct"], abs=2e-3)
+    assert means["within_target"] == (means["warm_minus_cold_points"] <= 0.1)
+    assert "| 1 | 2017-12-31 | lstm16 |" in out and "night 1 warm lstm16: epoch 1 of 1" in err
+    assert (out_dir / "results.md").read_text() in out

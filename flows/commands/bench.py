@@ -102,11 +102,17 @@ def warm(args) -> None:
     """One cold night, then `--nights` nights both cold and warm (chained) on generated sales
     of `--stores` x `--items` series: MAPE and training time per night, and the means."""
     from compression.recipe import recipe_for
-    from compression.warm_bench import FROM_SCRATCH, warm_bench_markdown, warm_vs_cold
+    from compression.warm_bench import (
+        FROM_SCRATCH,
+        check_warm_bench,
+        warm_bench_markdown,
+        warm_vs_cold,
+    )
     from storage.sales import read_sales_csv
     from storage.synthetic import generate_sales
 
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else FROM_SCRATCH
+    check_warm_bench(nights=args.nights, variants=variants)
     sales = (read_sales_csv(args.data)[0] if args.data
              else generate_sales(stores=args.stores, items=args.items))
     result = warm_vs_cold(sales, recipe_for(args.profile), nights=args.nights, variants=variants,
