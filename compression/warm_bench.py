@@ -78,6 +78,8 @@ def warm_vs_cold(sales: pd.DataFrame, recipe: TrainRecipe, *, nights: int = 7,
                 row[f"{way}_mape_pct"] = _measure(result, ys)
                 row[f"{way}_train_s"] = round(seconds, 2)
                 row[f"{way}_epochs"] = result.epochs_run
+                if way == "warm":
+                    row["warm_kept_parent"] = result.kept_parent
                 progress(f"{label}: MAPE {row[f'{way}_mape_pct']:.3f} %, {seconds:.1f} s")
             rows.append(row)
     summary = {}
@@ -111,11 +113,14 @@ def warm_bench_markdown(result: dict, *, profile: str) -> str:
              f"({result['machine']}):", "",
              "| night | as of | variant | cold MAPE % | warm MAPE % | cold train s | "
              "warm train s | cold epochs | warm epochs |", "|---|---|---|---|---|---|---|---|---|"]
+    # a warm model that kept its parent's weights (fine-tuning did not beat them) is marked *
     for r in result["rows"]:
         lines.append(f"| {r['night']} | {r['as_of']} | {r['variant']} | {r['cold_mape_pct']:.3f} "
                      f"| {_or_dash(r.get('warm_mape_pct'), '.3f')} | {r['cold_train_s']:.1f} | "
                      f"{_or_dash(r.get('warm_train_s'), '.1f')} | {r['cold_epochs']} | "
-                     f"{_or_dash(r.get('warm_epochs'), 'd')} |")
+                     f"{_or_dash(r.get('warm_epochs'), 'd')}{'*' if r.get('warm_kept_parent') else ''} |")
+    if any(r.get("warm_kept_parent") for r in result["rows"]):
+        lines += ["", "\\* fine-tuning did not beat the parent on validation: its weights were kept"]
     lines += ["", f"Means over nights 1-{result['nights']} (target: warm MAPE within "
                   f"{TARGET_MAPE_POINTS} point of cold):", "",
               "| variant | cold MAPE % | warm MAPE % | warm - cold | cold train s | warm train s "
