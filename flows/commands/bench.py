@@ -1,4 +1,5 @@
-"""Benchmarks that print figures and write them to a folder: article, baseline, drift."""
+"""Benchmarks that print figures and write them to a folder: article, baseline, drift, gate,
+warm, fleet."""
 
 from __future__ import annotations
 
