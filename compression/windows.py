@@ -98,20 +98,30 @@ def split_by_time(
     window_days: int = WINDOW_DAYS,
     test_fraction: float = TEST_FRACTION,
     validation_fraction: float = VALIDATION_FRACTION,
+    test_days: int | None = None,
+    validation_days: int | None = None,
 ) -> Split:
-    """Chronological split: the windows of the last `test_fraction` of target days are test;
-    validation is carved from the end of what remains. Every training target day is
-    earlier than every validation one, and those earlier than every test one."""
+    """Chronological split: the windows of the last `test_days` target days (else the last
+    `test_fraction` of them) are test; validation is the `validation_days` (else the
+    `validation_fraction` of what remains) before them. Every training target day is earlier
+    than every validation one, and those earlier than every test one.
+
+    Fractions are the article's method; days are the nightly's, so that the models a night
+    ships were trained on sales up to a few weeks before it, whatever the history's length."""
     if not (0 < test_fraction < 1 and 0 < validation_fraction < 1):
         raise ValueError(
             f"fractions must be in (0, 1), got test={test_fraction!r}, "
             f"validation={validation_fraction!r}"
         )
+    for name, days in (("test_days", test_days), ("validation_days", validation_days)):
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+            raise ValueError(f"{name} must be a whole number of at least 1, got {days!r}")
     matrix = sales_matrix(sales)
     windows = make_windows(matrix, window_days)
     target_days = np.unique(windows.target_pos)
-    n_test = max(1, round(len(target_days) * test_fraction))
-    n_val = max(1, round((len(target_days) - n_test) * validation_fraction))
+    n_test = test_days if test_days is not None else max(1, round(len(target_days) * test_fraction))
+    n_val = validation_days if validation_days is not None \
+        else max(1, round((len(target_days) - n_test) * validation_fraction))
     if len(target_days) - n_test - n_val < 1:
         raise ValueError(
             f"{len(target_days)} target days are too few for a train/validation/test split"

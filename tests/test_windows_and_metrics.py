@@ -44,6 +44,25 @@ def test_split_is_chronological_and_leaks_no_future(tiny_sales):
     assert last_seen < split.test.target_pos.min()
 
 
+def test_a_split_in_days_holds_out_the_last_weeks_whatever_the_history(tiny_sales):
+    from compression.recipe import recipe_for
+
+    recipe = recipe_for("full")
+    split = split_by_time(tiny_sales, test_days=recipe.test_days,
+                          validation_days=recipe.validation_days)
+    days = {name: np.unique(split.target_dates(getattr(split, name)))
+            for name in ("train", "validation", "test")}
+    assert (len(days["test"]), len(days["validation"])) == (56, 28)
+    assert days["train"].max() < days["validation"].min() < days["test"].min()
+    # trained on sales up to 84 days before the last day (not a fifth of the history)
+    last_day = np.datetime64(tiny_sales["date"].max())
+    assert (last_day - days["train"].max()) / np.timedelta64(1, "D") == 84
+    with pytest.raises(ValueError, match="test_days must be a whole number"):
+        split_by_time(tiny_sales, test_days=0)
+    with pytest.raises(ValueError, match="too few"):
+        split_by_time(tiny_sales, test_days=700, validation_days=30)
+
+
 def test_mape_excludes_and_counts_zero_actuals_wape_does_not():
     errors = forecast_errors(np.array([10.0, 0.0, 20.0]), np.array([12.0, 3.0, 20.0]))
     assert errors.mape_pct == pytest.approx(10.0)  # (20 % + 0 %) / 2
