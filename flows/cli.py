@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", choices=["quick", "full"], default="quick")
     b.add_argument("--out", default="bench-out/warm")
     b.set_defaults(handler=bench.warm)
+    b = benches.add_parser("scale", help="a cold and a warm night at each number of series, as "
+                                         "separate processes: wall time per phase, peak memory")
+    b.add_argument("--series", default="50,200,500,2000",
+                   help="comma-separated numbers of series (default: 50,200,500,2000)")
+    b.add_argument("--profile", choices=["quick", "full"], default="full")
+    b.add_argument("--keep", action="store_true",
+                   help="keep each size's home (registry, artifacts, logs) under OUT/work")
+    b.add_argument("--out", default="bench-out/scale")
+    b.set_defaults(handler=bench.scale)
     b = benches.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
     b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 5x10)")
     b.add_argument("--profile", choices=["quick", "full"], default="full")

@@ -128,6 +128,18 @@ def warm(args) -> None:
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
 
 
+def scale(args) -> None:
+    """A cold and a warm night at each `--series` size: see flows/scale_bench.py."""
+    from flows.scale_bench import parse_sizes, results_markdown, scale_bench
+
+    sizes = parse_sizes(args.series)
+    out = Path(args.out)
+    results = scale_bench(sizes, profile=args.profile, out=out, keep=args.keep,
+                          progress=_progress)
+    print(results_markdown(results))
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'cost.png'}")
+
+
 # -- bench fleet: the service's report intake and `fleet status`, on SQLite and PostgreSQL ----
 
 POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
