@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from flows.commands import bench, checks, data, fleet, night, registry
+from flows.commands import bench, checks, data, fleet, night, people, registry
 from flows.errors import EXIT_OK, classify
 
 
@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="percent of zero actuals above which a MAPE gate fails closed")
     g.add_argument("--max-bytes", type=int, help="artifact bytes")
     g.add_argument("--max-latency-ms", type=float, help="LiteRT p50 for one forecast")
+    g.add_argument("--require-approval", action=argparse.BooleanOptionalAction, default=None,
+                   help="a canary of this class goes to the fleet only once a person approved "
+                        "it (`releases approve`, or the console)")
     g.add_argument("--new-class", action="store_true",
                    help="add a device class that has no policy yet (every threshold needed)")
     g.add_argument("--by", help="who sets it (default: the OS user)")
@@ -260,6 +263,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device-class")
     r.add_argument("--json", action="store_true")
     r.set_defaults(handler=registry.releases_list)
+    r = releases.add_parser("approve", help="approve the open canary for the fleet (device "
+                                            "classes whose gate policy requires approval)")
+    r.add_argument("release", type=int)
+    r.add_argument("--by", help="who approves it (default: the OS user)")
+    r.add_argument("--note")
+    r.set_defaults(handler=people.releases_approve)
+
+    p = sub.add_parser("users", help="people who use the ops console, and their roles")
+    users = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    # no abbreviations: `--password SECRET` must be refused, not taken for --password-file
+    u = users.add_parser("add", help="add a user; the password is asked for (or --password-file)",
+                         allow_abbrev=False)
+    u.add_argument("name")
+    u.add_argument("--role", choices=["viewer", "ops", "admin"], required=True)
+    u.add_argument("--password-file", type=Path,
+                   help="read the password from this file ('-': standard input), for scripts")
+    u.add_argument("--by", help="who adds the user (default: the OS user)")
+    u.set_defaults(handler=people.users_add)
+    u = users.add_parser("list", help="every user and role")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(handler=people.users_list)
 
     p = sub.add_parser("keys", help="release-signing keys")
     keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -153,6 +154,9 @@ class GatePolicy(Base):
     max_zero_share_pct: Mapped[float] = mapped_column(Float, default=20.0)
     max_artifact_bytes: Mapped[int] = mapped_column(BigInteger)
     max_latency_ms: Mapped[float] = mapped_column(Float)
+    # a canary of this class goes to the fleet only after a person approved it
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -200,6 +204,8 @@ class Release(Base):
     ended_by: Mapped[str | None] = mapped_column(String(128))
     end_reason: Mapped[str | None] = mapped_column(Text)
     as_of: Mapped[dt.date | None] = mapped_column(Date)  # the night (as-of date) it was released on
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     model_version: Mapped[ModelVersion] = relationship()
 
@@ -312,3 +318,52 @@ class DeviceReport(Base):
     forecasts_made: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_device_reports_device_received", "device_id", "received_at"),)
+
+
+class User(Base):
+    """A person who uses the console: a role and an argon2 hash of the password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | ops | admin
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("name", name="uq_users_name"),)
+
+
+class ConsoleSession(Base):
+    """A logged-in browser: the sha256 of its cookie's id, until it ends or expires."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (UniqueConstraint("token_sha256", name="uq_console_sessions_token_sha256"),)
+
+
+class Action(Base):
+    """The audit trail: who did what to what, through the console, the CLI or the API."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    via: Mapped[str] = mapped_column(String(16))  # console | cli | api
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_actions_at", "at"),)

@@ -88,8 +88,9 @@ def check_policy_value(name: str, value) -> float | int | str:
 
 
 def set_policy(session: Session, device_class: str, *, by: str, new_class: bool = False,
-               **changes) -> GatePolicy:
-    """Add a new version of `device_class`'s policy with `changes` over the current one.
+               require_approval: bool | None = None, **changes) -> GatePolicy:
+    """Add a new version of `device_class`'s policy with `changes` over the current one
+    (`require_approval` None keeps whether a canary needs a person's approval).
 
     An unknown device class is refused unless `new_class` (then every threshold is needed):
     a typo must not create a class that no device belongs to.
@@ -120,8 +121,10 @@ def set_policy(session: Session, device_class: str, *, by: str, new_class: bool 
                        f"{current.version}); leave out --new-class to change it")
     values = {f: getattr(current, f) for f in POLICY_FIELDS} if current else {}
     values.update(given)
+    if require_approval is None:
+        require_approval = bool(current and current.require_approval)
     policy = GatePolicy(device_class=device_class, version=(current.version + 1) if current else 1,
-                        created_by=by, **values)
+                        created_by=by, require_approval=require_approval, **values)
     session.add(policy)
     session.flush()
     return policy
@@ -134,7 +137,7 @@ def policy_limits(policy: GatePolicy) -> GateLimits:
 def policy_as_dict(policy: GatePolicy) -> dict:
     return {"device_class": policy.device_class, "version": policy.version,
             **{f: getattr(policy, f) for f in POLICY_FIELDS},
-            "created_by": policy.created_by, "created_at": policy.created_at.isoformat()}
+            "require_approval": policy.require_approval, "created_by": policy.created_by, "created_at": policy.created_at.isoformat()}
 
 
 # -- runs and versions -----------------------------------------------------------------------

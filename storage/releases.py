@@ -92,7 +92,8 @@ def release_as_dict(release: Release) -> dict:
         "released_at": release.released_at.isoformat(), "released_by": release.released_by,
         "reason": release.reason, "ended_at": release.ended_at and release.ended_at.isoformat(),
         "ended_by": release.ended_by, "end_reason": release.end_reason,
-        "manifest": release.manifest_uri,
+        "manifest": release.manifest_uri, "approved_by": release.approved_by,
+        "approved_at": release.approved_at and release.approved_at.isoformat(),
     }
 
 
@@ -417,6 +418,12 @@ def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, a
     if holds:
         return RolloutStep(device_class, "held", f"{name} held from the fleet: "
                            + "; ".join(holds), canary.id, canary.model_version_id)
+    # imported here: storage.approvals reads open releases from this module
+    from storage.approvals import awaits_approval
+
+    if waiting_for := awaits_approval(session, canary):
+        return RolloutStep(device_class, "waiting", waiting_for, canary.id,
+                           canary.model_version_id)
     errors_judged = f"; {errors.summary()}, within {policy.max_mape_loss:g} points" \
         if errors and errors.windows else ""
     stable = release_version(session, target, canary.model_version_id, device_class,

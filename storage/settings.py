@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     cold_every_days: int = Field(default=7, ge=1, le=366, description=(
         "a night retrains from nothing (cold) when the last cold run is this many days old; "
         "nights between fine-tune the last approved weights (warm)"))
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description=(
+        "hours a console login lasts; logging out ends it sooner"))
     drift: dict[str, float | int | str] = Field(
         default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
     quality: dict[str, float | int] = Field(

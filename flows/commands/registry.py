@@ -11,6 +11,13 @@ POLICY_COLUMNS = ["device_class", "version", "metric", "max_error", "max_delta_b
                   "max_latency_ms", "created_by"]
 
 
+def audit(session, actor: str, action: str, target: str, note: str | None = None) -> None:
+    """Record a CLI write in the audit trail, under the `--by` name it was given."""
+    from storage.users import record_action
+
+    record_action(session, actor=actor, via="cli", action=action, target=target, note=note or "")
+
+
 def gate_show(args) -> None:
     from storage.registry import active_policies, policy_as_dict
 
@@ -34,8 +41,9 @@ def gate_set(args) -> None:
             max_reference_ratio=args.max_reference_ratio, max_worst_slice=args.max_worst_slice,
             max_slice_regression=args.max_slice_regression,
             max_zero_share_pct=args.max_zero_share_pct, max_artifact_bytes=args.max_bytes,
-            max_latency_ms=args.max_latency_ms)
+            max_latency_ms=args.max_latency_ms, require_approval=args.require_approval)
         device_class, version = policy.device_class, policy.version
+        audit(session, policy.created_by, "gate.set", f"{device_class} policy {version}")
     print(f"gate policy for {device_class} is now version {version}")
 
 
@@ -113,6 +121,8 @@ def promote(args) -> None:
             args.device_class, channel=args.channel, by=user(args.by),
             reason=args.reason or "manual promotion")
         shown = release_as_dict(release)
+        audit(session, release.released_by, "release.promote", f"release {release.id}",
+              release.reason)
     print(f"release {shown['id']}: version {shown['model_version']} ({shown['variant']}) on "
           f"{shown['device_class']}/{shown['channel']} for stores {shown['stores']}; "
           f"manifest {shown['manifest']}")
@@ -127,6 +137,7 @@ def rollback(args) -> None:
         release = roll_back(session, ReleaseTarget.from_settings(catalog.settings),
                             args.device_class, by=user(args.by), reason=args.reason)
         shown = release and release_as_dict(release)
+        audit(session, user(args.by), "release.rollback", args.device_class, args.reason)
     if shown is None:
         print(f"{args.device_class}: canary withdrawn; there is no stable release to fall back to")
     else:
@@ -176,4 +187,5 @@ def alerts_ack(args) -> None:
     with get_catalog().unit_of_work() as session:
         alert = acknowledge(session, args.alert, by=args.by, note=args.note)
         alert_id, by = alert.id, alert.acknowledged_by
+        audit(session, by, "alert.ack", f"alert {alert_id}", args.note)
     print(f"alert {alert_id} acknowledged by {by}")

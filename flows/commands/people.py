@@ -1,0 +1,60 @@
+"""People and approvals: console users, and approving a waiting canary for the fleet."""
+
+from __future__ import annotations
+
+import sys
+
+from flows.output import print_json, print_table, user
+from storage.catalog import get_catalog
+
+
+def read_password(password_file) -> str:
+    """The password from `--password-file` ('-' for stdin), else asked twice without echo;
+    never from the command line, where `ps` and the shell history would keep it."""
+    import getpass
+
+    if password_file is not None:
+        text = sys.stdin.read() if str(password_file) == "-" else password_file.read_text()
+        return text.rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return first
+
+
+def users_add(args) -> None:
+    from storage.users import add_user, record_action
+
+    password = read_password(args.password_file)
+    by = user(args.by)
+    with get_catalog().unit_of_work() as session:
+        added = add_user(session, args.name, role=args.role, password=password, by=by)
+        record_action(session, actor=by, via="cli", action="user.add", target=added.name,
+                      note=f"role {added.role}")
+        shown = added.name, added.role
+    print(f"user {shown[0]} added with role {shown[1]}")
+
+
+def users_list(args) -> None:
+    from storage.users import list_users, user_as_dict
+
+    with get_catalog().session() as session:
+        rows = [user_as_dict(u) for u in list_users(session)]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["name", "role", "created_by", "created_at", "disabled_at"])
+
+
+def releases_approve(args) -> None:
+    from storage.approvals import approve_release
+    from storage.users import record_action
+
+    by = user(args.by)
+    with get_catalog().unit_of_work() as session:
+        release = approve_release(session, args.release, by=by)
+        record_action(session, actor=by, via="cli", action="release.approve",
+                      target=f"release {release.id}", note=args.note or "")
+        shown = release.id, release.device_class, release.model_version_id
+    print(f"release {shown[0]} ({shown[1]}, version {shown[2]}) approved by {by}: it goes to "
+          "the fleet on the next rollout that finds it clean")

@@ -1,0 +1,136 @@
+"""People: console users with a role and an argon2 password hash, their server-side sessions,
+and the audit trail of actions (who did what, through the console, the CLI or the API).
+Functions take a session and never commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from storage.errors import Conflict, RegistryError
+from storage.models import Action, ConsoleSession, User, utcnow
+
+ROLES = ("viewer", "ops", "admin")  # each can do what the ones before it can
+VIAS = ("console", "cli", "api")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+
+_hasher = PasswordHasher()
+# verified against when the name is unknown, so a wrong name costs as long as a wrong password
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether `role` may do what needs `needed` (admin > ops > viewer)."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def add_user(session: Session, name: str, *, role: str, password: str, by: str) -> User:
+    """A new user; the password is kept only as its argon2 hash."""
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise RegistryError(f"user name {str(name)[:40]!r}: expected lower-case letters, digits, "
+                            "'_', '.' or '-', starting with a letter, 1-64 long")
+    if role not in ROLES:
+        raise RegistryError(f"unknown role {str(role)[:20]!r}; expected one of {ROLES}")
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise RegistryError(f"the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} "
+                            f"characters, got {len(password)}")
+    if find_user(session, name) is not None:
+        raise Conflict(f"user {name!r} exists already")
+    user = User(name=name, role=role, password_hash=_hasher.hash(password), created_by=by)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def find_user(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def user_as_dict(user: User) -> dict:
+    return {"name": user.name, "role": user.role, "created_by": user.created_by,
+            "created_at": user.created_at.isoformat(),
+            "disabled_at": user.disabled_at and user.disabled_at.isoformat()}
+
+
+def verify_password(session: Session, name: str, password: str) -> User | None:
+    """The enabled user `name` if `password` is theirs, else None (same work either way)."""
+    user = find_user(session, name)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or user.disabled_at is not None:
+        return None
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(session: Session, user: User, *, lifetime: dt.timedelta) -> str:
+    """A new console session for `user`; returns its id (only its sha256 is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(ConsoleSession(token_sha256=_digest(token), user_id=user.id, created_at=now,
+                               expires_at=now + lifetime))
+    session.flush()
+    return token
+
+
+def lookup_session(session: Session, token: str, *,
+                   now: dt.datetime | None = None) -> ConsoleSession | None:
+    """The live session whose id is `token` (not ended, not expired, its user enabled)."""
+    if not token:
+        return None
+    row = session.scalar(select(ConsoleSession).options(selectinload(ConsoleSession.user))
+                         .where(ConsoleSession.token_sha256 == _digest(token)))
+    now = now or utcnow()
+    if row is None or row.ended_at is not None or row.user.disabled_at is not None:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
+    return row if expires > now else None
+
+
+def end_session(session: Session, token: str) -> bool:
+    """End the session `token` (log out); False if there was no live one."""
+    row = lookup_session(session, token)
+    if row is None:
+        return False
+    row.ended_at = utcnow()
+    session.flush()
+    return True
+
+
+def record_action(session: Session, *, actor: str, via: str, action: str, target: str,
+                  note: str = "") -> Action:
+    """One row of the audit trail."""
+    if via not in VIAS:
+        raise RegistryError(f"unknown channel {via!r}; expected one of {VIAS}")
+    row = Action(actor=actor, via=via, action=action, target=target, note=note or "")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_actions(session: Session, *, limit: int = 100) -> list[Action]:
+    return list(session.scalars(select(Action).order_by(Action.id.desc()).limit(limit)))
+
+
+def action_as_dict(action: Action) -> dict:
+    return {"id": action.id, "actor": action.actor, "via": action.via, "action": action.action,
+            "target": action.target, "note": action.note, "at": action.at.isoformat()}
+
