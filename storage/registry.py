@@ -137,7 +137,8 @@ def policy_limits(policy: GatePolicy) -> GateLimits:
 def policy_as_dict(policy: GatePolicy) -> dict:
     return {"device_class": policy.device_class, "version": policy.version,
             **{f: getattr(policy, f) for f in POLICY_FIELDS},
-            "require_approval": policy.require_approval, "created_by": policy.created_by, "created_at": policy.created_at.isoformat()}
+            "require_approval": policy.require_approval, "created_by": policy.created_by,
+            "created_at": policy.created_at.isoformat()}
 
 
 # -- runs and versions -----------------------------------------------------------------------
