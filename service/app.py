@@ -1,15 +1,21 @@
 """The FastAPI application: `create_app(catalog)` wires the device API, the release channel
-folder (read-only static files) and how failures map to HTTP statuses."""
+folder (read-only static files), the ops console (pages and their JSON twins) and how
+failures map to HTTP statuses."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, status
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
 from service.api import router
+from service.console import api as console_api
+from service.console import pages as console_pages
 from storage.catalog import Catalog
 from storage.errors import Conflict, NotFound, RegistryError, Unavailable
 
@@ -22,6 +28,9 @@ def create_app(catalog: Catalog) -> FastAPI:
                   redoc_url=None)
     app.state.catalog = catalog
     app.include_router(router)
+    app.include_router(console_api.router)
+    app.include_router(console_pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     # StaticFiles resolves each path inside the folder and refuses anything outside it; it
     # needs the folder to exist, and an empty channel is a valid one (every request a 404)
     catalog.releases.mkdir(parents=True, exist_ok=True)
@@ -37,6 +46,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         async def handler(_request: Request, exc: Exception) -> JSONResponse:
             return JSONResponse({"detail": str(exc).splitlines()[0][:400]}, status_code=code)
         return handler
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException):
+        """The console's pages answer a refusal with a page a person reads; the API, JSON."""
+        path = request.url.path
+        if path.startswith("/api/") or (path.startswith("/releases/") and request.method == "GET"):
+            return await http_exception_handler(request, exc)
+        return console_pages.templates.TemplateResponse(
+            request, "error.html", {"user": None, "page": {}, "code": exc.status_code,
+                                    "detail": exc.detail}, status_code=exc.status_code,
+            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -142,6 +142,38 @@ def shipping(sessions, channel_server, model_files, tmp_path):
                 probe=PROBE, probe_day=PROBE_DAY)
 
 
+# -- the ops console: a catalog with generated nights and three users, and its app --------------
+
+
+@pytest.fixture
+def console_catalog(database_url, tmp_path):
+    """A catalog over a fresh registry holding six generated nights (factories)."""
+    from factories import fill_console_registry
+
+    from storage.catalog import Catalog
+    from storage.db import make_engine, upgrade
+    from storage.settings import Settings
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    catalog = Catalog(Settings(home=tmp_path / "home", database_url=database_url))
+    fill_console_registry(catalog)
+    yield catalog
+    catalog.dispose()
+
+
+@pytest.fixture
+def console(console_catalog):
+    """A TestClient of the whole service (device API and console) over `console_catalog`."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(console_catalog)) as client:
+        yield client
+
+
 # -- Hypothesis profiles (as astropy's): `ci` reproducible and quick, `fuzzing` for long runs --
 # HYPOTHESIS_PROFILE=fuzzing pytest tests/test_properties.py
 

@@ -103,3 +103,32 @@ def run_cli(argv, monkeypatch, tmp_path, **env) -> tuple[int, str, str]:
     finally:
         get_settings.cache_clear()
     return code, out.getvalue(), err.getvalue()
+
+
+# -- the ops console: generated nights and people --------------------------------------------
+
+PASSWORD = "a long enough password"
+
+
+def fill_console_registry(catalog, *, nights: int = 6, start: dt.date = dt.date(2017, 6, 1),
+                          require_approval: tuple[str, ...] = ("tablet",)) -> None:
+    """`nights` generated nights in `catalog`'s registry (storage.sample_nights), a signing
+    key, `require_approval` classes needing a person's approval, and the users ana (admin),
+    olu (ops) and vic (viewer), each with PASSWORD."""
+    from storage.channel import init_signing_key
+    from storage.registry import set_policy
+    from storage.releases import ReleaseTarget
+    from storage.sample_nights import sample_night
+    from storage.users import add_user
+
+    init_signing_key(catalog.signing_key)
+    target = ReleaseTarget.from_settings(catalog.settings)
+    with catalog.unit_of_work() as session:
+        for device_class in require_approval:
+            set_policy(session, device_class, by="test", require_approval=True)
+        for name, role in (("ana", "admin"), ("olu", "ops"), ("vic", "viewer")):
+            add_user(session, name, role=role, password=PASSWORD, by="test")
+    for index in range(nights):
+        with catalog.unit_of_work() as session:
+            sample_night(session, target, start=start, index=index, artifacts=catalog.artifacts,
+                         reports=catalog.reports, stores=3, items=4)

@@ -1,0 +1,93 @@
+"""Who is asking: the console user behind the session cookie, the role a route needs, and the
+CSRF token every form and every cookie-authenticated API write must carry.
+
+The session id lives only in an HttpOnly, SameSite=Lax cookie and, hashed, in the registry
+(logout ends it there). The CSRF token is derived from the session id, so it is tied to the
+session and useless without it; a cross-site page can read neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from service.deps import SessionDep
+from storage.users import lookup_session, role_allows
+
+SESSION_COOKIE = "shelfcast_session"
+LOGIN_COOKIE = "shelfcast_login"  # a pre-login CSRF token (double submit) for the login form
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def csrf_token_of(session_id: str) -> str:
+    return hashlib.sha256(b"shelfcast csrf\0" + session_id.encode()).hexdigest()[:40]
+
+
+def new_login_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    name: str
+    role: str
+    csrf_token: str
+
+    def can(self, needed: str) -> bool:
+        return role_allows(self.role, needed)
+
+
+def optional_user(request: Request, session: SessionDep) -> ConsoleUser | None:
+    """The user of the live session the request's cookie names, else None."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    row = lookup_session(session, session_id) if session_id else None
+    if row is None:
+        return None
+    return ConsoleUser(row.user.name, row.user.role, csrf_token_of(session_id))
+
+
+MaybeUser = Annotated[ConsoleUser | None, Depends(optional_user)]
+
+
+def require(needed: str, *, form: bool = False):
+    """A dependency: the user if their role allows `needed`, else 401 (nobody logged in) or
+    403 (a role too low). API writes (not `form`) also need the X-CSRF-Token header; forms
+    check their hidden field in the route, once the form is read."""
+
+    def dependency(request: Request, user: MaybeUser) -> ConsoleUser:
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first",
+                                headers={"WWW-Authenticate": "Cookie"})
+        if not user.can(needed):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"{user.name} is {user.role}; this needs {needed}")
+        if not form and request.method != "GET" \
+                and not same(request.headers.get(CSRF_HEADER), user.csrf_token):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"missing or wrong {CSRF_HEADER} header for this session")
+        return user
+
+    return dependency
+
+
+def check_form_token(user: ConsoleUser, token: str | None) -> None:
+    if not same(token, user.csrf_token):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "the form's CSRF token does not belong to this session; reload the "
+                            "page and try again")
+
+
+Reader = Annotated[ConsoleUser, Depends(require("viewer"))]
+Operator = Annotated[ConsoleUser, Depends(require("ops"))]
+Admin = Annotated[ConsoleUser, Depends(require("admin"))]
+FormOperator = Annotated[ConsoleUser, Depends(require("ops", form=True))]
+FormAdmin = Annotated[ConsoleUser, Depends(require("admin", form=True))]

@@ -1,0 +1,151 @@
+"""Small server-side plots as inline SVG: lines over nights and a size-vs-error scatter. No
+JavaScript and no plotting library; the text is escaped, the figures are numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from html import escape
+
+from markupsafe import Markup
+
+WIDTH, HEIGHT = 640, 240
+LEFT, RIGHT, TOP, BOTTOM = 56, 120, 14, 34
+COLOURS = ("#1f5fa8", "#c2571a", "#2f8f4e", "#8a3fa0", "#7a7a7a", "#b8860b")
+
+
+def _ticks(low: float, high: float, count: int = 4) -> list[float]:
+    if high <= low:
+        return [low]
+    step = 10 ** math.floor(math.log10((high - low) / count))
+    for factor in (1, 2, 5, 10):
+        if (high - low) / (step * factor) <= count:
+            step *= factor
+            break
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step) + 1)]
+
+
+def _label(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.3g}"
+
+
+class _Frame:
+    """Maps data to pixels within the plot area, and draws the axes."""
+
+    def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float], *,
+                 log_x: bool = False):
+        self.log_x = log_x
+        self.x0, self.x1 = (math.log10(v) for v in x_range) if log_x else x_range
+        self.y0, self.y1 = y_range
+        if self.x1 <= self.x0:
+            self.x0, self.x1 = self.x0 - 1, self.x1 + 1
+        if self.y1 <= self.y0:
+            self.y0, self.y1 = self.y0 - 1, self.y1 + 1
+
+    def x(self, value: float) -> float:
+        value = math.log10(value) if self.log_x else value
+        return LEFT + (value - self.x0) / (self.x1 - self.x0) * (WIDTH - LEFT - RIGHT)
+
+    def y(self, value: float) -> float:
+        return HEIGHT - BOTTOM - (value - self.y0) / (self.y1 - self.y0) * (HEIGHT - TOP - BOTTOM)
+
+    def axes(self, y_title: str, x_ticks: list[tuple[float, str]]) -> list[str]:
+        parts = [f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" '
+                 f'y2="{HEIGHT - BOTTOM}" class="axis"/>',
+                 f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" class="axis"/>',
+                 f'<text x="4" y="{TOP + 4}" class="title">{escape(y_title)}</text>']
+        for tick in _ticks(self.y0, self.y1):
+            y = self.y(tick)
+            parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
+                         'class="grid"/>')
+            parts.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">'
+                         f'{_label(tick)}</text>')
+        for value, text in x_ticks:
+            parts.append(f'<text x="{self.x(value):.1f}" y="{HEIGHT - BOTTOM + 16}" '
+                         f'text-anchor="middle">{escape(text)}</text>')
+        return parts
+
+
+def _svg(parts: list[str], title: str) -> Markup:
+    return Markup(f'<svg class="plot" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+                  f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+                  + "".join(parts) + "</svg>")
+
+
+def _legend(names: list[str]) -> list[str]:
+    parts = []
+    for i, name in enumerate(names):
+        y = TOP + 6 + i * 16
+        parts.append(f'<rect x="{WIDTH - RIGHT + 10}" y="{y - 8}" width="10" height="10" '
+                     f'fill="{COLOURS[i % len(COLOURS)]}"/>')
+        parts.append(f'<text x="{WIDTH - RIGHT + 24}" y="{y + 1}">{escape(name)}</text>')
+    return parts
+
+
+def lines_over_nights(series: dict[str, list[tuple[dt.date, float]]], *, title: str,
+                      y_title: str) -> Markup:
+    """One line per named series of (night, value), a shared date axis."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return Markup('<p class="empty">nothing to plot yet</p>')
+    days = [d.toordinal() for d, _ in points]
+    values = [v for _, v in points]
+    low = min(0.0, min(values))
+    frame = _Frame((min(days), max(days)), (low, max(values) * 1.05 or 1.0))
+    first, last = min(days), max(days)
+    x_ticks = [(d, dt.date.fromordinal(int(d)).isoformat())
+               for d in ((first, last) if last > first else (first,))]
+    parts = frame.axes(y_title, x_ticks)
+    for i, (_, values_of) in enumerate(series.items()):
+        path = " ".join(f"{frame.x(d.toordinal()):.1f},{frame.y(v):.1f}" for d, v in values_of)
+        colour = COLOURS[i % len(COLOURS)]
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                     'stroke-width="1.6"/>')
+        if len(values_of) <= 40:
+            parts += [f'<circle cx="{frame.x(d.toordinal()):.1f}" cy="{frame.y(v):.1f}" r="2.5" '
+                      f'fill="{colour}"/>' for d, v in values_of]
+    return _svg(parts + _legend(list(series)), title)
+
+
+def size_vs_error(points: list[tuple[float, float, str, bool]], *, title: str,
+                  y_title: str = "MAPE %") -> Markup:
+    """(bytes, error, label, passed) per version on a log size axis; the Pareto front (no
+    other version both smaller and better) joined by a line."""
+    points = [p for p in points if p[0] > 0 and math.isfinite(p[1])]
+    if not points:
+        return Markup('<p class="empty">nothing to plot yet</p>')
+    sizes = [p[0] for p in points]
+    errors = [p[1] for p in points]
+    frame = _Frame((min(sizes) / 1.3, max(sizes) * 1.3),
+                   (min(0.0, min(errors)), max(errors) * 1.1 or 1.0), log_x=True)
+    decades = range(math.floor(math.log10(min(sizes) / 1.3)),
+                    math.ceil(math.log10(max(sizes) * 1.3)) + 1)
+    x_ticks = [(10 ** d, f"{10 ** d / 1024:g} KiB" if d >= 3 else f"{10 ** d} B")
+               for d in decades if frame.x0 <= d <= frame.x1]
+    parts = frame.axes(y_title, x_ticks)
+    front, best = [], math.inf
+    for size, error, _, _ in sorted(points):
+        if error < best:
+            front.append((size, error))
+            best = error
+    parts.append('<polyline points="' + " ".join(f"{frame.x(s):.1f},{frame.y(e):.1f}"
+                                                 for s, e in front)
+                 + '" fill="none" stroke="#7a7a7a" stroke-dasharray="4 3"/>')
+    for size, error, label, passed in points:
+        x, y = frame.x(size), frame.y(error)
+        colour = COLOURS[2] if passed else COLOURS[1]
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
+                     f'<title>{escape(label)}: {size:,.0f} B, {error:.2f}</title></circle>')
+        parts.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" class="point">{escape(label)}</text>')
+    return _svg(parts + _key([("passed for a class", COLOURS[2]), ("refused everywhere", COLOURS[1]),
+                        ("Pareto front", "#7a7a7a")]), title)
+
+
+def _key(entries: list[tuple[str, str]]) -> list[str]:
+    parts = []
+    for i, (name, colour) in enumerate(entries):
+        y = TOP + 6 + i * 16
+        parts.append(f'<circle cx="{WIDTH - RIGHT + 15}" cy="{y - 3}" r="4" fill="{colour}"/>')
+        parts.append(f'<text x="{WIDTH - RIGHT + 24}" y="{y + 1}">{escape(name)}</text>')
+    return parts
