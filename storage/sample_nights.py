@@ -99,7 +99,7 @@ def sample_night(session: Session, target: ReleaseTarget, *, start: dt.date, ind
 
 def _drift_and_alerts(session: Session, *, as_of: dt.date, index: int, rng: np.random.Generator,
                       reports: Path, stores: int, items: int) -> None:
-    shifted = index % 40 >= 36  # a shift lasts four nights in forty
+    shifted = 3 <= index % 40 < 7  # a shift lasts four nights in forty
     store = 1 + (index // 40) % stores
     findings = [{"kind": "store", "id": store, "columns": [f"store_{store}"],
                  "level_change_pct": round(12.0 + rng.normal(0, 2), 2), "severity": "severe",

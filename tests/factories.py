@@ -115,6 +115,7 @@ def fill_console_registry(catalog, *, nights: int = 6, start: dt.date = dt.date(
     """`nights` generated nights in `catalog`'s registry (storage.sample_nights), a signing
     key, `require_approval` classes needing a person's approval, and the users ana (admin),
     olu (ops) and vic (viewer), each with PASSWORD."""
+    from storage.alerts import raise_alert
     from storage.channel import init_signing_key
     from storage.registry import set_policy
     from storage.releases import ReleaseTarget
@@ -132,3 +133,7 @@ def fill_console_registry(catalog, *, nights: int = 6, start: dt.date = dt.date(
         with catalog.unit_of_work() as session:
             sample_night(session, target, start=start, index=index, artifacts=catalog.artifacts,
                          reports=catalog.reports, stores=3, items=4)
+    with catalog.unit_of_work() as session:
+        raise_alert(session, kind="forecast_quality", severity="warning", scope={"store": 2},
+                    dedup_key="forecast_quality:store:2", message="store 2's forecasts are 12 % "
+                    "worse than at their gate over the last 7 days")

@@ -9,8 +9,8 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 120, 14, 34
+WIDTH, HEIGHT = 720, 250
+LEFT, RIGHT, TOP, BOTTOM = 56, 150, 28, 34
 COLOURS = ("#1f5fa8", "#c2571a", "#2f8f4e", "#8a3fa0", "#7a7a7a", "#b8860b")
 
 
@@ -28,6 +28,13 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
 
 def _label(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.3g}"
+
+
+def _padded(low: float, high: float) -> tuple[float, float]:
+    """A value range with a margin; from 0 when the values sit near it."""
+    margin = max((high - low) * 0.15, abs(high) * 0.02, 0.5)
+    low = 0.0 if 0 <= low <= margin * 2 else low - margin
+    return low, high + margin
 
 
 class _Frame:
@@ -54,7 +61,7 @@ class _Frame:
         parts = [f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" '
                  f'y2="{HEIGHT - BOTTOM}" class="axis"/>',
                  f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" class="axis"/>',
-                 f'<text x="4" y="{TOP + 4}" class="title">{escape(y_title)}</text>']
+                 f'<text x="4" y="14" class="title">{escape(y_title)}</text>']
         for tick in _ticks(self.y0, self.y1):
             y = self.y(tick)
             parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
@@ -91,11 +98,10 @@ def lines_over_nights(series: dict[str, list[tuple[dt.date, float]]], *, title: 
         return Markup('<p class="empty">nothing to plot yet</p>')
     days = [d.toordinal() for d, _ in points]
     values = [v for _, v in points]
-    low = min(0.0, min(values))
-    frame = _Frame((min(days), max(days)), (low, max(values) * 1.05 or 1.0))
+    frame = _Frame((min(days), max(days)), _padded(min(values), max(values)))
     first, last = min(days), max(days)
     x_ticks = [(d, dt.date.fromordinal(int(d)).isoformat())
-               for d in ((first, last) if last > first else (first,))]
+               for d in sorted({round(first + (last - first) * i / 4) for i in range(5)})]
     parts = frame.axes(y_title, x_ticks)
     for i, (_, values_of) in enumerate(series.items()):
         path = " ".join(f"{frame.x(d.toordinal()):.1f},{frame.y(v):.1f}" for d, v in values_of)
@@ -117,12 +123,12 @@ def size_vs_error(points: list[tuple[float, float, str, bool]], *, title: str,
         return Markup('<p class="empty">nothing to plot yet</p>')
     sizes = [p[0] for p in points]
     errors = [p[1] for p in points]
-    frame = _Frame((min(sizes) / 1.3, max(sizes) * 1.3),
-                   (min(0.0, min(errors)), max(errors) * 1.1 or 1.0), log_x=True)
-    decades = range(math.floor(math.log10(min(sizes) / 1.3)),
-                    math.ceil(math.log10(max(sizes) * 1.3)) + 1)
-    x_ticks = [(10 ** d, f"{10 ** d / 1024:g} KiB" if d >= 3 else f"{10 ** d} B")
-               for d in decades if frame.x0 <= d <= frame.x1]
+    frame = _Frame((min(sizes) / 1.3, max(sizes) * 1.3), _padded(min(errors), max(errors)),
+                   log_x=True)
+    steps = [m * 10 ** d for d in range(math.floor(frame.x0), math.ceil(frame.x1) + 1)
+             for m in (1, 2, 5)]
+    x_ticks = [(v, f"{v / 1000:g} kB" if v >= 1000 else f"{v:g} B") for v in steps
+               if frame.x0 <= math.log10(v) <= frame.x1]
     parts = frame.axes(y_title, x_ticks)
     front, best = [], math.inf
     for size, error, _, _ in sorted(points):
