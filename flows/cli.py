@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from flows.commands import bench, checks, data, fleet, night, people, registry
+from flows.commands import bench, bench_console, checks, data, fleet, night, people, registry
 from flows.errors import EXIT_OK, classify
 
 
@@ -138,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: 127.0.0.1:5432 when it answers)")
     b.add_argument("--out", default="bench-out/fleet")
     b.set_defaults(handler=bench.fleet)
+
+    b = benches.add_parser("console", help="render time of every ops console page with a year "
+                                           "of generated nights in the registry")
+    b.add_argument("--nights", type=int, default=365)
+    b.add_argument("--devices", type=int, default=300, help="enrolled devices, one report each")
+    b.add_argument("--requests", type=int, default=20, help="timed requests per page")
+    b.add_argument("--out", default="bench-out/console")
+    b.set_defaults(handler=bench_console.console)
 
     p = sub.add_parser("drift", help="the drift check on its own")
     drift = p.add_subparsers(dest="action", required=True, metavar="ACTION")
