@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from storage.errors import Conflict, RegistryError
+from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Action, ConsoleSession, User, utcnow
 
 ROLES = ("viewer", "ops", "admin")  # each can do what the ones before it can
@@ -53,6 +53,23 @@ def add_user(session: Session, name: str, *, role: str, password: str, by: str) 
 
 def find_user(session: Session, name: str) -> User | None:
     return session.scalar(select(User).where(User.name == name))
+
+
+def disable_user(session: Session, name: str) -> User:
+    """Refuse `name` from now on: no new login, and every open session of theirs ends. The row
+    stays, so the audit trail keeps naming who did what."""
+    user = find_user(session, name)
+    if user is None:
+        raise NotFound(f"no user {name[:64]!r}")
+    if user.disabled_at is not None:
+        raise Conflict(f"user {name!r} was already removed at {user.disabled_at.isoformat()}")
+    now = utcnow()
+    user.disabled_at = now
+    for row in session.scalars(select(ConsoleSession).where(ConsoleSession.user_id == user.id,
+                                                            ConsoleSession.ended_at.is_(None))):
+        row.ended_at = now
+    session.flush()
+    return user
 
 
 def list_users(session: Session) -> list[User]:

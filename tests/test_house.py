@@ -24,6 +24,15 @@ def test_storage_monitoring_and_the_cli_import_without_tensorflow_or_prefect():
     assert done.stdout.strip() == "[]", done.stdout
 
 
+def test_the_service_and_its_console_import_without_tensorflow_prefect_or_matplotlib():
+    code = ("import sys, service.app, service.console.pages, service.console.api; "
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'prefect', 'matplotlib') "
+            "if m in sys.modules); print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_the_window_length_and_channels_agree_between_server_and_device():
     from compression.windows import WINDOW_DAYS
     from device.manifest import CHANNELS, INPUT_CONTRACT

@@ -15,6 +15,7 @@ from storage.registry import active_policies, set_policy
 from storage.releases import CanaryPolicy, advance_rollout, open_releases, release_version
 from storage.users import (
     add_user,
+    disable_user,
     end_session,
     lookup_session,
     open_session,
@@ -66,6 +67,18 @@ def test_a_session_ends_at_logout_and_expires(sessions):
         assert end_session(session, token)
     with sessions() as session:
         assert lookup_session(session, token) is None
+
+
+def test_a_removed_user_cannot_log_in_and_their_sessions_end(sessions):
+    with sessions() as session, session.begin():
+        user = add_user(session, "ana", role="ops", password="long enough", by="test")
+        token = open_session(session, user, lifetime=dt.timedelta(hours=12))
+        disable_user(session, "ana")
+        with pytest.raises(Conflict, match="already removed"):
+            disable_user(session, "ana")
+    with sessions() as session:
+        assert lookup_session(session, token) is None
+        assert verify_password(session, "ana", "long enough") is None
 
 
 def test_roles_are_ordered_viewer_ops_admin():

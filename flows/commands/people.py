@@ -35,6 +35,17 @@ def users_add(args) -> None:
     print(f"user {shown[0]} added with role {shown[1]}")
 
 
+def users_remove(args) -> None:
+    from storage.users import disable_user, record_action
+
+    by = user(args.by)
+    with get_catalog().unit_of_work() as session:
+        removed = disable_user(session, args.name)
+        record_action(session, actor=by, via="cli", action="user.remove", target=removed.name)
+    print(f"user {args.name} removed: their sessions ended and they cannot log in; the audit "
+          "trail keeps their name")
+
+
 def users_list(args) -> None:
     from storage.users import list_users, user_as_dict
 
