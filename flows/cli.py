@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--nights", type=int, default=365)
     b.add_argument("--devices", type=int, default=300, help="enrolled devices, one report each")
     b.add_argument("--requests", type=int, default=20, help="timed requests per page")
+    b.add_argument("--reuse", action="store_true",
+                   help="time the pages of the registry an earlier run filled in --out")
     b.add_argument("--out", default="bench-out/console")
     b.set_defaults(handler=bench_console.console)
 

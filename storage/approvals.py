@@ -6,14 +6,16 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from storage.errors import Conflict, NotFound
-from storage.models import Release, utcnow
+from storage.models import GatePolicy, Release, utcnow
 from storage.registry import active_policies
 from storage.releases import open_releases
 
 
-def awaits_approval(session: Session, canary: Release) -> str | None:
-    """Why `canary` may not graduate yet for want of an approval, else None."""
-    policy = active_policies(session).get(canary.device_class)
+def awaits_approval(session: Session, canary: Release, *,
+                    policy: GatePolicy | None = None) -> str | None:
+    """Why `canary` may not graduate yet for want of an approval, else None (`policy`: its
+    class's active policy, when the caller has it already)."""
+    policy = policy or active_policies(session).get(canary.device_class)
     if policy is None or not policy.require_approval or canary.approved_at is not None:
         return None
     return (f"canary release {canary.id} (version {canary.model_version_id}) waits for an "

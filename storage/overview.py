@@ -7,15 +7,17 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from storage.models import Alert, DriftReport, GateDecision, ModelVersion, Release, TrainingRun
 
 
 def latest_run(session: Session) -> TrainingRun | None:
     """The newest night's run (by as-of date, then by id)."""
-    return session.scalar(select(TrainingRun).order_by(TrainingRun.as_of.desc(),
-                                                       TrainingRun.id.desc()).limit(1))
+    # the id first: sorting whole rows would read every run's evaluation JSON
+    run_id = session.scalar(select(TrainingRun.id).order_by(TrainingRun.as_of.desc(),
+                                                            TrainingRun.id.desc()).limit(1))
+    return None if run_id is None else session.get(TrainingRun, run_id)
 
 
 def night_dates(session: Session, *, limit: int = 60) -> list[dt.date]:
@@ -27,8 +29,13 @@ def night_dates(session: Session, *, limit: int = 60) -> list[dt.date]:
 def versions_page(session: Session, *, as_of: dt.date | None = None, status: str | None = None,
                   device_class: str | None = None, limit: int = 100) -> list[ModelVersion]:
     """Model versions, newest first, filtered by night, status and a class they passed for."""
-    stmt = select(ModelVersion).options(selectinload(ModelVersion.decisions),
-                                        selectinload(ModelVersion.run))
+    # a listing shows only which classes each version passed for: leave the reasons unread
+    stmt = select(ModelVersion).options(
+        selectinload(ModelVersion.decisions).load_only(GateDecision.device_class,
+                                                       GateDecision.passed),
+        selectinload(ModelVersion.run).load_only(TrainingRun.as_of),
+        defer(ModelVersion.evaluation), defer(ModelVersion.probe),
+        defer(ModelVersion.hyperparams))
     if as_of is not None:
         stmt = stmt.where(ModelVersion.run_id.in_(
             select(TrainingRun.id).where(TrainingRun.as_of == as_of)))
@@ -59,7 +66,8 @@ def best_error_by_night(session: Session, *, since: dt.date) -> dict[str, list[t
         select(GateDecision.device_class, TrainingRun.as_of, func.min(ModelVersion.mape_pct))
         .join(ModelVersion, GateDecision.model_version_id == ModelVersion.id)
         .join(TrainingRun, ModelVersion.run_id == TrainingRun.id)
-        .where(GateDecision.passed.is_(True), TrainingRun.as_of >= since)
+        .where(GateDecision.passed.is_(True), ModelVersion.run_id.in_(
+            select(TrainingRun.id).where(TrainingRun.as_of >= since)))
         .group_by(GateDecision.device_class, TrainingRun.as_of)
         .order_by(TrainingRun.as_of))
     series: dict[str, list[tuple[dt.date, float]]] = {}
@@ -100,6 +108,7 @@ def alert_history(session: Session, *, limit: int = 100) -> list[Alert]:
 
 def releases_page(session: Session, device_class: str, *, limit: int = 20) -> list[Release]:
     """A class's newest releases, newest first."""
-    return list(session.scalars(select(Release).options(selectinload(Release.model_version))
+    return list(session.scalars(select(Release).options(
+        selectinload(Release.model_version).load_only(ModelVersion.variant))
                                 .where(Release.device_class == device_class)
                                 .order_by(Release.id.desc()).limit(limit)))

@@ -24,23 +24,30 @@ def console(args) -> None:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     out = Path(args.out)
     home = out / "registry"
-    if home.exists() and any(home.iterdir()):
+    filled = home.exists() and any(home.iterdir())
+    if filled and not args.reuse:
         raise FileExistsError(f"{home} is not empty: give a new --out (the benchmark fills a "
-                              "registry of its own there)")
+                              "registry of its own there), or --reuse to time its pages again")
+    if args.reuse and not filled:
+        raise FileNotFoundError(f"--reuse: no registry filled by an earlier run in {home}")
     from storage.catalog import Catalog
     from storage.settings import Settings
 
     catalog = Catalog(Settings(home=home))
     started = time.perf_counter()
-    _fill(catalog, nights=args.nights, devices=args.devices)
+    if not filled:
+        _fill(catalog, nights=args.nights, devices=args.devices)
     fill_s = time.perf_counter() - started
     rows = _time_pages(catalog, requests=args.requests)
     catalog.dispose()
     result = {"nights": args.nights, "devices": args.devices, "requests": args.requests,
-              "cpus": os.cpu_count(), "fill_s": round(fill_s, 1), "target_ms": TARGET_MS,
+              "cpus": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1),
+              "fill_s": None if filled else round(fill_s, 1), "target_ms": TARGET_MS,
               "registry": str(home), "pages": rows}
     (out / "console.json").write_text(json.dumps(result, indent=2))
-    print(f"{args.nights} nights, {args.devices} devices, filled in {fill_s:.0f} s; "
+    print(f"{args.nights} nights, {args.devices} devices, "
+          + ("reused; " if filled else f"filled in {fill_s:.0f} s; ")
+          + f"load average {os.getloadavg()[0]:.1f}; "
           f"{args.requests} requests per page after one warm-up, {os.cpu_count()} CPU(s)")
     print_table(rows, ["page", "html_median_ms", "html_p95_ms", "json_median_ms",
                        "json_p95_ms", "html_bytes", "under_target"])

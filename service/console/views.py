@@ -79,26 +79,35 @@ def tonight(session: Session) -> dict:
 def rollout_state(session: Session) -> list[dict]:
     """Per device class what stable and canary run, and what the canary waits for."""
     state = []
-    for device_class in active_policies(session):
+    for device_class, policy in active_policies(session).items():
         current = open_releases(session, device_class)
         canary = current.get("canary")
         state.append({
             "device_class": device_class,
             "stable": current.get("stable") and release_as_dict(current["stable"]),
             "canary": canary and release_as_dict(canary),
-            "waits_for_approval": canary is not None and awaits_approval(session, canary)
-            is not None})
+            "waits_for_approval": canary is not None
+            and awaits_approval(session, canary, policy=policy) is not None})
     return state
 
 
 def models(session: Session, *, as_of: dt.date | None, status: str | None,
            device_class: str | None) -> dict:
-    rows = [view_of_version(v).as_dict() for v in versions_page(
-        session, as_of=as_of, status=status or None, device_class=device_class or None)]
+    rows = [_listed(v) for v in versions_page(session, as_of=as_of, status=status or None,
+                                              device_class=device_class or None)]
     return {"filters": {"night": _iso(as_of), "status": status, "device_class": device_class},
             "nights": [d.isoformat() for d in night_dates(session)],
             "statuses": list(VERSION_STATUSES), "device_classes": list(active_policies(session)),
             "versions": rows}
+
+
+def _listed(version) -> dict:
+    """A version's row in the Models listing (what `models list` shows)."""
+    return {"id": version.id, "as_of": version.run.as_of.isoformat(), "variant": version.variant,
+            "status": version.status, "artifact_bytes": version.artifact_bytes,
+            "mape_pct": round(version.mape_pct, 3), "wape_pct": round(version.wape_pct, 3),
+            "latency_us_p50": round(version.latency_us_p50, 1),
+            "passed_for": sorted(d.device_class for d in version.decisions if d.passed)}
 
 
 def version(session: Session, version_id: int) -> dict:
