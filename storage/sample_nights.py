@@ -73,7 +73,7 @@ def sample_night(session: Session, target: ReleaseTarget, *, start: dt.date, ind
         candidates[variant] = _evaluation(baseline + extra, rng, stores=stores, items=items)
     # the released models measured again tonight: they age a little every night
     released = {release.model_version_id: _evaluation(
-        release.model_version.mape_pct + 0.02 * (as_of - release.model_version.run.as_of).days,
+        release.model_version.mape_pct + 0.005 * (as_of - release.model_version.run.as_of).days,
         rng, stores=stores, items=items) for _, release in released_models(session)}
     run = RunRecord(run_key=run_key, as_of=as_of, profile="quick",
                     data_start=as_of - dt.timedelta(days=730), data_end=as_of,

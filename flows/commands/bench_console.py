@@ -57,10 +57,10 @@ def console(args) -> None:
 
 def _fill(catalog, *, nights: int, devices: int) -> None:
     from storage.channel import init_signing_key
-    from storage.devices import ReportRecord, enroll_device, record_report
+    from storage.devices import ReportRecord, enroll_device, expected_release, record_report
     from storage.models import utcnow
     from storage.registry import set_policy
-    from storage.releases import ReleaseTarget
+    from storage.releases import ReleaseTarget, open_releases
     from storage.sample_nights import sample_night
     from storage.users import add_user
 
@@ -81,8 +81,11 @@ def _fill(catalog, *, nights: int, devices: int) -> None:
             device = enroll_device(session, store=1 + number % 5,
                                    device_class=("sensor", "handheld", "tablet")[number % 3],
                                    by="bench").device
+            # nine in ten run what they should; the tenth is a release behind
+            expected = expected_release(open_releases(session, device.device_class), device.store)
+            release_id = expected and expected.id - (number % 10 == 0)
             record_report(session, device.id, ReportRecord(
-                utcnow(), None, None, "up-to-date", "", True, 40.0, 10**9, None))
+                utcnow(), release_id, None, "up-to-date", "", True, 40.0, 10**9, None))
 
 
 def _pages(catalog) -> list[str]:

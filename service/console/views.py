@@ -152,7 +152,9 @@ def releases(session: Session) -> dict:
 
 
 def fleet(session: Session, *, stale_after: dt.timedelta) -> dict:
-    devices = [s.as_dict() for s in fleet_status(session, stale_after=stale_after)]
+    # the devices with a problem first, so the page opens on what needs a person
+    devices = sorted((s.as_dict() for s in fleet_status(session, stale_after=stale_after)),
+                     key=lambda d: not d["problems"])
     return {"devices": devices, "with_problems": sum(bool(d["problems"]) for d in devices)}
 
 
