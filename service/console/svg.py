@@ -138,12 +138,15 @@ def size_vs_error(points: list[tuple[float, float, str, bool]], *, title: str,
     parts.append('<polyline points="' + " ".join(f"{frame.x(s):.1f},{frame.y(e):.1f}"
                                                  for s, e in front)
                  + '" fill="none" stroke="#7a7a7a" stroke-dasharray="4 3"/>')
+    on_front = set(front)
     for size, error, label, passed in points:
         x, y = frame.x(size), frame.y(error)
         colour = COLOURS[2] if passed else COLOURS[1]
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
                      f'<title>{escape(label)}: {size:,.0f} B, {error:.2f}</title></circle>')
-        parts.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" class="point">{escape(label)}</text>')
+        if (size, error) in on_front:  # the others are named on hover: labels would pile up
+            parts.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" class="point">'
+                         f'{escape(label)}</text>')
     return _svg(parts + _key([("passed for a class", COLOURS[2]), ("refused everywhere", COLOURS[1]),
                         ("Pareto front", "#7a7a7a")]), title)
 
