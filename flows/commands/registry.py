@@ -8,7 +8,7 @@ from storage.catalog import get_catalog
 POLICY_COLUMNS = ["device_class", "version", "metric", "max_error", "max_delta_baseline",
                   "min_gain", "confidence", "max_loss", "max_reference_ratio", "max_worst_slice",
                   "max_slice_regression", "max_zero_share_pct", "max_artifact_bytes",
-                  "max_latency_ms", "created_by"]
+                  "max_latency_ms", "require_approval", "created_by"]
 
 
 def audit(session, actor: str, action: str, target: str, note: str | None = None) -> None:
@@ -154,7 +154,8 @@ def releases_list(args) -> None:
         print_json(rows)
         return
     print_table(rows, ["id", "device_class", "channel", "stores", "model_version", "variant",
-                       "as_of", "released_at", "released_by", "ended_at", "end_reason"])
+                       "as_of", "released_at", "released_by", "approved_by", "ended_at",
+                       "end_reason"])
 
 
 def alerts_list(args) -> None:
