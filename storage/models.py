@@ -321,7 +321,8 @@ class DeviceReport(Base):
 
 
 class User(Base):
-    """A person who uses the console: a role and an argon2 hash of the password."""
+    """A person who uses the console: a role, an argon2 hash of the password, and the sha256
+    of an API token for their scripts."""
 
     __tablename__ = "users"
 
@@ -332,8 +333,11 @@ class User(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # a script's bearer token for the console API (shown once; only its sha256 is kept)
+    api_token_sha256: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("name", name="uq_users_name"),)
+    __table_args__ = (UniqueConstraint("name", name="uq_users_name"),
+                      UniqueConstraint("api_token_sha256", name="uq_users_api_token_sha256"))
 
 
 class ConsoleSession(Base):

@@ -132,6 +132,26 @@ def end_session(session: Session, token: str) -> bool:
     return True
 
 
+def issue_api_token(session: Session, name: str) -> str:
+    """A new API token for `name`'s scripts (any earlier one stops working); only its sha256
+    is stored, so it is shown this once."""
+    user = find_user(session, name)
+    if user is None or user.disabled_at is not None:
+        raise NotFound(f"no user {name[:64]!r}")
+    token = "sc_" + secrets.token_urlsafe(32)
+    user.api_token_sha256 = _digest(token)
+    session.flush()
+    return token
+
+
+def user_by_api_token(session: Session, token: str) -> User | None:
+    """The enabled user whose API token this is, else None."""
+    if not token:
+        return None
+    user = session.scalar(select(User).where(User.api_token_sha256 == _digest(token)))
+    return user if user is not None and user.disabled_at is None else None
+
+
 def record_action(session: Session, *, actor: str, via: str, action: str, target: str,
                   note: str = "") -> Action:
     """One row of the audit trail."""

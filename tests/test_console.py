@@ -245,3 +245,28 @@ def test_pages_escape_what_people_typed(console, console_catalog):
                  headers={"X-CSRF-Token": token})
     page = console.get("/alerts").text
     assert "<script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
+
+
+def test_a_script_uses_an_api_token_without_cookie_or_csrf_and_a_device_token_is_no_user(
+        console, console_catalog):
+    from storage.devices import enroll_device
+    from storage.users import issue_api_token
+
+    with console_catalog.unit_of_work() as session:
+        token = issue_api_token(session, "olu")
+        device_token = enroll_device(session, store=1, device_class="sensor", by="test").token
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert console.get("/api/me", headers=bearer).json() == {"name": "olu", "role": "ops"}
+    alert = open_unacknowledged_alert(console_catalog)
+    response = console.post(f"/api/alerts/{alert}/ack", json={"note": "from a script"},
+                            headers=bearer)
+    assert response.status_code == 200, response.text
+    assert actions(console_catalog)[-1][:3] == ("olu", "api", "alert.ack")
+    assert console.post("/api/gate/sensor/approval", json={"require_approval": True},
+                        headers=bearer).status_code == 403  # ops, not admin
+    for other in (device_token, "sc_not-a-token"):
+        assert console.get("/api/me", headers={"Authorization": f"Bearer {other}"}
+                           ).status_code == 401
+    with console_catalog.unit_of_work() as session:
+        issue_api_token(session, "olu")  # a new token: the old one stops working
+    assert console.get("/api/me", headers=bearer).status_code == 401

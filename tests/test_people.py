@@ -145,6 +145,10 @@ def test_cli_users_add_reads_the_password_from_a_file_and_records_who(monkeypatc
     code, out, _ = run_cli(["users", "list", "--json"], monkeypatch, tmp_path)
     assert [(u["name"], u["role"], u["created_by"]) for u in json.loads(out)] == \
         [("ana", "ops", "boss")]
+    code, out, err = run_cli(["users", "token", "ana"], monkeypatch, tmp_path)
+    assert code == 0 and out.startswith("sc_") and "shown this once" in err
+    code, _, err = run_cli(["users", "token", "nobody"], monkeypatch, tmp_path)
+    assert code == 3 and "no user 'nobody'" in err
     code, _, err = run_cli(["users", "add", "bob", "--role", "ops", "--password", "x"],
                            monkeypatch, tmp_path)
     assert code == 2 and "unrecognized arguments: --password" in err

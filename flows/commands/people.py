@@ -46,6 +46,20 @@ def users_remove(args) -> None:
           "trail keeps their name")
 
 
+def users_token(args) -> None:
+    from storage.users import issue_api_token, record_action
+
+    by = user(args.by)
+    with get_catalog().unit_of_work() as session:
+        token = issue_api_token(session, args.name)
+        record_action(session, actor=by, via="cli", action="user.token", target=args.name)
+    # the token alone on stdout, so `... > name.token` keeps it; it is never shown again
+    print(f"API token for {args.name} follows, shown this once; scripts send it as "
+          "'Authorization: Bearer TOKEN' (any earlier token of theirs stops working)",
+          file=sys.stderr)
+    print(token)
+
+
 def users_list(args) -> None:
     from storage.users import list_users, user_as_dict
 

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 
 from service.deps import SessionDep
-from storage.users import lookup_session, role_allows
+from storage.users import lookup_session, role_allows, user_by_api_token
 
 SESSION_COOKIE = "shelfcast_session"
 LOGIN_COOKIE = "shelfcast_login"  # a pre-login CSRF token (double submit) for the login form
@@ -41,18 +41,22 @@ class ConsoleUser:
     name: str
     role: str
     csrf_token: str
+    bearer: bool = False  # authenticated by an API token: no cookie, so no CSRF to fear
 
     def can(self, needed: str) -> bool:
         return role_allows(self.role, needed)
 
 
 def optional_user(request: Request, session: SessionDep) -> ConsoleUser | None:
-    """The user of the live session the request's cookie names, else None."""
+    """The user of the live session the request's cookie names, or of the API token in its
+    `Authorization: Bearer` header, else None (a device's token names no user)."""
     session_id = request.cookies.get(SESSION_COOKIE)
     row = lookup_session(session, session_id) if session_id else None
-    if row is None:
-        return None
-    return ConsoleUser(row.user.name, row.user.role, csrf_token_of(session_id))
+    if row is not None:
+        return ConsoleUser(row.user.name, row.user.role, csrf_token_of(session_id))
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    user = user_by_api_token(session, token.strip()) if scheme.lower() == "bearer" else None
+    return user and ConsoleUser(user.name, user.role, "", bearer=True)
 
 
 MaybeUser = Annotated[ConsoleUser | None, Depends(optional_user)]
@@ -60,8 +64,9 @@ MaybeUser = Annotated[ConsoleUser | None, Depends(optional_user)]
 
 def require(needed: str, *, form: bool = False):
     """A dependency: the user if their role allows `needed`, else 401 (nobody logged in) or
-    403 (a role too low). API writes (not `form`) also need the X-CSRF-Token header; forms
-    check their hidden field in the route, once the form is read."""
+    403 (a role too low). Cookie-authenticated API writes (not `form`) also need the
+    X-CSRF-Token header; forms check their hidden field in the route, once the form is read
+    (a form is for a browser's session, never for a bearer token)."""
 
     def dependency(request: Request, user: MaybeUser) -> ConsoleUser:
         if user is None:
@@ -70,7 +75,7 @@ def require(needed: str, *, form: bool = False):
         if not user.can(needed):
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"{user.name} is {user.role}; this needs {needed}")
-        if not form and request.method != "GET" \
+        if not form and not user.bearer and request.method != "GET" \
                 and not same(request.headers.get(CSRF_HEADER), user.csrf_token):
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"missing or wrong {CSRF_HEADER} header for this session")
@@ -80,7 +85,7 @@ def require(needed: str, *, form: bool = False):
 
 
 def check_form_token(user: ConsoleUser, token: str | None) -> None:
-    if not same(token, user.csrf_token):
+    if user.bearer or not same(token, user.csrf_token):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             "the form's CSRF token does not belong to this session; reload the "
                             "page and try again")

@@ -4,7 +4,8 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-29 18:20:00
 
-Users have a role (viewer, ops, admin) and an argon2 password hash. A console session is a
+Users have a role (viewer, ops, admin), an argon2 password hash and, for scripts, the sha256 of
+an API token. A console session is a
 server-side row keyed by the sha256 of its id: logging out ends it, and it expires. Every
 action a person or a script takes (console, CLI, API) is one row of `actions`. A device class
 can require a human approval before a canary goes to the fleet; a release records who approved
@@ -30,7 +31,9 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("api_token_sha256", sa.String(length=64), nullable=True),
         sa.UniqueConstraint("name", name="uq_users_name"),
+        sa.UniqueConstraint("api_token_sha256", name="uq_users_api_token_sha256"),
     )
     op.create_table(
         "console_sessions",
