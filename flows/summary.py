@@ -50,8 +50,7 @@ def class_decisions(night: RegisteredNight) -> list[str]:
                                                                               "slice_regression"))]
         if stays:
             decision, version = min(stays, key=lambda dv: dv[0].reasons[0]["observed"])
-            failed = [r["note"] or f"{r['rule']} {_figure(r['observed'])} > {_figure(r['limit'])}"
-                      for r in decision.reasons if not r["passed"]]
+            failed = [r["note"] or _broken(r) for r in decision.reasons if not r["passed"]]
             lines.append(f"{device_class}: best candidate {version.variant}: " + "; ".join(failed))
         else:
             lines.append(f"{device_class}: no variant passed the gate (see gate failures)")
@@ -75,6 +74,14 @@ def zero_share_note(night: RegisteredNight) -> str | None:
     return None
 
 
+def _broken(reason: dict) -> str:
+    """A failed rule as figures; the champion rule (a gain that must reach min_gain, the only
+    rule whose limit is a floor) by its note, which says which way it missed."""
+    if reason["rule"] == "champion" and reason["note"]:
+        return f"champion: {reason['note']}"
+    return f"{reason['rule']} {_figure(reason['observed'])} > {_figure(reason['limit'])}"
+
+
 def gate_failures(night: RegisteredNight) -> list[str]:
     """Each refused (version, device class) with the rules it broke, as figures."""
     lines = []
@@ -82,8 +89,7 @@ def gate_failures(night: RegisteredNight) -> list[str]:
         for decision in version.decisions or []:
             failed = [r for r in decision.reasons if not r["passed"]]
             if failed:
-                why = "; ".join(f"{r['rule']} {_figure(r['observed'])} > {_figure(r['limit'])}"
-                                for r in failed)
+                why = "; ".join(_broken(r) for r in failed)
                 lines.append(f"{version.variant} for {decision.device_class}: {why}")
     return lines
 

@@ -75,6 +75,10 @@ class GateInput:
     latency_ms_p50: float
     champion: Figures | None = None
     champion_version: int | None = None
+    # the class's open canary on the same windows, when one is in flight: a candidate replaces
+    # a canary only when clearly better than it (not merely better than an ageing champion)
+    canary: Figures | None = None
+    canary_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,14 @@ def _against_champion(figures: GateInput, limits: GateLimits) -> list[GateReason
                "test": "one-sided Wilcoxon signed-rank over (series, origin) errors",
                "champion_bytes": champ.artifact_bytes, "saves_bytes": saves_bytes,
                "replaces": better}
+    if figures.canary is not None:
+        canary_gain = figures.canary.error - c.error
+        canary_p, canary_pairs = paired_test(c.units, figures.canary.units)
+        details |= {"canary_version": figures.canary_version,
+                    "canary_error": _finite(figures.canary.error),
+                    "canary_gain": _finite(canary_gain), "canary_p_value": _finite(canary_p),
+                    "replaces_canary": bool(canary_gain >= limits.min_gain
+                                            and canary_p <= 1 - limits.confidence)}
     if better:
         note = (f"replaces version {figures.champion_version}: better by {gain:.3f} on the same "
                 f"windows, paired test p = {p_value:.2g} over {pairs} pairs")

@@ -25,7 +25,7 @@ from storage.registry import (
     settle_status,
     version_view,
 )
-from storage.releases import champion
+from storage.releases import champion, open_releases
 
 COMPARISON_RULES = ("champion", "slice_regression")  # the rest judge a model on its own
 
@@ -45,6 +45,10 @@ def register_and_gate(session: Session, *, run: RunRecord, versions: list[Versio
         metric = limits.metric
         current = champion(session, device_class)
         champion_figures = _champion_figures(current, evidence, metric)
+        canary = open_releases(session, device_class).get("canary")
+        canary_figures = Figures.of(evidence.released[canary.model_version_id], metric,
+                                    canary.model_version.artifact_bytes) \
+            if canary is not None and canary.model_version_id in evidence.released else None
         reference, reference_error = best_reference(evidence.references, metric)
         baseline = evidence.candidates[baseline_variant].mean_over_origins(metric)
         for version in record.versions:
@@ -54,7 +58,8 @@ def register_and_gate(session: Session, *, run: RunRecord, versions: list[Versio
                 baseline_error=baseline, reference_name=reference,
                 reference_error=reference_error, zero_share=evaluation.overall.zero_share,
                 latency_ms_p50=version.latency_us_p50 / 1000, champion=champion_figures,
-                champion_version=current.id if current else None), limits)
+                champion_version=current.id if current else None, canary=canary_figures,
+                canary_version=canary.model_version_id if canary_figures else None), limits)
             record_decision(session, version, policy, verdict)
     for version in record.versions:
         settle_status(session, version)

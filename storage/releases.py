@@ -329,7 +329,7 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
             else None
         step = _judge_canary(session, target, canary, as_of=as_of, blockers=canary_blockers,
                              holds=fleet_holds, policy=canary_policy, errors=errors, now=now)
-        better = _replaces_champion(session, candidate, device_class) \
+        better = _replaces_canary(session, candidate, canary) \
             if step.action in ("held", "waiting") and candidate is not None \
             and candidate.id != canary.model_version_id and candidate.status != "retired" else None
         if better:
@@ -435,15 +435,21 @@ def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, a
                        canary.model_version_id)
 
 
-def _replaces_champion(session: Session, candidate: ModelVersion, device_class: str) -> str | None:
-    """The gate's note when it found `candidate` better than the champion on the same windows
-    (its champion rule passed as a replacement, not merely as smaller), else None."""
+def _replaces_canary(session: Session, candidate: ModelVersion, canary: Release) -> str | None:
+    """The gate's note when it found `candidate` clearly better, on the same windows, than both
+    the champion and the canary in flight (`replaces` and `replaces_canary` in its champion
+    rule), else None. Better than an ageing champion alone is not enough: every night's model
+    may be, and replacing the canary each night would restart its count forever."""
     reasons = session.scalar(select(GateDecision.reasons).where(
-        GateDecision.model_version_id == candidate.id, GateDecision.device_class == device_class,
-        GateDecision.passed.is_(True)))
-    return next((r["note"] for r in reasons or []
-                 if r.get("rule") == "champion" and (r.get("details") or {}).get("replaces")),
-                None)
+        GateDecision.model_version_id == candidate.id,
+        GateDecision.device_class == canary.device_class, GateDecision.passed.is_(True)))
+    rule = next((r for r in reasons or [] if r.get("rule") == "champion"), None)
+    details = (rule or {}).get("details") or {}
+    if not details.get("replaces") or details.get("canary_version") != canary.model_version_id \
+            or not details.get("replaces_canary"):
+        return None
+    return (f"{rule['note']}; better than the canary's version {canary.model_version_id} by "
+            f"{details['canary_gain']:.3f}, paired test p = {details['canary_p_value']:.2g}")
 
 
 def _start_canary(session: Session, target: ReleaseTarget, candidate: ModelVersion,

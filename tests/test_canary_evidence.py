@@ -131,15 +131,21 @@ def test_with_no_canary_device_enrolled_the_canary_is_judged_on_nights_and_quali
         "quality alone" in step.message
 
 
-def _champion_note(shipping, version: int, note: str, *, replaces: bool) -> None:
+def _champion_note(shipping, version: int, note: str, *, replaces: bool,
+                   canary: int | None = None, replaces_canary: bool = False) -> None:
     """The champion rule's reason as the gate records it: passed, with `replaces` true only
-    when it found the version better on evidence (not merely smaller)."""
+    when it found the version better on evidence (not merely smaller), and how it compared
+    with the canary in flight (`canary`) on the same windows."""
+    details = {"replaces": replaces}
+    if canary is not None:
+        details |= {"canary_version": canary, "canary_gain": 1.25, "canary_p_value": 0.004,
+                    "replaces_canary": replaces_canary}
     with shipping["sessions"]() as session, session.begin():
         decision = session.scalars(select(GateDecision).where(
             GateDecision.model_version_id == version, GateDecision.device_class == "sensor")).one()
         decision.reasons = [r for r in decision.reasons if r["rule"] != "champion"] + [
             {"rule": "champion", "observed": 2.0, "limit": 0.5, "passed": True, "note": note,
-             "details": {"replaces": replaces}}]
+             "details": details}]
 
 
 def test_a_clearly_better_candidate_replaces_a_canary_in_flight_and_a_merely_smaller_one_waits(
@@ -152,13 +158,20 @@ def test_a_clearly_better_candidate_replaces_a_canary_in_flight_and_a_merely_sma
     steps = night(shipping, shipping["v2"], as_of=DAY0 + dt.timedelta(days=1))
     assert [s.action for s in steps] == ["waiting", "waiting"]
     assert f"waits until canary release {old} ends" in steps[1].message
-    _champion_note(shipping, shipping["v2"], "replaces version 1: better by 3.600 on the same "
-                                             "windows, paired test p = 0.001 over 40 pairs",
-                   replaces=True)
+    # better than the champion but not clearly better than the canary itself: the canary keeps
+    # its nights (else a canary could be replaced every night and never graduate)
+    note = "replaces version 1: better by 3.600 on the same windows, paired test p = 0.001"
+    _champion_note(shipping, shipping["v2"], note, replaces=True, canary=shipping["v1"],
+                   replaces_canary=False)
+    steps = night(shipping, shipping["v2"], as_of=DAY0 + dt.timedelta(days=2))
+    assert [s.action for s in steps] == ["waiting", "waiting"]
+    _champion_note(shipping, shipping["v2"], note, replaces=True, canary=shipping["v1"],
+                   replaces_canary=True)
     (step,) = night(shipping, shipping["v2"], as_of=DAY0 + dt.timedelta(days=2))
     assert step.action == "replaced"
     assert f"canary release {old} (version {shipping['v1']}) replaced by version " \
         f"{shipping['v2']}" in step.message and "replaces version 1: better by 3.600" in step.message
+    assert f"better than the canary's version {shipping['v1']} by 1.250" in step.message
     assert "the old canary was waiting: " in step.message
     assert open_channels(shipping) == {"canary": shipping["v2"]}
     with shipping["sessions"]() as session:

@@ -79,6 +79,20 @@ def test_a_candidate_clearly_better_on_the_same_windows_replaces_the_champion():
     assert reason.details["champion_error"] == 15.0 and reason.details["pairs"] == UNITS
 
 
+def test_the_champion_rule_says_whether_the_candidate_is_clearly_better_than_the_canary_too():
+    """Better than an ageing champion is not better than the canary in flight: the rollout
+    replaces a canary only on `replaces_canary` (paired, same windows, min_gain)."""
+    for canary_error, replaces_canary in ((14.1, False), (15.0, True)):
+        verdict = evaluate_gate(replace(champion_case(14.0, 14.0 + NOISE),
+                                        canary=figures(canary_error, units=canary_error + NOISE),
+                                        canary_version=9), LIMITS)
+        details = next(r for r in verdict.reasons if r.rule == "champion").details
+        assert verdict.passed and details["replaces"] is True
+        assert details["canary_version"] == 9
+        assert details["canary_gain"] == pytest.approx(canary_error - 14.0)
+        assert details["replaces_canary"] is replaces_canary
+
+
 def test_a_gain_under_min_gain_keeps_the_champion():
     verdict = evaluate_gate(champion_case(14.9, 14.9 + NOISE), LIMITS)
     reason = next(r for r in verdict.reasons if r.rule == "champion")
