@@ -28,7 +28,7 @@ from compression.evaluation import Yardstick, evaluate, reference_evaluations, y
 from compression.export import export_tflite
 from compression.lstm import train_lstm
 from compression.recipe import TrainRecipe
-from compression.windows import split_by_time
+from compression.windows import night_split
 from storage.gate import Figures, GateInput, GateLimits, best_reference, evaluate_gate
 from storage.records import Evaluation
 from storage.synthetic import generate_sales
@@ -104,7 +104,7 @@ def replay_gate(*, nights: int = 30, stores: int = 5, items: int = 10, recipe: T
     started = time.perf_counter()
     for k in range(nights):
         night = first_night + dt.timedelta(days=k)
-        split = split_by_time(sales[sales["date"] <= pd.Timestamp(night)])
+        split = night_split(sales[sales["date"] <= pd.Timestamp(night)], recipe)
         ys = yardstick(split)
         references = reference_evaluations(ys)
         candidates = {}

@@ -20,7 +20,7 @@ from compression.export import export_tflite
 from compression.lstm import TrainResult, train_lstm, warm_start_lstm, weights_bytes
 from compression.recipe import TrainRecipe
 from compression.variants import VARIANTS_BY_NAME
-from compression.windows import split_by_time
+from compression.windows import night_split
 
 FROM_SCRATCH = tuple(v.name for v in VARIANTS_BY_NAME.values() if v.trained_from_scratch)
 TARGET_MAPE_POINTS = 0.1  # issue 14: mean MAPE of warm nights within this of cold ones
@@ -54,7 +54,7 @@ def warm_vs_cold(sales: pd.DataFrame, recipe: TrainRecipe, *, nights: int = 7,
     rows: list[dict] = []
     weights: dict[str, bytes] = {}
     for night, day in enumerate(days):
-        split = split_by_time(sales[sales["date"] <= day])
+        split = night_split(sales[sales["date"] <= day], recipe)
         ys = yardstick(split)
         ways = ("cold",) if night == 0 else ("cold", "warm")
         for variant in variants:

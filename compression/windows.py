@@ -136,6 +136,11 @@ def split_by_time(
     )
 
 
+def night_split(sales: pd.DataFrame, recipe) -> Split:
+    """The nightly's split: the recipe's `test_days` held out, `validation_days` before them."""
+    return split_by_time(sales, test_days=recipe.test_days, validation_days=recipe.validation_days)
+
+
 def window_scale(history: np.ndarray) -> np.ndarray:
     """Per-window scale a device can compute from the window alone: its mean plus one.
 
