@@ -1,20 +1,22 @@
-"""Build every variant of a night from one split and measure each on LiteRT."""
+"""Build a night's variants step by step: train (or prune, or distill) a variant's weights,
+export them to `.tflite`, measure the artifact on LiteRT. Each step takes data and returns data
+(weights as arrays, never a live Keras model), so the flow can run the steps as separate tasks
+on other processes or machines; `build_variants` runs them in order in this process."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
-import keras
-import pandas as pd
+import numpy as np
 
-from compression.evaluate import ArtifactFigures, measure_artifact
-from compression.evaluation import Yardstick, reference_evaluations, yardstick
+from compression.evaluate import measure_artifact
+from compression.evaluation import Yardstick, yardstick
 from compression.export import export_tflite
 from compression.lstm import (
     count_params,
     distill_lstm,
+    model_from_weights,
     predict_sales,
     train_lstm,
     warm_start_lstm,
@@ -22,37 +24,98 @@ from compression.lstm import (
 )
 from compression.pruning import prune
 from compression.recipe import MODEL_FAMILY, TrainRecipe
-from compression.variants import VARIANTS, VARIANTS_BY_NAME, Variant, source_model
-from compression.windows import Split, split_by_time
-from storage.records import Evaluation
+from compression.steps import BuiltVariant, ExportedVariant, TrainedWeights
+from compression.variants import (
+    VARIANTS,
+    VARIANTS_BY_NAME,
+    Variant,
+    build_order,
+    source_model,
+    with_compression_ratios,
+)
+from compression.windows import Split, WindowSet
+
+Progress = Callable[[str], None]
 
 
-@dataclass
-class BuiltVariant:
-    variant: Variant
-    content: bytes  # the .tflite artifact
-    figures: ArtifactFigures
-    params: int
-    nonzero_params: int
-    hyperparams: dict
-    seconds: dict[str, float] = field(default_factory=dict)
-    compression_ratio: float | None = None  # base artifact bytes / this artifact bytes
-    weights: bytes | None = None  # Keras weights of a from-scratch model, to warm-start from
+def _quiet(message: str) -> None:
+    pass
 
 
-def _order(variants: Sequence[Variant]) -> list[Variant]:
-    """Variants sorted so each comes after the one it is derived from."""
-    needed: dict[str, Variant] = {}
+def train_variant(variant: Variant, split: Split, recipe: TrainRecipe, *,
+                  base_weights: list[np.ndarray] | None = None, warm_from: bytes | None = None,
+                  progress: Progress = _quiet) -> TrainedWeights:
+    """The weights of a variant with its own weights: trained from scratch (baseline, sizing),
+    or fine-tuned from its parent's Keras weights `warm_from` (a warm start), distilled from
+    its base, or its base pruned and fine-tuned. `base_weights` are the weights of
+    `variant.base_variant`, needed by every variant not trained from scratch."""
+    if not variant.has_own_weights:
+        raise ValueError(f"{variant.name} has no training step: it exports "
+                         f"{source_model(variant)}'s weights")
+    started = time.perf_counter()
+    said = dict(progress=progress, label=variant.name)
+    if variant.trained_from_scratch and warm_from is not None:
+        progress(f"{variant.name}: fine-tuning LSTM-{variant.units} from its parent's weights")
+        result = warm_start_lstm(variant.units, warm_from, split.train, split.validation,
+                                 recipe, **said)
+        return TrainedWeights(result.model.get_weights(), {
+            "epochs_run": result.epochs_run, "kept_parent_weights": result.kept_parent},
+            time.perf_counter() - started)
+    if variant.trained_from_scratch:
+        progress(f"{variant.name}: training LSTM-{variant.units}")
+        result = train_lstm(variant.units, split.train, split.validation, recipe, **said)
+        return TrainedWeights(result.model.get_weights(), {"epochs_run": result.epochs_run},
+                              time.perf_counter() - started)
+    if base_weights is None:
+        raise ValueError(f"{variant.name} is derived from {variant.base_variant}: pass its weights")
+    base = model_from_weights(VARIANTS_BY_NAME[variant.base_variant].units, base_weights,
+                              dropout=recipe.dropout, seed=recipe.seed)
+    if variant.technique == "distillation":
+        progress(f"{variant.name}: distilling {variant.base_variant} into LSTM-{variant.units}")
+        result = distill_lstm(variant.units, base, split.train, split.validation, recipe,
+                              **said)
+        added = {"teacher": variant.base_variant, "epochs_run": result.epochs_run}
+    elif variant.sparsity is not None:
+        progress(f"{variant.name}: pruning {variant.base_variant} to {variant.sparsity:.0%}")
+        result = prune(base, split.train, split.validation, recipe, sparsity=variant.sparsity,
+                       **said)
+        added = {"sparsity": variant.sparsity, "fine_tune_epochs_run": result.epochs_run}
+    else:
+        raise ValueError(f"{variant.name}: no training step for technique {variant.technique!r}")
+    return TrainedWeights(result.model.get_weights(), added, time.perf_counter() - started)
 
-    def visit(variant: Variant) -> None:
-        base = variant.base_variant
-        if base and not variant.trained_from_scratch and base not in needed:
-            visit(VARIANTS_BY_NAME[base])
-        needed.setdefault(variant.name, variant)
 
-    for variant in variants:
-        visit(variant)
-    return list(needed.values())
+def export_variant(variant: Variant, weights: list[np.ndarray], test: WindowSet) -> ExportedVariant:
+    """The artifact of `variant` from the weights it exports (its own, or for int8 its base's)."""
+    started = time.perf_counter()
+    model = model_from_weights(variant.units, weights)
+    content = export_tflite(model, weights=variant.weights)
+    keras_forecast = predict_sales(model, test.history, test.target_weekday)
+    params, nonzero = count_params(model)
+    return ExportedVariant(content, keras_forecast, params, nonzero, time.perf_counter() - started,
+                           keras_weights=weights_bytes(model) if variant.trained_from_scratch
+                           else None)
+
+
+def measure_variant(variant: Variant, exported: ExportedVariant, ys: Yardstick, recipe: TrainRecipe,
+                    *, trained_hyperparams: dict | None = None, train_s: float = 0.0,
+                    forecast: np.ndarray | None = None,
+                    progress: Progress = _quiet) -> BuiltVariant:
+    """The variant's artifact measured on LiteRT over the night's test windows.
+
+    `trained_hyperparams` and `train_s`: what its own training step did (none for int8
+    variants); `forecast`: its LiteRT forecast of every test window when already computed (by
+    partitions, `compression.evaluate.combine_forecasts`)."""
+    started = time.perf_counter()
+    figures = measure_artifact(exported.content, ys, exported.keras_forecast, forecast=forecast)
+    hyper = {"units": variant.units, "weights": variant.weights, "architecture": MODEL_FAMILY,
+             **recipe.as_dict(), **(trained_hyperparams or {})}
+    seconds = {"train_s": train_s, "export_s": exported.export_s,
+               "measure_s": time.perf_counter() - started}
+    progress(f"{variant.name}: {figures.artifact_bytes:,} B, MAPE {figures.mape_pct:.2f} %, "
+             f"p50 {figures.latency_us_p50:.0f} us")
+    return BuiltVariant(variant, exported.content, figures, exported.params,
+                        exported.nonzero_params, hyper, seconds, weights=exported.keras_weights)
 
 
 def build_variants(
@@ -61,10 +124,11 @@ def build_variants(
     *,
     variants: Sequence[Variant] = VARIANTS,
     ys: Yardstick | None = None,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Progress = _quiet,
     warm_from: Mapping[str, bytes] | None = None,
 ) -> list[BuiltVariant]:
-    """Train, prune, export and measure `variants` (and whatever they are derived from).
+    """Train, prune, export and measure `variants` (and whatever they are derived from), one
+    after another in this process.
 
     A from-scratch variant named in `warm_from` starts from those Keras weights (its parent's)
     and is fine-tuned on recent windows; the others train from nothing. Returns the requested
@@ -73,86 +137,18 @@ def build_variants(
     """
     warm_from = warm_from or {}
     ys = ys or yardstick(split)
-    models: dict[str, keras.Model] = {}
+    trained: dict[str, TrainedWeights] = {}
     built: dict[str, BuiltVariant] = {}
-    for variant in _order(variants):
-        timings: dict[str, float] = {}
-        hyper: dict = {"units": variant.units, "weights": variant.weights,
-                       "architecture": MODEL_FAMILY, **recipe.as_dict()}
-        started = time.perf_counter()
-        said = dict(progress=progress, label=variant.name)
-        if variant.trained_from_scratch and variant.name in warm_from:
-            progress(f"{variant.name}: fine-tuning LSTM-{variant.units} from its parent's weights")
-            result = warm_start_lstm(variant.units, warm_from[variant.name], split.train,
-                                     split.validation, recipe, **said)
-            models[variant.name] = result.model
-            hyper.update(epochs_run=result.epochs_run,
-                         kept_parent_weights=result.kept_parent)
-        elif variant.trained_from_scratch:
-            progress(f"{variant.name}: training LSTM-{variant.units}")
-            result = train_lstm(variant.units, split.train, split.validation, recipe, **said)
-            models[variant.name] = result.model
-            hyper["epochs_run"] = result.epochs_run
-        elif variant.technique == "distillation":
-            progress(f"{variant.name}: distilling {variant.base_variant} into LSTM-{variant.units}")
-            result = distill_lstm(variant.units, models[variant.base_variant], split.train,
-                                  split.validation, recipe, **said)
-            models[variant.name] = result.model
-            hyper.update(teacher=variant.base_variant, epochs_run=result.epochs_run)
-        elif variant.sparsity is not None and variant.weights == "float32":
-            progress(f"{variant.name}: pruning {variant.base_variant} to {variant.sparsity:.0%}")
-            result = prune(models[variant.base_variant], split.train, split.validation, recipe,
-                           sparsity=variant.sparsity, **said)
-            models[variant.name] = result.model
-            hyper.update(sparsity=variant.sparsity, fine_tune_epochs_run=result.epochs_run)
-        timings["train_s"] = time.perf_counter() - started
-
-        model = models[source_model(variant)]
-        started = time.perf_counter()
-        content = export_tflite(model, weights=variant.weights)
-        timings["export_s"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        keras_forecast = predict_sales(model, split.test.history, split.test.target_weekday)
-        figures = measure_artifact(content, ys, keras_forecast)
-        timings["measure_s"] = time.perf_counter() - started
-        params, nonzero = count_params(model)
-        built[variant.name] = BuiltVariant(
-            variant, content, figures, params, nonzero, hyper, timings,
-            weights=weights_bytes(model) if variant.trained_from_scratch else None)
-        progress(f"{variant.name}: {figures.artifact_bytes:,} B, MAPE {figures.mape_pct:.2f} %, "
-                 f"p50 {figures.latency_us_p50:.0f} us")
-
-    for item in built.values():
-        base = item.variant.base_variant
-        if base in built:
-            item.compression_ratio = built[base].figures.artifact_bytes / item.figures.artifact_bytes
+    for variant in build_order(variants):
+        if variant.has_own_weights:
+            base = None if variant.trained_from_scratch else trained[variant.base_variant].weights
+            trained[variant.name] = train_variant(variant, split, recipe, base_weights=base,
+                                                  warm_from=warm_from.get(variant.name),
+                                                  progress=progress)
+        exported = export_variant(variant, trained[source_model(variant)].weights, split.test)
+        own = trained.get(variant.name) if variant.has_own_weights else None
+        built[variant.name] = measure_variant(
+            variant, exported, ys, recipe, trained_hyperparams=own and own.hyperparams,
+            train_s=own.train_s if own else 0.0, progress=progress)
+    with_compression_ratios(list(built.values()))
     return [built[v.name] for v in variants]
-
-
-@dataclass
-class NightBuild:
-    """Every variant of a night, the held-out windows they were measured on (released models
-    are measured on the same), and the reference forecasts scored there."""
-
-    variants: list[BuiltVariant]
-    yardstick: Yardstick
-    references: dict[str, Evaluation]
-    series_count: int
-    train_windows: int
-
-    @property
-    def test_windows(self) -> int:
-        return len(self.yardstick.test)
-
-
-def build_night(sales: pd.DataFrame, recipe: TrainRecipe, *,
-                progress: Callable[[str], None] = lambda message: None,
-                warm_from: Mapping[str, bytes] | None = None) -> NightBuild:
-    """Split `sales` by time, then train (or fine-tune the variants in `warm_from` from their
-    parents' weights), compress, export and measure every variant."""
-    split = split_by_time(sales)
-    ys = yardstick(split)
-    built = build_variants(split, recipe, ys=ys, progress=progress, warm_from=warm_from)
-    return NightBuild(built, ys, reference_evaluations(ys), len(split.matrix.series),
-                      len(split.train))

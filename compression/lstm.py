@@ -23,18 +23,30 @@ from compression.windows import WEEKDAYS, WINDOW_DAYS, WindowSet, window_scale  
 tf.get_logger().setLevel("ERROR")  # retracing notices when several models predict in turn
 
 
-def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0.2) -> keras.Model:
+def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0.2,
+               seed: int | None = None) -> keras.Model:
     """The article's model, `LSTM(units, tanh) -> Dropout -> Dense(1)` on window-scaled sales,
     with the forecast day's weekday (one-hot) joined to the LSTM's output before the Dense
     layer: a 14-day window cannot tell which of its days share the forecast day's weekday,
     and on generated article-shaped sales knowing it took LSTM-64 from 18.0 % to 13.8 % MAPE
-    (oracle 13.0 %)."""
+    (oracle 13.0 %).
+
+    With a `seed`, the initial weights and the dropout masks come from it alone; without, Keras
+    draws their seeds from Python's global `random`, which any other thread of the process (a
+    Dask worker's, Prefect's) may draw from too: a night's training passes its recipe's seed."""
+    def seeded(offset: int) -> int | None:
+        return None if seed is None else seed + offset
+
     history = keras.Input(shape=(window_days, 1), name="scaled_history")
     weekday = keras.Input(shape=(WEEKDAYS,), name="weekday")
-    hidden = keras.layers.LSTM(units, activation="tanh", name="lstm")(history)
-    hidden = keras.layers.Dropout(dropout, name="dropout")(hidden)
+    hidden = keras.layers.LSTM(
+        units, activation="tanh", name="lstm", seed=seeded(0),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(1)),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seeded(2)))(history)
+    hidden = keras.layers.Dropout(dropout, name="dropout", seed=seeded(3))(hidden)
     joined = keras.layers.Concatenate(name="with_weekday")([hidden, weekday])
-    outputs = keras.layers.Dense(1, name="dense")(joined)
+    outputs = keras.layers.Dense(
+        1, name="dense", kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(4)))(joined)
     return keras.Model([history, weekday], outputs, name=f"lstm{units}")
 
 
@@ -170,7 +182,7 @@ def train_lstm(units: int, train: WindowSet, validation: WindowSet, recipe: Trai
                progress: Callable[[str], None] | None = None, label: str = "") -> TrainResult:
     """Train an LSTM of `units` units from scratch with `recipe`."""
     keras.utils.set_random_seed(recipe.seed)
-    model = build_lstm(units, dropout=recipe.dropout)
+    model = build_lstm(units, dropout=recipe.dropout, seed=recipe.seed)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
                learning_rate=recipe.learning_rate, progress=progress, label=label)
 
@@ -181,7 +193,7 @@ def distill_lstm(units: int, teacher: keras.Model, train: WindowSet, validation:
     """Train an LSTM of `units` units from scratch on the actuals and `teacher`'s forecasts
     (knowledge distillation: the teacher's forecasts are a smoother target than noisy counts)."""
     keras.utils.set_random_seed(recipe.seed)
-    model = build_lstm(units, dropout=recipe.dropout)
+    model = build_lstm(units, dropout=recipe.dropout, seed=recipe.seed)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
                learning_rate=recipe.learning_rate, teacher=teacher, progress=progress, label=label)
 
@@ -198,10 +210,11 @@ def weights_bytes(model: keras.Model) -> bytes:
         return path.read_bytes()
 
 
-def load_lstm(units: int, weights: bytes, *, dropout: float = 0.2) -> keras.Model:
+def load_lstm(units: int, weights: bytes, *, dropout: float = 0.2,
+              seed: int | None = None) -> keras.Model:
     """An LSTM of `units` units holding `weights` (from `weights_bytes`); a ValueError if they
-    were saved from another layer structure."""
-    model = build_lstm(units, dropout=dropout)
+    were saved from another layer structure. `seed` seeds its dropout (for fine-tuning)."""
+    model = build_lstm(units, dropout=dropout, seed=seed)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.weights.h5"
         path.write_bytes(weights)
@@ -229,7 +242,7 @@ def warm_start_lstm(units: int, parent_weights: bytes, train: WindowSet, validat
     windows is kept, and the parent's own weights when no epoch beat them."""
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
-    model = load_lstm(units, parent_weights, dropout=recipe.dropout)
+    model = load_lstm(units, parent_weights, dropout=recipe.dropout, seed=recipe.seed)
     x_val, y_val = scaled_inputs(validation)
     model.compile(loss=recipe.loss)
     parent_loss = float(model.evaluate(x_val, y_val, batch_size=4096, verbose=0))
@@ -245,6 +258,16 @@ def warm_start_lstm(units: int, parent_weights: bytes, train: WindowSet, validat
     return TrainResult(model=model, epochs_run=result.epochs_run, train_loss=result.train_loss,
                        val_loss=result.val_loss, seconds=time.perf_counter() - started,
                        kept_parent=kept_parent)
+
+
+def model_from_weights(units: int, weights: list[np.ndarray], *, dropout: float = 0.2,
+                       seed: int | None = None) -> keras.Model:
+    """An LSTM of `units` units holding `weights` (as `model.get_weights()` returned them): how a
+    step that runs in another process or on another machine gets its base model back. `seed`
+    seeds its dropout, for a model that is trained further (pruning's fine-tuning)."""
+    model = build_lstm(units, dropout=dropout, seed=seed)
+    model.set_weights(weights)
+    return model
 
 
 def count_params(model: keras.Model) -> tuple[int, int]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compression.steps import BuiltVariant
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,11 @@ class Variant:
     @property
     def trained_from_scratch(self) -> bool:
         return self.technique in ("baseline", "sizing")
+
+    @property
+    def has_own_weights(self) -> bool:
+        """False for an int8 variant: it exports its base's float weights, with no training."""
+        return self.weights == "float32"
 
 
 BASELINE = "lstm64"
@@ -47,3 +57,28 @@ VARIANTS_BY_NAME = {variant.name: variant for variant in VARIANTS}
 def source_model(variant: Variant) -> str:
     """The variant whose Keras weights this one exports: itself, or for int8 its base."""
     return variant.base_variant if variant.weights == "int8" else variant.name  # type: ignore[return-value]
+
+
+def build_order(variants: Sequence[Variant] = VARIANTS) -> list[Variant]:
+    """Variants sorted so each comes after the one it is derived from (bases added)."""
+    needed: dict[str, Variant] = {}
+
+    def visit(variant: Variant) -> None:
+        base = variant.base_variant
+        if base and not variant.trained_from_scratch and base not in needed:
+            visit(VARIANTS_BY_NAME[base])
+        needed.setdefault(variant.name, variant)
+
+    for variant in variants:
+        visit(variant)
+    return list(needed.values())
+
+
+def with_compression_ratios(built: Sequence[BuiltVariant]) -> list[BuiltVariant]:
+    """Set each variant's compression ratio against its base (when its base is among them)."""
+    by_name = {item.variant.name: item for item in built}
+    for item in built:
+        base = by_name.get(item.variant.base_variant or "")
+        if base is not None:
+            item.compression_ratio = base.figures.artifact_bytes / item.figures.artifact_bytes
+    return list(built)

@@ -148,3 +148,27 @@ def window_scale(history: np.ndarray) -> np.ndarray:
     inside their graph, so a device feeds raw sales and gets sales back.
     """
     return history.mean(axis=-1) + 1.0
+
+
+_WINDOW_FIELDS = ("history", "target", "series", "target_pos", "target_weekday")
+_PARTS = ("train", "validation", "test")
+
+
+def split_arrays(split: Split) -> dict[str, np.ndarray]:
+    """A split as plain named arrays (no Python objects), to store and load without pickle."""
+    arrays = {"dates": split.matrix.dates.to_numpy(dtype="datetime64[ns]"),
+              "series": np.array(split.matrix.series, dtype=np.int64).reshape(-1, 2),
+              "values": split.matrix.values}
+    for part in _PARTS:
+        windows = getattr(split, part)
+        arrays.update({f"{part}.{name}": getattr(windows, name) for name in _WINDOW_FIELDS})
+    return arrays
+
+
+def split_from_arrays(arrays: dict[str, np.ndarray]) -> Split:
+    """The split `split_arrays` took apart."""
+    matrix = SalesMatrix(pd.DatetimeIndex(arrays["dates"], freq="D"),
+                         [tuple(map(int, pair)) for pair in arrays["series"]], arrays["values"])
+    parts = {part: WindowSet(*(arrays[f"{part}.{name}"] for name in _WINDOW_FIELDS))
+             for part in _PARTS}
+    return Split(matrix=matrix, **parts)

@@ -13,28 +13,40 @@ configure_prefect()
 from prefect import flow  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 
+from compression.recipe import recipe_for  # noqa: E402
+from flows.runner import night_task_runner  # noqa: E402
 from flows.tasks import (  # noqa: E402
+    NightBuild,
+    NightWork,
     advance_rollouts,
     begin_night,
-    build_variants,
     check_drift,
     check_quality,
+    discard_work,
     end_night,
+    export_variant,
+    forecast_partition,
     ingest_drop,
     load_sales_up_to,
-    measure_released,
+    measure_variant,
     night_registered,
     notify_ops,
     plan_start,
+    prepare_build,
     publish_summary,
     record_flow_failure,
     register,
+    released_artifacts,
     run_key_for,
     save_artifacts,
+    score_forecasts,
+    score_references,
+    train_variant,
 )
 from storage.catalog import get_catalog  # noqa: E402
-from storage.records import NightResult  # noqa: E402
+from storage.records import Evaluation, NightResult  # noqa: E402
 from storage.sales import sales_fingerprint  # noqa: E402
+from storage.settings import get_settings  # noqa: E402
 
 
 @contextmanager
@@ -47,13 +59,51 @@ def timed(timings: dict[str, float], name: str):
         timings[name] = round(time.perf_counter() - started, 2)
 
 
+def _forecasts(work: NightWork, artifact_uri: str, label: str, wait_for=()) -> list:
+    """The artifact's LiteRT forecasts of the night's held-out windows, one task per partition
+    of the series."""
+    return [forecast_partition.submit(work, artifact_uri, part, label, wait_for=list(wait_for))
+            for part in range(len(work.partitions))]
+
+
+def build_variants(catalog, work: NightWork) -> tuple[NightBuild, dict[int, Evaluation]]:
+    """Every variant as tasks with their real dependencies, on the flow's task runner: the
+    from-scratch models independent of each other, pruning and distillation after their base's
+    training, each variant's export after the weights it exports (its own, or for int8 its
+    base's), its LiteRT forecasts in series partitions after its export, its measurement after
+    those. Released models are forecast on the same partitions. Tasks hand each other files in
+    the build's folder and small records, never live models."""
+    from compression.variants import VARIANTS, build_order, source_model, with_compression_ratios
+
+    trained = {}
+    for variant in build_order(VARIANTS):
+        if variant.has_own_weights:
+            base = None if variant.trained_from_scratch else trained[variant.base_variant]
+            trained[variant.name] = train_variant.submit(work, variant.name, base)
+    measured = {}
+    for variant in VARIANTS:
+        exported = export_variant.submit(work, variant.name, trained[source_model(variant)])
+        forecasts = _forecasts(work, work.artifact_uri(variant.name), variant.name, [exported])
+        measured[variant.name] = measure_variant.submit(
+            work, variant.name, exported,
+            trained[variant.name] if variant.has_own_weights else None, forecasts)
+    released = {version: score_forecasts.submit(
+                    work, _forecasts(work, uri, f"version {version}"), f"version {version}")
+                for version, uri in released_artifacts(catalog).items()}
+    references = score_references.submit(work)
+    build = NightBuild(with_compression_ratios([measured[v.name].result() for v in VARIANTS]),
+                       references.result(), work.series_count, work.train_windows,
+                       work.test_windows)
+    return build, {version: future.result() for version, future in released.items()}
+
+
 def _alert_on_failure(flow, flow_run, state) -> None:
     """A crashed or failed night becomes a flow_failure alert (and a notification)."""
     record_flow_failure(get_catalog(), flow_run=flow_run.name, error=str(state.message))
 
 
 @flow(name="nightly-retrain", log_prints=True, on_failure=[_alert_on_failure],
-      on_crashed=[_alert_on_failure])
+      on_crashed=[_alert_on_failure], task_runner=night_task_runner(get_settings()))
 def nightly_retrain(as_of: str | None = None, profile: str = "full",
                     drop: str | None = None, cold: bool = False) -> NightResult:
     """Ingest the night's drop, check drift and the released models' quality, retrain (warm
@@ -74,15 +124,16 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     run_key = run_key_for(as_of, profile, fingerprint, plan.start)
     night = night_registered(catalog, run_key)
     if night is None:
-        with timed(timings, "build_s"):
-            build = build_variants(sales, profile, run_key, plan)
+        with timed(timings, "build_s"):  # the variants, and the released models' measurement
+            work = prepare_build(catalog, run_key, recipe_for(profile), plan, sales,
+                                 catalog.settings.partition_series)
+            build, released = build_variants(catalog, work)
         with timed(timings, "save_s"):
             records = save_artifacts(catalog, run_key, build, plan)
-        with timed(timings, "released_s"):
-            released = measure_released(catalog, build)
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, sales=sales,
                          fingerprint=fingerprint, build=build, records=records,
                          released=released, timings_s=timings, plan=plan)
+        discard_work(work)
     rollout, holds = advance_rollouts(catalog, night, quality.canaries)
     notified = notify_ops(catalog, return_state=True)
     result = publish_summary(night, drift=drift, quality=quality.lines, rollout=rollout, holds=holds,

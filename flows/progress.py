@@ -23,9 +23,14 @@ def say(message: str) -> None:
         pass
 
 
+def _name(task, task_run) -> str:
+    """The run's own name where the task gives one ("train lstm32"), else the task's."""
+    return task_run.name if task.task_run_name else task.name
+
+
 def _on_running(task, task_run, state) -> None:
     _started[str(task_run.id)] = time.perf_counter()
-    say(f"{task.name} ...")
+    say(f"{_name(task, task_run)} ...")
 
 
 def _elapsed(task_run) -> str:
@@ -34,11 +39,11 @@ def _elapsed(task_run) -> str:
 
 
 def _on_completion(task, task_run, state) -> None:
-    say(f"{task.name}: done{_elapsed(task_run)}")
+    say(f"{_name(task, task_run)}: done{_elapsed(task_run)}")
 
 
 def _on_failure(task, task_run, state) -> None:
-    say(f"{task.name}: failed{_elapsed(task_run)}: {str(state.message)[:200]}")
+    say(f"{_name(task, task_run)}: failed{_elapsed(task_run)}: {str(state.message)[:200]}")
 
 
 STEP_HOOKS = dict(on_running=[_on_running], on_completion=[_on_completion],

@@ -5,12 +5,16 @@ whose I/O can fail transiently retry; notifications retry only here, in Prefect.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from compression.recipe import TrainRecipe
+from compression.steps import BuiltVariant, ExportedVariant
 from flows import checks
 from flows.progress import STEP_HOOKS, say
 from flows.summary import night_markdown, variant_rows
@@ -164,38 +168,229 @@ def plan_start(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, profile: s
                                       for (store, item), day in first_days.items()})
 
 
-def _build_cache_key(context, parameters) -> str:
-    """The night (as-of, data hash, profile, warm or cold) and what builds it (the parents,
-    the variant list, the recipe, the code): never Prefect's hashing of DataFrames, and never
-    another version's build."""
+def _build_key(recipe, plan: StartPlan) -> str:
+    """What builds a night besides its data (warm or cold and the parents, the variant list,
+    the recipe, the code): a re-run of the same build finds its finished steps, another
+    version's build never does."""
     import hashlib
     import json
 
-    from compression.recipe import recipe_for
     from compression.variants import VARIANTS
     from storage.lineage import current_lineage
 
     lineage = current_lineage()
-    plan = parameters["plan"]
-    what = json.dumps([[v.name for v in VARIANTS], recipe_for(parameters["profile"]).as_dict(),
+    what = json.dumps([[v.name for v in VARIANTS], recipe.as_dict(),
                        lineage.package_version, lineage.git_commit, plan.start,
                        sorted(plan.parents.items())], default=str)
-    return f"shelfcast-build-{parameters['run_key']}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
+    return hashlib.sha256(what.encode()).hexdigest()[:12]
 
 
-@task(name="train, compress and measure variants", cache_key_fn=_build_cache_key,
-      persist_result=True, cache_expiration=dt.timedelta(days=3), **STEP_HOOKS)
-def build_variants(sales: pd.DataFrame, profile: str, run_key: str, plan: StartPlan):
-    from compression.build import build_night
-    from compression.recipe import recipe_for
+@dataclass(frozen=True)
+class NightWork:
+    """One build of a night: the folder (beside its artifacts) where its steps leave the windows,
+    weights and `.tflite` files they hand each other, and the series partitions its held-out
+    windows are forecast in. Small, so it travels to every task; the arrays stay in files."""
+
+    folder: str
+    recipe: TrainRecipe  # read once by the flow: every task trains with the same
+    warm_from: dict[str, str]  # variant -> URI of its parent's Keras weights (a warm start)
+    series_count: int
+    train_windows: int
+    test_windows: int
+    partitions: list[list[int]]
+
+    @property
+    def windows_file(self) -> Path:
+        return Path(self.folder) / "windows.npz"
+
+    def weights_file(self, variant: str) -> Path:
+        return Path(self.folder) / f"{variant}.weights.npz"
+
+    def artifact_uri(self, variant: str) -> str:
+        return (Path(self.folder) / f"{variant}.tflite").resolve().as_uri()
+
+
+@dataclass(frozen=True)
+class TrainedFile:
+    """A variant's trained weights, by file, and what its training step did."""
+
+    weights_file: str
+    hyperparams: dict
+    train_s: float
+
+
+@dataclass
+class NightBuild:
+    """Every variant of a night and the reference forecasts, scored on the night's held-out
+    windows (released models are measured on the same)."""
+
+    variants: list[BuiltVariant]
+    references: dict[str, Evaluation]
+    series_count: int
+    train_windows: int
+    test_windows: int
+
+
+@lru_cache(maxsize=2)
+def _split(windows_file: Path):
+    """The night's split, read once per process (a Dask worker runs many of a night's steps)."""
+    from compression.windows import split_from_arrays
+    from storage.artifacts import load_arrays
+
+    return split_from_arrays(load_arrays(windows_file))
+
+
+@lru_cache(maxsize=2)
+def _yardstick(windows_file: Path):
+    from compression.evaluation import yardstick
+
+    return yardstick(_split(windows_file))
+
+
+@task(name="split windows", **STEP_HOOKS)
+def prepare_build(catalog: Catalog, run_key: str, recipe: TrainRecipe, plan: StartPlan,
+                  sales: pd.DataFrame, partition_series: int) -> NightWork:
+    """Split the night's sales into windows by time and keep them in the build's folder."""
+    from compression.evaluate import series_partitions
+    from compression.windows import split_arrays, split_by_time
+    from storage.artifacts import save_arrays
+
+    folder = catalog.night_work(run_key, _build_key(recipe, plan))
+    windows_file = folder / "windows.npz"
+    if windows_file.exists():
+        split = _split(windows_file)
+    else:
+        split = split_by_time(sales, test_days=recipe.test_days,
+                              validation_days=recipe.validation_days)
+        save_arrays(windows_file, split_arrays(split))
+    series_count = len(split.matrix.series)
+    return NightWork(folder=str(folder), recipe=recipe, warm_from=dict(plan.weights),
+                     series_count=series_count,
+                     train_windows=len(split.train), test_windows=len(split.test),
+                     partitions=series_partitions(series_count,
+                                                  -(-series_count // partition_series)))
+
+
+@task(name="train", task_run_name="train {variant}", **STEP_HOOKS)
+def train_variant(work: NightWork, variant: str, base: TrainedFile | None) -> TrainedFile:
+    """Train (or fine-tune from its parent's weights on a warm night, or distill, or prune and
+    fine-tune) one variant from its base's weights; keep its weights in the build's folder. A
+    re-run of the build reuses weights already there."""
+    import json
+
+    from compression import build
+    from compression.variants import VARIANTS_BY_NAME
+    from device.files import write_atomically
+    from storage.artifacts import load_arrays, read_artifact, save_arrays
+
+    weights_file = work.weights_file(variant)
+    done = weights_file.with_suffix(".json")
+    if done.exists():
+        return TrainedFile(str(weights_file), **json.loads(done.read_text()))
+    base_weights = list(load_arrays(Path(base.weights_file)).values()) if base else None
+    parent = work.warm_from.get(variant)
+    trained = build.train_variant(VARIANTS_BY_NAME[variant], _split(work.windows_file),
+                                  work.recipe, base_weights=base_weights, progress=say,
+                                  warm_from=read_artifact(parent) if parent else None)
+    save_arrays(weights_file, {f"w{i}": w for i, w in enumerate(trained.weights)})
+    meta = {"hyperparams": trained.hyperparams, "train_s": trained.train_s}
+    write_atomically(done, json.dumps(meta).encode())  # last: the weights are complete
+    return TrainedFile(str(weights_file), **meta)
+
+
+@task(name="export", task_run_name="export {variant}", **STEP_HOOKS)
+def export_variant(work: NightWork, variant: str, source: TrainedFile) -> ExportedVariant:
+    """Export one variant to `.tflite` (int8 variants from their base's weights); the file goes
+    to the build's folder for the LiteRT measurement partitions."""
+    from compression import build
+    from compression.variants import VARIANTS_BY_NAME
+    from device.files import write_atomically
+    from storage.artifacts import load_arrays
+
+    exported = build.export_variant(VARIANTS_BY_NAME[variant],
+                                    list(load_arrays(Path(source.weights_file)).values()),
+                                    _split(work.windows_file).test)
+    write_atomically(Path(work.artifact_uri(variant).removeprefix("file://")), exported.content)
+    return exported
+
+
+@task(name="LiteRT forecast", task_run_name="forecast {label} part {part}", **STEP_HOOKS)
+def forecast_partition(work: NightWork, artifact_uri: str, part: int, label: str):
+    """The artifact's LiteRT forecast of the held-out windows of the series in partition
+    `part` of `work.partitions`."""
+    from compression.evaluate import litert_forecast
     from storage.artifacts import read_artifact
 
-    return build_night(sales, recipe_for(profile), progress=say,
-                       warm_from={v: read_artifact(uri) for v, uri in plan.weights.items()})
+    return litert_forecast(read_artifact(artifact_uri), _yardstick(work.windows_file),
+                           work.partitions[part])
+
+
+@task(name="measure", task_run_name="measure {variant}", **STEP_HOOKS)
+def measure_variant(work: NightWork, variant: str, exported: ExportedVariant,
+                    trained: TrainedFile | None, forecasts: list) -> BuiltVariant:
+    """Score a variant on its partitions' forecasts, with its size and latency on LiteRT."""
+    from compression import build
+    from compression.evaluate import combine_forecasts
+    from compression.variants import VARIANTS_BY_NAME
+
+    ys = _yardstick(work.windows_file)
+    return build.measure_variant(
+        VARIANTS_BY_NAME[variant], exported, ys, work.recipe,
+        trained_hyperparams=trained.hyperparams if trained else None,
+        train_s=trained.train_s if trained else 0.0, progress=say,
+        forecast=combine_forecasts(ys, work.partitions, forecasts))
+
+
+@task(name="score", task_run_name="score {label}", **STEP_HOOKS)
+def score_forecasts(work: NightWork, forecasts: list, label: str) -> Evaluation:
+    """A model scored on its partitions' forecasts of the night's held-out windows."""
+    from compression.evaluate import combine_forecasts
+    from compression.evaluation import evaluate
+
+    ys = _yardstick(work.windows_file)
+    return evaluate(ys, combine_forecasts(ys, work.partitions, forecasts))
+
+
+@task(name="score reference forecasts", **STEP_HOOKS)
+def score_references(work: NightWork) -> dict[str, Evaluation]:
+    from compression.evaluation import reference_evaluations
+
+    return reference_evaluations(_yardstick(work.windows_file))
+
+
+@task(name="released models' artifacts", **IO_RETRIES, **STEP_HOOKS)
+def released_artifacts(catalog: Catalog) -> dict[int, str]:
+    """Every released model (each class's stable and canary artifact) whose artifact can be
+    read, by version id: they are measured on tonight's windows like the candidates."""
+    from storage.artifacts import read_artifact
+    from storage.releases import released_models
+
+    with catalog.session() as session:
+        artifacts = {r.model_version_id: r.model_version.artifact_uri
+                     for _, r in released_models(session)}
+    readable = {}
+    for version_id, uri in artifacts.items():
+        try:
+            read_artifact(uri)
+        except OSError as exc:
+            get_run_logger().warning(f"released version {version_id} not measured tonight: {exc}")
+            continue
+        readable[version_id] = uri
+    return readable
+
+
+@task(name="discard the build's working files", **STEP_HOOKS)
+def discard_work(work: NightWork) -> None:
+    """Once the night is registered its windows and weights are not needed again (until then a
+    re-run reuses them)."""
+    import shutil
+
+    shutil.rmtree(work.folder, ignore_errors=True)
 
 
 @task(name="save artifacts", **IO_RETRIES, **STEP_HOOKS)
-def save_artifacts(catalog: Catalog, run_key: str, build, plan: StartPlan) -> list[VersionRecord]:
+def save_artifacts(catalog: Catalog, run_key: str, build: NightBuild,
+                   plan: StartPlan) -> list[VersionRecord]:
     """Write every artifact (and beside it the Keras weights of each from-scratch model, for
     warm starts) to the artifact store; return the registry rows to add."""
     from storage.artifacts import save_artifact, save_weights
@@ -220,33 +415,10 @@ def save_artifacts(catalog: Catalog, run_key: str, build, plan: StartPlan) -> li
     return records
 
 
-@task(name="measure released models on tonight's windows", **IO_RETRIES, **STEP_HOOKS)
-def measure_released(catalog: Catalog, build) -> dict[int, Evaluation]:
-    """Every released model (each class's stable and canary artifact) run on LiteRT over the
-    same held-out windows as tonight's candidates, so the gate compares like with like."""
-    from compression.evaluate import litert_forecast
-    from compression.evaluation import evaluate
-    from storage.artifacts import read_artifact
-    from storage.releases import released_models
-
-    with catalog.session() as session:
-        artifacts = {r.model_version_id: r.model_version.artifact_uri
-                     for _, r in released_models(session)}
-    logger = get_run_logger()
-    measured = {}
-    for version_id, uri in artifacts.items():
-        try:
-            content = read_artifact(uri)
-        except OSError as exc:
-            logger.warning(f"released version {version_id} not measured tonight: {exc}")
-            continue
-        measured[version_id] = evaluate(build.yardstick, litert_forecast(content, build.yardstick))
-    return measured
-
-
 @task(name="register and gate", **STEP_HOOKS)
 def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
-             sales: pd.DataFrame, fingerprint: str, build, records: list[VersionRecord],
+             sales: pd.DataFrame, fingerprint: str, build: NightBuild,
+             records: list[VersionRecord],
              released: dict[int, Evaluation], timings_s: dict[str, float],
              plan: StartPlan) -> RegisteredNight:
     """Register the run, its versions and every gate decision in one transaction."""

@@ -1,9 +1,13 @@
-"""The artifact store: content-addressed `.tflite` files under a folder, written atomically."""
+"""The artifact store: content-addressed `.tflite` files under a folder, written atomically, and
+the arrays a night's steps hand each other (windows, weights) beside them."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
+
+import numpy as np
 
 from device.files import write_atomically
 
@@ -46,3 +50,19 @@ def save_weights(artifact_uri: str, content: bytes) -> str:
 
 def weights_stored(artifact_uri: str) -> bool:
     return Path(weights_uri(artifact_uri).removeprefix("file://")).is_file()
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write named arrays as one `.npz` file (no pickled objects), atomically, so a reader on
+    another machine sees the whole file or none. Returns the path."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays `save_arrays` wrote, in their order."""
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}

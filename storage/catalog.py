@@ -74,6 +74,12 @@ class Catalog:
     def drops(self) -> Path:
         return self.home / "drops"
 
+    def night_work(self, run_key: str, build_key: str) -> Path:
+        """Where one build of a night keeps what its steps hand each other (windows, weights):
+        beside its artifacts, so a step on another machine that sees the artifact folder finds
+        them, and a re-run of the same build finds the steps already done."""
+        return self.artifacts / run_key / f"work-{build_key}"
+
     # -- the registry ---------------------------------------------------------------------
 
     @property

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "nights between fine-tune the last approved weights (warm)"))
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description=(
         "hours a console login lasts; logging out ends it sooner"))
+    dask_address: str | None = Field(default=None, description=(
+        "the Dask scheduler a night's tasks run on, e.g. tcp://scheduler:8786; unset: a local "
+        "Dask cluster, one single-threaded worker process per core; 'none': in this process, "
+        "one task at a time"))
+    partition_series: int = Field(default=100, ge=1, description=(
+        "series per partition when a model's held-out windows are forecast on LiteRT; the "
+        "partitions of a model run as parallel tasks"))
     drift: dict[str, float | int | str] = Field(
         default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
     quality: dict[str, float | int] = Field(

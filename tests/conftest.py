@@ -14,6 +14,11 @@ import pytest
 
 from storage.synthetic import generate_sales
 
+# The flow tests run a night's tasks in the test's process, one at a time (a local Dask cluster
+# per test would start worker processes for seconds of work); tests/test_dask_night.py runs
+# nights on real Dask schedulers and workers.
+os.environ.setdefault("SHELFCAST_DASK_ADDRESS", "none")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "SHELFCAST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

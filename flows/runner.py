@@ -1,0 +1,40 @@
+"""Where a night's tasks run: Prefect's Dask task runner on the user's Dask cluster (setting
+`dask_address`), on a local Dask cluster sized to the machine (the default), or in the flow's
+own process one task at a time (`dask_address = "none"`)."""
+
+from __future__ import annotations
+
+import os
+
+from storage.settings import Settings
+
+IN_PROCESS = "none"
+
+# One thread per worker for TensorFlow's pools and OpenMP too: otherwise every worker process
+# sizes its pools to the whole machine and the workers fight for the cores. (The figures do not
+# depend on it: LSTM-64 trained with 1 or 2 intra-op threads gave the same weights.) A cluster
+# of the user's is started by the user; its workers need the same variables (README).
+ONE_THREAD_PER_WORKER = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+                         "OMP_NUM_THREADS": "1"}
+
+
+def machine_cores() -> int:
+    """The cores this process may use (its CPU affinity, which containers narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def night_task_runner(settings: Settings):
+    """The task runner a night's submitted tasks (training, export, LiteRT partitions) run on."""
+    if settings.dask_address == IN_PROCESS:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        # one at a time: Keras seeds its random generators per process, so two trainings in
+        # threads of one process would draw from each other's streams
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": machine_cores(), "threads_per_worker": 1, "processes": True,
+        "dashboard_address": None, "env": ONE_THREAD_PER_WORKER})
