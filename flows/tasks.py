@@ -252,7 +252,7 @@ def prepare_build(catalog: Catalog, run_key: str, recipe: TrainRecipe, plan: Sta
                   sales: pd.DataFrame, partition_series: int) -> NightWork:
     """Split the night's sales into windows by time and keep them in the build's folder."""
     from compression.evaluate import series_partitions
-    from compression.windows import split_arrays, split_by_time
+    from compression.windows import night_split, split_arrays
     from storage.artifacts import save_arrays
 
     folder = catalog.night_work(run_key, _build_key(recipe, plan))
@@ -260,8 +260,7 @@ def prepare_build(catalog: Catalog, run_key: str, recipe: TrainRecipe, plan: Sta
     if windows_file.exists():
         split = _split(windows_file)
     else:
-        split = split_by_time(sales, test_days=recipe.test_days,
-                              validation_days=recipe.validation_days)
+        split = night_split(sales, recipe)
         save_arrays(windows_file, split_arrays(split))
     series_count = len(split.matrix.series)
     return NightWork(folder=str(folder), recipe=recipe, warm_from=dict(plan.weights),

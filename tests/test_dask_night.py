@@ -160,10 +160,10 @@ def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
     from compression.build import export_variant, measure_variant, train_variant
     from compression.evaluation import yardstick
     from compression.variants import VARIANTS_BY_NAME
-    from compression.windows import split_by_time
+    from compression.windows import night_split
 
     lstm64 = VARIANTS_BY_NAME["lstm64"]
-    split = split_by_time(tiny_sales, test_days=tiny.test_days, validation_days=tiny.validation_days)
+    split = night_split(tiny_sales, tiny)
     exported = export_variant(lstm64, train_variant(lstm64, split, tiny).weights, split.test)
     here = measure_variant(lstm64, exported, yardstick(split), tiny)
     (registered,) = [v for v in versions if v.variant == "lstm64"]
