@@ -135,7 +135,9 @@ def end_release(release: Release, *, by: str, reason: str) -> None:
 def release_version(session: Session, target: ReleaseTarget, version_id: int, device_class: str,
                     *, channel: str, by: str, reason: str, as_of: dt.date | None = None) -> Release:
     """Publish a version to a class's channel: supersede the open release there, sign and write
-    the manifest. A stable release also closes an open canary of the same version."""
+    the manifest. A stable release also closes an open canary: of the same version it graduated;
+    of another, the canary stores' devices would take the newer stable release anyway (they run
+    the highest release covering their store), so the canary ends, saying so."""
     if channel not in CHANNELS:
         raise RegistryError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
     lock_device_class(session, device_class)
@@ -149,10 +151,13 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
                       as_of=as_of or latest_as_of(session))
     if channel in current:
         end_release(current[channel], by=by, reason=f"superseded: {reason}")
-    closes_canary = channel == "stable" and "canary" in current \
-        and current["canary"].model_version_id == version.id
+    closes_canary = channel == "stable" and "canary" in current
     if closes_canary:
-        end_release(current["canary"], by=by, reason="graduated to stable")
+        canary = current["canary"]
+        end_release(canary, by=by, reason="graduated to stable"
+                    if canary.model_version_id == version.id else
+                    f"superseded by a stable release of version {version.id}, which the canary "
+                    f"stores take too: {reason}")
     session.flush()
     session.add(release)
     session.flush()

@@ -190,3 +190,20 @@ def test_a_clearly_better_candidate_replaces_a_canary_in_flight_and_a_merely_sma
 def test_a_canary_policy_out_of_range_names_its_setting(bad, setting):
     with pytest.raises(RegistryError, match=setting):
         CanaryPolicy(**bad)
+
+
+def test_a_manual_stable_release_of_another_version_ends_the_canary_in_flight_and_says_why(
+        shipping):
+    """Devices run the highest release covering their store: a newer stable release reaches the
+    canary stores too, so a canary left open would wait for reports that never come."""
+    with shipping["sessions"]() as session, session.begin():
+        canary = release_version(session, shipping["target"], shipping["v1"], "sensor",
+                                 channel="canary", by="test", reason="canary", as_of=DAY0).id
+        release_version(session, shipping["target"], shipping["v2"], "sensor", channel="stable",
+                        by="ops", reason="hotfix", as_of=DAY0)
+    assert open_channels(shipping) == {"stable": shipping["v2"]}
+    with shipping["sessions"]() as session:
+        ended = session.get(Release, canary)
+        assert ended.ended_by == "ops"
+        assert ended.end_reason == (f"superseded by a stable release of version {shipping['v2']}, "
+                                    "which the canary stores take too: hotfix")
