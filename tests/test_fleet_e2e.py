@@ -24,6 +24,11 @@ from storage.devices import fleet_status
 from storage.models import DeviceReport, ModelVersion
 from storage.releases import CanaryPolicy, advance_rollout, release_version
 
+# Real service and device processes on the backend a shared fleet service would use; the
+# registry's behaviour on SQLite is tested at the storage level (tests/test_fleet.py).
+pytestmark = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+
 BIN = Path(sys.executable).parent
 DAY0 = dt.date(2018, 1, 1)
 READY = DAY0 + dt.timedelta(days=3)  # the canary has run its canary_nights
