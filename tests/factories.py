@@ -6,6 +6,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -137,3 +142,32 @@ def fill_console_registry(catalog, *, nights: int = 6, start: dt.date = dt.date(
         raise_alert(session, kind="forecast_quality", severity="warning", scope={"store": 2},
                     dedup_key="forecast_quality:store:2", message="store 2's forecasts are 12 % "
                     "worse than at their gate over the last 7 days")
+
+
+# -- processes a test starts on loopback, and stops --------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_process(command: list[str], env: dict, log: Path, *, cwd: Path | None = None
+                  ) -> subprocess.Popen:
+    """A background process in its own process group, so stopping it stops its children;
+    its output goes to `log`."""
+    return subprocess.Popen(command, env=env, cwd=cwd or log.parent, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen, *, timeout: float = 30) -> None:
+    """SIGTERM to the process group, SIGKILL after `timeout` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -5,7 +5,6 @@ acknowledge an alert, approve a waiting canary, see a viewer refused."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from factories import PASSWORD
+from factories import PASSWORD, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -44,9 +43,7 @@ def browser():
 @pytest.fixture
 def served(console_catalog, tmp_path):
     """`shelfcast serve` on a free loopback port over the console catalog; stopped after."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "SHELFCAST_HOME": str(console_catalog.home),
            "SHELFCAST_DATABASE_URL": console_catalog.database_url, "PYTHONPATH": str(ROOT)}
     log = (tmp_path / "serve.log").open("w")

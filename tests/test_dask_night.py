@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from factories import lenient_policies
+from factories import free_port, lenient_policies, start_process, stop_process
 from sqlalchemy import select
 
 from flows.runner import ONE_THREAD_PER_WORKER
@@ -27,28 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WORKERS = 2
 START_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """A background process in its own process group (a worker's nanny and its worker)."""
-    return subprocess.Popen(command, env=env, cwd=log.parent, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture
@@ -63,13 +38,13 @@ def dask_cluster(tmp_path):
     env.update(PYTHONPATH=str(ROOT), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
                PREFECT_HOME=str(tmp_path / "worker-prefect"),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", **ONE_THREAD_PER_WORKER)
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    processes = [_start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+    address = f"tcp://127.0.0.1:{free_port()}"
+    processes = [start_process([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                          address.rsplit(":", 1)[1], "--no-dashboard"], env, logs / "scheduler.log")]
     worker_logs = [logs / f"worker-{n}.log" for n in range(1, WORKERS + 1)]
     try:
         for n, log in enumerate(worker_logs, start=1):
-            processes.append(_start([str(BIN / "dask"), "worker", address, "--name", f"w{n}",
+            processes.append(start_process([str(BIN / "dask"), "worker", address, "--name", f"w{n}",
                                      "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
                                      "--no-dashboard"], env, log))
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -86,7 +61,7 @@ def dask_cluster(tmp_path):
         yield address, worker_logs
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
         assert all(p.poll() is not None for p in processes)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from factories import run_cli
+from factories import free_port, run_cli
 from sqlalchemy import select
 
 from storage.devices import fleet_status
@@ -43,9 +42,7 @@ def env_for(shipping, database_url, tmp_path) -> dict[str, str]:
 @pytest.fixture
 def served(shipping, database_url, tmp_path):
     """`shelfcast serve` as a process on a free loopback port; stopped by the test."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = open(tmp_path / "serve.log", "wb")
     process = subprocess.Popen(
         [str(BIN / "shelfcast"), "serve", "--host", "127.0.0.1", "--port", str(port)],

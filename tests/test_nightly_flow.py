@@ -183,6 +183,8 @@ def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tin
     assert "where to look" in out and "shelfcast alerts list --open" in out
 
 
+@pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)  # a whole night: one backend keeps the suite's time
 def test_a_night_opens_exactly_one_registry_engine(harness, tiny_profile, database_url, tmp_path,
                                                   monkeypatch, tiny_sales):
     """Every task reads and writes through the one catalog of the process (SQLite and

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from factories import free_port, start_process, stop_process
 from sqlalchemy import func, select
 
 pytestmark = pytest.mark.slow
@@ -22,28 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SERVER_START_TIMEOUT_S = 180
 RUN_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """A background process in its own process group, so stopping it stops its children."""
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _wait_healthy(api: str, server: subprocess.Popen, log: Path) -> None:
@@ -81,15 +58,17 @@ def test_the_deployment_runs_on_a_real_server_through_a_process_worker(tmp_path,
     with catalog.unit_of_work() as session:
         ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
 
-    api = f"http://127.0.0.1:{_free_port()}/api"
+    api = f"http://127.0.0.1:{free_port()}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SHELFCAST_"))}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PREFECT_HOME=str(tmp_path / "prefect"),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL=api,
-               SHELFCAST_HOME=str(home), SHELFCAST_CHECKOUT=str(ROOT), SHELFCAST_TIMEZONE="Europe/Berlin")
+               SHELFCAST_HOME=str(home), SHELFCAST_CHECKOUT=str(ROOT), SHELFCAST_TIMEZONE="Europe/Berlin",
+               # in the worker's process: the Dask runner has its own test (test_dask_night.py)
+               SHELFCAST_DASK_ADDRESS="none")
     port = api.rsplit(":", 1)[1].split("/")[0]
     server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
-    server = _start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
-                    server_env, tmp_path / "server.log")
+    server = start_process(["prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+                           server_env, tmp_path / "server.log", cwd=ROOT)
     worker = None
     try:
         _wait_healthy(api, server, tmp_path / "server.log")
@@ -99,15 +78,15 @@ def test_the_deployment_runs_on_a_real_server_through_a_process_worker(tmp_path,
         shown = _run(["prefect", "deployment", "inspect", "nightly-retrain/nightly-retrain"], env, 120)
         assert "0 2 * * *" in shown.stdout and "Europe/Berlin" in shown.stdout
         assert "ENQUEUE" in shown.stdout, "one night at a time"
-        worker = _start(["prefect", "worker", "start", "--pool", "shelfcast"], env,
-                        tmp_path / "worker.log")
+        worker = start_process(["prefect", "worker", "start", "--pool", "shelfcast"], env,
+                               tmp_path / "worker.log", cwd=ROOT)
         _run(["prefect", "deployment", "run", "nightly-retrain/nightly-retrain",
               "--param", "profile=quick", "--param", "as_of=2017-12-31", "--watch",
               "--watch-timeout", str(RUN_TIMEOUT_S)], env, RUN_TIMEOUT_S + 60)
     finally:
         if worker is not None:
-            _stop(worker)
-        _stop(server)
+            stop_process(worker)
+        stop_process(server)
     assert server.poll() is not None and (worker is None or worker.poll() is not None)
 
     with catalog.session() as session:
