@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.set_defaults(handler=checks.drift_check)
 
-    p = sub.add_parser("serve", help="the HTTP service: device API and release channel")
+    p = sub.add_parser("serve", help="the HTTP service: ops console, device API, release channel")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8400)
     p.set_defaults(handler=fleet.serve)
