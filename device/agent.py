@@ -117,11 +117,18 @@ def _verified_manifest(url: str, envelope: bytes, public_keys, device_class: str
         manifest = verify_envelope(envelope, public_keys, device_class=device_class)
     except ManifestError as exc:
         raise SyncError(f"{url}: {exc}") from exc
-    if dt.datetime.now(dt.UTC) >= manifest.expires_at:
-        raise SyncError(f"{url}: manifest of release {manifest.release_id} expired at "
-                        f"{manifest.expires_at.isoformat()} (the server re-signs nightly: "
-                        "the channel is stale or replayed); keeping the installed model")
+    _refuse_expired(url, f"manifest of release {manifest.release_id}", manifest.expires_at,
+                    "stale")
     return manifest
+
+
+def _refuse_expired(url: str, what: str, expires_at: dt.datetime, state: str) -> None:
+    """A signed record past its expiry is refused: the server re-signs nightly, so an expired
+    one means a channel that is `state` (stale, frozen) or replayed."""
+    if dt.datetime.now(dt.UTC) >= expires_at:
+        raise SyncError(f"{url}: {what} expired at {expires_at.isoformat()} (the server "
+                        f"re-signs nightly: the channel is {state} or replayed); keeping the "
+                        "installed model")
 
 
 def read_index(channel_url: str, device_class: str, state: Path,
@@ -141,10 +148,7 @@ def read_index(channel_url: str, device_class: str, state: Path,
         index = verify_index(envelope, public_keys, device_class=device_class)
     except ManifestError as exc:
         raise SyncError(f"{url}: {exc}") from exc
-    if dt.datetime.now(dt.UTC) >= index.expires_at:
-        raise SyncError(f"{url}: index version {index.version} expired at "
-                        f"{index.expires_at.isoformat()} (the server re-signs nightly: the "
-                        "channel is frozen or replayed); keeping the installed model")
+    _refuse_expired(url, f"index version {index.version}", index.expires_at, "frozen")
     if seen is not None and index.version < seen:
         raise SyncError(f"{url}: index version {index.version} is older than version {seen}, "
                         "which this device has seen: a replayed index is refused (rollback or "
