@@ -45,3 +45,12 @@ class ExportedVariant:
     nonzero_params: int
     export_s: float
     keras_weights: bytes | None = None  # of a from-scratch model (`.weights.h5`), for warm starts
+
+
+@dataclass(frozen=True)
+class PartitionForecast:
+    """A variant's LiteRT forecast of one series partition's held-out windows, and the seconds
+    it took (summed over partitions into the night's `forecast_task_s`)."""
+
+    values: np.ndarray
+    seconds: float

@@ -35,6 +35,7 @@ from flows.tasks import (  # noqa: E402
     prepare_build,
     publish_summary,
     record_flow_failure,
+    record_timings,
     register,
     released_artifacts,
     run_key_for,
@@ -97,6 +98,15 @@ def build_variants(catalog, work: NightWork) -> tuple[NightBuild, dict[int, Eval
     return build, {version: future.result() for version, future in released.items()}
 
 
+def task_seconds(build: NightBuild) -> dict[str, float]:
+    """The seconds the build's tasks spent, summed over variants by kind (train, export, LiteRT
+    forecast, measure): with tasks in parallel these add up to more than the build's wall."""
+    kinds = ("train_s", "export_s", "forecast_s", "measure_s")
+    return {f"{kind.removesuffix('_s')}_task_s":
+            round(sum(item.seconds.get(kind, 0.0) for item in build.variants), 2)
+            for kind in kinds}
+
+
 def _alert_on_failure(flow, flow_run, state) -> None:
     """A crashed or failed night becomes a flow_failure alert (and a notification)."""
     record_flow_failure(get_catalog(), flow_run=flow_run.name, error=str(state.message))
@@ -114,27 +124,35 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     timings: dict[str, float] = {}
     marker = begin_night(catalog, flow_run.name)
     if drop:
-        ingest_drop(catalog, drop)
-    sales, as_of = load_sales_up_to(catalog, as_of)
-    with timed(timings, "monitor_s"):
+        with timed(timings, "ingest_s"):
+            ingest_drop(catalog, drop)
+    with timed(timings, "load_s"):
+        sales, as_of = load_sales_up_to(catalog, as_of)
+    with timed(timings, "drift_s"):
         drift = check_drift(catalog, sales, as_of)
+    with timed(timings, "quality_s"):
         quality = check_quality(catalog, sales, as_of)
     fingerprint = sales_fingerprint(sales)
     plan = plan_start(catalog, sales, as_of, profile, cold)
     run_key = run_key_for(as_of, profile, fingerprint, plan.start)
     night = night_registered(catalog, run_key)
     if night is None:
-        with timed(timings, "build_s"):  # the variants, and the released models' measurement
+        with timed(timings, "split_s"):
             work = prepare_build(catalog, run_key, recipe_for(profile), plan, sales,
                                  catalog.settings.partition_series)
+        with timed(timings, "build_s"):  # the variants, and the released models' measurement
             build, released = build_variants(catalog, work)
+        timings.update(task_seconds(build))
         with timed(timings, "save_s"):
             records = save_artifacts(catalog, run_key, build, plan)
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, sales=sales,
                          fingerprint=fingerprint, build=build, records=records,
                          released=released, timings_s=timings, plan=plan)
         discard_work(work)
-    rollout, holds = advance_rollouts(catalog, night, quality.canaries)
+    rollout_timing: dict[str, float] = {}
+    with timed(rollout_timing, "rollout_s"):
+        rollout, holds = advance_rollouts(catalog, night, quality.canaries)
+    night = record_timings(catalog, night, rollout_timing)
     notified = notify_ops(catalog, return_state=True)
     result = publish_summary(night, drift=drift, quality=quality.lines, rollout=rollout, holds=holds,
                              notifications=str(notified.result(raise_on_failure=False)))

@@ -5,6 +5,7 @@ whose I/O can fail transiently retry; notifications retry only here, in Prefect.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from compression.recipe import TrainRecipe
-from compression.steps import BuiltVariant, ExportedVariant
+from compression.steps import BuiltVariant, ExportedVariant, PartitionForecast
 from flows import checks
 from flows.progress import STEP_HOOKS, say
 from flows.summary import night_markdown, variant_rows
@@ -314,40 +315,47 @@ def export_variant(work: NightWork, variant: str, source: TrainedFile) -> Export
 
 
 @task(name="LiteRT forecast", task_run_name="forecast {label} part {part}", **STEP_HOOKS)
-def forecast_partition(work: NightWork, artifact_uri: str, part: int, label: str):
+def forecast_partition(work: NightWork, artifact_uri: str, part: int,
+                       label: str) -> PartitionForecast:
     """The artifact's LiteRT forecast of the held-out windows of the series in partition
     `part` of `work.partitions`."""
     from compression.evaluate import litert_forecast
     from storage.artifacts import read_artifact
 
-    return litert_forecast(read_artifact(artifact_uri), _yardstick(work.windows_file),
-                           work.partitions[part])
+    started = time.perf_counter()
+    values = litert_forecast(read_artifact(artifact_uri), _yardstick(work.windows_file),
+                             work.partitions[part])
+    return PartitionForecast(values, time.perf_counter() - started)
 
 
 @task(name="measure", task_run_name="measure {variant}", **STEP_HOOKS)
 def measure_variant(work: NightWork, variant: str, exported: ExportedVariant,
-                    trained: TrainedFile | None, forecasts: list) -> BuiltVariant:
+                    trained: TrainedFile | None,
+                    forecasts: list[PartitionForecast]) -> BuiltVariant:
     """Score a variant on its partitions' forecasts, with its size and latency on LiteRT."""
     from compression import build
     from compression.evaluate import combine_forecasts
     from compression.variants import VARIANTS_BY_NAME
 
     ys = _yardstick(work.windows_file)
-    return build.measure_variant(
+    built = build.measure_variant(
         VARIANTS_BY_NAME[variant], exported, ys, work.recipe,
         trained_hyperparams=trained.hyperparams if trained else None,
         train_s=trained.train_s if trained else 0.0, progress=say,
-        forecast=combine_forecasts(ys, work.partitions, forecasts))
+        forecast=combine_forecasts(ys, work.partitions, [f.values for f in forecasts]))
+    built.seconds["forecast_s"] = sum(f.seconds for f in forecasts)
+    return built
 
 
 @task(name="score", task_run_name="score {label}", **STEP_HOOKS)
-def score_forecasts(work: NightWork, forecasts: list, label: str) -> Evaluation:
+def score_forecasts(work: NightWork, forecasts: list[PartitionForecast],
+                    label: str) -> Evaluation:
     """A model scored on its partitions' forecasts of the night's held-out windows."""
     from compression.evaluate import combine_forecasts
     from compression.evaluation import evaluate
 
     ys = _yardstick(work.windows_file)
-    return evaluate(ys, combine_forecasts(ys, work.partitions, forecasts))
+    return evaluate(ys, combine_forecasts(ys, work.partitions, [f.values for f in forecasts]))
 
 
 @task(name="score reference forecasts", **STEP_HOOKS)
@@ -437,10 +445,32 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
     evidence = NightEvidence(
         candidates={item.variant.name: item.figures.evaluation for item in build.variants},
         references=build.references, released=released)
+    started = time.perf_counter()
     with catalog.unit_of_work() as session:
         register_and_gate(session, run=run, versions=records, evidence=evidence,
                           baseline_variant=BASELINE)
+        add_timings(session, run_key, {"register_s": time.perf_counter() - started})
         return registered_night(session, run_key, status="completed")
+
+
+def add_timings(session, run_key: str, timings_s: dict[str, float]) -> None:
+    """Add phase timings (seconds, rounded to 0.01) to the registered run `run_key`."""
+    from storage.registry import find_run
+
+    run = find_run(session, run_key)
+    run.timings_s = {**(run.timings_s or {}), **{k: round(v, 2) for k, v in timings_s.items()}}
+
+
+@task(name="record the rollout's time", **IO_RETRIES, **STEP_HOOKS)
+def record_timings(catalog: Catalog, night: RegisteredNight,
+                   timings_s: dict[str, float]) -> RegisteredNight:
+    """Phases timed after the night was registered (the rollout), added to its run."""
+    import dataclasses
+
+    with catalog.unit_of_work() as session:
+        add_timings(session, night.run_key, timings_s)
+    return dataclasses.replace(night, timings_s={
+        **night.timings_s, **{k: round(v, 2) for k, v in timings_s.items()}})
 
 
 @task(name="promote (staged rollout)", **IO_RETRIES, **STEP_HOOKS)

@@ -271,8 +271,11 @@ def corrected_threshold(p_values: list[float] | np.ndarray, *, rate: float,
 
 def ks_smallest_p(n_current: int, n_reference: int) -> float:
     """The smallest two-sided p-value a K-S test of these sample sizes can give (the samples
-    do not overlap at all): 2 / C(n + m, n)."""
-    return min(1.0, 2.0 / math.comb(n_current + n_reference, n_current))
+    do not overlap at all): 2 / C(n + m, n), in logarithms (C(n + m, n) outgrows a float
+    once a group has a few thousand rows)."""
+    log_comb = (math.lgamma(n_current + n_reference + 1) - math.lgamma(n_current + 1)
+                - math.lgamma(n_reference + 1))
+    return min(1.0, math.exp(math.log(2.0) - log_comb))
 
 
 def minimum_detectable_shift(sigma: float, n_current: int, n_reference: int, *, alpha: float,

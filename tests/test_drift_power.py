@@ -5,6 +5,7 @@ HTML opens with Shelfcast's own verdict."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from monitoring.drift import (
     check_drift,
     corrected_threshold,
     details,
+    ks_smallest_p,
     minimum_detectable_shift,
 )
 from storage.synthetic import Shift, generate_sales
@@ -82,6 +84,13 @@ def test_a_store_too_small_for_20_pct_even_in_14_days_is_said_to_be_blind(low_co
 def test_too_few_rows_to_reach_the_threshold_means_no_shift_is_visible():
     assert minimum_detectable_shift(0.1, 3, 24, alpha=1e-4) == float("inf")  # K-S floor 6.8e-4
     assert minimum_detectable_shift(0.1, 30, 240, alpha=1e-4) < 0.2
+
+
+def test_the_ks_floor_holds_for_a_retailers_row_counts():
+    """C(n + m, n) outgrows a float at a few thousand rows (2,000 series of a store-day)."""
+    assert ks_smallest_p(3, 24) == pytest.approx(2 / math.comb(27, 3))
+    assert ks_smallest_p(28_000, 365_000) == 0.0
+    assert minimum_detectable_shift(0.1, 28_000, 365_000, alpha=1e-4) < 0.01
 
 
 def test_the_html_headline_states_shelfcasts_verdict_and_evidently_agrees(tmp_path):

@@ -105,6 +105,14 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
         passed = [v for v in night.versions if cls in v.passed_for]
         assert chosen.mape_pct == min(v.mape_pct for v in passed)
 
+    phases = {"load_s", "drift_s", "quality_s", "split_s", "build_s", "train_task_s",
+              "export_task_s", "forecast_task_s", "measure_task_s", "save_s", "register_s",
+              "rollout_s"}
+    assert phases <= set(night.timings_s), night.timings_s
+    with get_catalog().session() as session:
+        assert session.scalar(select(TrainingRun.timings_s)) == night.timings_s
+    assert night.timings_s["train_task_s"] > 0 and night.timings_s["forecast_task_s"] > 0
+
     assert "report 1" in result.drift and "no store or item drifted" in result.drift
     assert "per-item check skipped: fewer than 3 items" in result.drift
     assert any("to canary stores [1]" in line for line in result.rollout)
