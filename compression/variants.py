@@ -59,6 +59,17 @@ def source_model(variant: Variant) -> str:
     return variant.base_variant if variant.weights == "int8" else variant.name  # type: ignore[return-value]
 
 
+def weight_carriers(name: str, variants: Sequence[Variant] = VARIANTS) -> tuple[str, ...]:
+    """The variants whose artifacts carry the weights of `name`: itself, and every variant
+    pruned or quantized from it (not a distilled student: it learns weights of its own)."""
+    carriers = [name]
+    for variant in variants:  # bases come before what is derived from them
+        if variant.base_variant in carriers and variant.technique in ("pruning", "quantization",
+                                                                      "hybrid"):
+            carriers.append(variant.name)
+    return tuple(carriers)
+
+
 def build_order(variants: Sequence[Variant] = VARIANTS) -> list[Variant]:
     """Variants sorted so each comes after the one it is derived from (bases added)."""
     needed: dict[str, Variant] = {}

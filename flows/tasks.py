@@ -155,7 +155,7 @@ def plan_start(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, profile: s
                cold: bool) -> StartPlan:
     """Whether tonight fine-tunes the last approved weights (warm) or trains from nothing."""
     from compression.recipe import recipe_for
-    from compression.variants import VARIANTS
+    from compression.variants import VARIANTS, weight_carriers
     from storage.warm import plan_start as plan
 
     recipe = recipe_for(profile)
@@ -165,6 +165,8 @@ def plan_start(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, profile: s
                     cold_every_days=catalog.settings.cold_every_days,
                     requirements={v.name: recipe.warm_requirements(v.units) for v in VARIANTS
                                   if v.trained_from_scratch},
+                    carriers={v.name: weight_carriers(v.name) for v in VARIANTS
+                              if v.trained_from_scratch},
                     series_first_day={(int(store), int(item)): day.date()
                                       for (store, item), day in first_days.items()})
 

@@ -43,7 +43,7 @@ class RunRecord:
 class StartPlan:
     """Whether a night fine-tunes approved weights (warm) or trains from nothing (cold), why,
     and per from-scratch variant the approved version it starts from and that version's
-    Keras weights (warm only)."""
+    Keras weights (warm only; a variant without a parent trains from nothing)."""
 
     start: str  # warm | cold
     reason: str

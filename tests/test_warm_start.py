@@ -24,13 +24,19 @@ def requirements(profile: str = "quick") -> dict:
 
 def register_night(session, tmp_path, *, as_of: dt.date, start: str = "cold",
                    status: str = "approved", hyperparams: dict | None = None,
-                   weights: bool = True) -> dict[str, int]:
+                   weights: bool = True, statuses: dict[str, str] | None = None
+                   ) -> dict[str, int]:
     """A registered night of the three from-scratch variants, each with an artifact file and
-    (with `weights`) its Keras weights beside it; returns variant -> version id."""
+    (with `weights`) its Keras weights beside it, and of the variants in `statuses` (their own
+    status; a from-scratch one there overrides `status`); returns variant -> version id."""
     from storage.artifacts import save_artifact, save_weights
     from storage.registry import register_run
 
+    statuses = statuses or {}
     records = []
+    for name in statuses.keys() - FROM_SCRATCH.keys():
+        uri, sha = save_artifact(tmp_path / "artifacts", f"{as_of}", name, f"{name}{as_of}".encode())
+        records.append(version_record(name, 12.0, 5000, artifact_uri=uri, sha256=sha))
     for name, units in FROM_SCRATCH.items():
         uri, sha = save_artifact(tmp_path / "artifacts", f"{as_of}", name, f"{name}{as_of}".encode())
         if weights:
@@ -41,16 +47,18 @@ def register_night(session, tmp_path, *, as_of: dt.date, start: str = "cold",
     run = dataclasses.replace(run_record(f"{as_of}-quick-{start}", as_of=as_of), start=start)
     registered = register_run(session, run=run, versions=records)
     for version in registered.versions:
-        version.status = status
+        version.status = statuses.get(version.variant, status)
     session.flush()
     return {v.variant: v.id for v in registered.versions}
 
 
 def plan(session, *, as_of: dt.date = NIGHT, series=None, **options) -> StartPlan:
+    from compression.variants import weight_carriers
     from storage.warm import plan_start
 
     return plan_start(session, as_of=as_of, profile="quick", requirements=requirements(),
-                      series_first_day=SERIES if series is None else series, **options)
+                      series_first_day=SERIES if series is None else series,
+                      carriers={name: weight_carriers(name) for name in FROM_SCRATCH}, **options)
 
 
 def test_a_night_after_an_approved_cold_night_starts_warm_from_each_from_scratch_parent(
@@ -89,6 +97,35 @@ def test_a_night_without_an_approved_parent_is_cold_and_says_which(sessions, tmp
         # tonight's own versions never count: a rerun of the night plans what it planned
         register_night(session, tmp_path, as_of=NIGHT)
         assert plan(session) == rejected
+
+
+def test_a_parent_is_a_model_whose_weights_shipped_in_an_approved_child():
+    from compression.variants import weight_carriers
+
+    assert weight_carriers("lstm64") == ("lstm64", "pruned30", "pruned50", "pruned70", "int8",
+                                         "pruned50_int8")
+    assert weight_carriers("lstm32") == ("lstm32", "lstm32_int8")
+    assert weight_carriers("lstm16") == ("lstm16", "lstm16_int8")  # not the distilled student
+
+
+def test_each_model_warm_starts_from_its_own_approved_lineage_the_rest_train_from_nothing(
+        sessions, tmp_path):
+    """LSTM-64 rejected (too big for every class) but its pruned int8 child approved: its
+    weights are approved, it is a parent. LSTM-32 and its int8 both rejected: it trains from
+    nothing tonight, and the night is still warm for the others."""
+    with sessions() as session, session.begin():
+        ids = register_night(session, tmp_path, as_of=NIGHT - dt.timedelta(days=1),
+                             statuses={"lstm64": "rejected", "pruned50_int8": "approved",
+                                       "lstm32": "rejected", "lstm32_int8": "rejected",
+                                       "lstm16": "rejected", "lstm16_int8": "released"})
+        partly = plan(session)
+    assert partly.start == "warm"
+    assert partly.parents == {"lstm64": ids["lstm64"], "lstm16": ids["lstm16"]}
+    assert set(partly.weights) == {"lstm64", "lstm16"}
+    assert partly.reason == (
+        f"fine-tuned from the last approved lstm64 (version {ids['lstm64']}, 2017-12-30), "
+        f"lstm16 (version {ids['lstm16']}, 2017-12-30); lstm32 trained from nothing: no "
+        "approved lstm32 from an earlier quick night; last cold run 2017-12-30")
 
 
 def test_cold_when_asked(sessions, tmp_path):
