@@ -33,7 +33,7 @@ from compression.variants import (
     source_model,
     with_compression_ratios,
 )
-from compression.windows import Split, WindowSet
+from compression.windows import Split, WindowSet, warm_windows
 
 Progress = Callable[[str], None]
 
@@ -56,8 +56,8 @@ def train_variant(variant: Variant, split: Split, recipe: TrainRecipe, *,
     said = dict(progress=progress, label=variant.name)
     if variant.trained_from_scratch and warm_from is not None:
         progress(f"{variant.name}: fine-tuning LSTM-{variant.units} from its parent's weights")
-        result = warm_start_lstm(variant.units, warm_from, split.train, split.validation,
-                                 recipe, **said)
+        result = warm_start_lstm(variant.units, warm_from, warm_windows(split, recipe),
+                                 split.validation, recipe, **said)
         return TrainedWeights(result.model.get_weights(), {
             "epochs_run": result.epochs_run, "kept_parent_weights": result.kept_parent},
             time.perf_counter() - started)

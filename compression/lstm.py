@@ -226,20 +226,13 @@ def load_lstm(units: int, weights: bytes, *, dropout: float = 0.2,
     return model
 
 
-def recent_windows(windows: WindowSet, days: int) -> WindowSet:
-    """The windows whose target day is among the last `days` days of `windows`."""
-    if len(windows) == 0:
-        return windows
-    return windows.take(windows.target_pos > windows.target_pos.max() - days)
-
-
-def warm_start_lstm(units: int, parent_weights: bytes, train: WindowSet, validation: WindowSet,
+def warm_start_lstm(units: int, parent_weights: bytes, recent: WindowSet, validation: WindowSet,
                     recipe: TrainRecipe, *, progress: Callable[[str], None] | None = None,
                     label: str = "") -> TrainResult:
     """An LSTM of `units` units starting from its parent's weights, fine-tuned for
-    `recipe.warm_epochs` epochs at `recipe.warm_learning_rate` on a sample of the training
-    windows of the last `recipe.warm_recent_days` days. The best epoch on the validation
-    windows is kept, and the parent's own weights when no epoch beat them."""
+    `recipe.warm_epochs` epochs at `recipe.warm_learning_rate` on the `recent` windows (the
+    night's `windows.warm_windows`). The best epoch on the validation windows is kept, and the
+    parent's own weights when no epoch beat them."""
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
     model = load_lstm(units, parent_weights, dropout=recipe.dropout, seed=recipe.seed)
@@ -247,8 +240,6 @@ def warm_start_lstm(units: int, parent_weights: bytes, train: WindowSet, validat
     model.compile(loss=recipe.loss)
     parent_loss = float(model.evaluate(x_val, y_val, batch_size=4096, verbose=0))
     parent = model.get_weights()
-    recent = recent_windows(train, recipe.warm_recent_days).sample(recipe.warm_max_windows,
-                                                                   recipe.seed)
     result = fit(model, recent, validation, recipe, epochs=recipe.warm_epochs,
                  learning_rate=recipe.warm_learning_rate, start_from_epoch=0, progress=progress,
                  label=label)

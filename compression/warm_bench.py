@@ -20,7 +20,7 @@ from compression.export import export_tflite
 from compression.lstm import TrainResult, train_lstm, warm_start_lstm, weights_bytes
 from compression.recipe import TrainRecipe
 from compression.variants import VARIANTS_BY_NAME
-from compression.windows import night_split
+from compression.windows import night_split, warm_windows
 
 FROM_SCRATCH = tuple(v.name for v in VARIANTS_BY_NAME.values() if v.trained_from_scratch)
 TARGET_MAPE_POINTS = 0.1  # issue 14: mean MAPE of warm nights within this of cold ones
@@ -69,9 +69,9 @@ def warm_vs_cold(sales: pd.DataFrame, recipe: TrainRecipe, *, nights: int = 7,
                     result = train_lstm(units, split.train, split.validation, recipe,
                                         progress=progress, label=label)
                 else:
-                    result = warm_start_lstm(units, weights[variant], split.train,
-                                             split.validation, recipe, progress=progress,
-                                             label=label)
+                    result = warm_start_lstm(units, weights[variant],
+                                             warm_windows(split, recipe), split.validation,
+                                             recipe, progress=progress, label=label)
                 seconds = time.perf_counter() - started
                 if way == ("cold" if night == 0 else "warm"):
                     weights[variant] = weights_bytes(result.model)  # the warm chain goes on

@@ -55,6 +55,9 @@ class Split:
     train: WindowSet
     validation: WindowSet
     test: WindowSet
+    # a night's warm-start windows when `train` holds only the training budget's sample
+    # (`bounded_split`); None: draw them from `train` (`warm_windows`)
+    recent: WindowSet | None = None
 
     def target_dates(self, windows: WindowSet) -> pd.DatetimeIndex:
         return self.matrix.dates[windows.target_pos]
@@ -71,24 +74,30 @@ def sales_matrix(sales: pd.DataFrame) -> SalesMatrix:
 
 
 def make_windows(matrix: SalesMatrix, window_days: int = WINDOW_DAYS) -> WindowSet:
-    """Every complete window of every series (windows touching a missing day are dropped)."""
+    """Every complete window of every series (windows touching a missing day are dropped), in
+    target-day-major order. Only the complete windows are copied out of the matrix (a window
+    is complete when the running count of missing days does not change across it): copying
+    every window first and then dropping took 1.1 GiB more at 2,000 series x 5 years."""
     days, n_series = matrix.values.shape
     if days <= window_days:
         raise ValueError(f"need more than {window_days} days of sales, got {days}")
-    stacked = np.lib.stride_tricks.sliding_window_view(matrix.values, window_days + 1, axis=0)
-    # stacked: (days - window_days, series, window_days + 1)
-    target_pos = np.arange(window_days, days)
-    pos = np.repeat(target_pos, n_series)
-    series = np.tile(np.arange(n_series), len(target_pos))
-    flat = stacked.reshape(-1, window_days + 1)
-    complete = ~np.isnan(flat).any(axis=1)
+    missing = np.vstack([np.zeros((1, n_series), dtype=np.int32),
+                         np.cumsum(np.isnan(matrix.values), axis=0, dtype=np.int32)])
+    # missing days among the rows t - window_days .. t, for every target row t >= window_days
+    gaps = missing[window_days + 1:] - missing[:days - window_days]
+    first, series = np.nonzero(gaps == 0)  # row-major: by target day, then by series
+    target_pos = first + window_days
+    stacked = np.lib.stride_tricks.sliding_window_view(
+        matrix.values.astype(np.float32), window_days + 1, axis=0)
+    # stacked: (days - window_days, series, window_days + 1), a view
+    block = stacked[first, series]  # (windows, window_days + 1), the complete ones only
     weekday = matrix.dates.weekday.to_numpy().astype(np.int32)
     return WindowSet(
-        history=flat[complete, :window_days].astype(np.float32),
-        target=flat[complete, window_days].astype(np.float32),
-        series=series[complete],
-        target_pos=pos[complete],
-        target_weekday=weekday[pos[complete]],
+        history=np.ascontiguousarray(block[:, :window_days]),
+        target=block[:, window_days].copy(),
+        series=series.astype(np.int64),
+        target_pos=target_pos.astype(np.int64),
+        target_weekday=weekday[target_pos],
     )
 
 
@@ -141,6 +150,31 @@ def night_split(sales: pd.DataFrame, recipe) -> Split:
     return split_by_time(sales, test_days=recipe.test_days, validation_days=recipe.validation_days)
 
 
+def recent_windows(windows: WindowSet, days: int) -> WindowSet:
+    """The windows whose target day is among the last `days` days of `windows`."""
+    if len(windows) == 0:
+        return windows
+    return windows.take(windows.target_pos > windows.target_pos.max() - days)
+
+
+def warm_windows(split: Split, recipe) -> WindowSet:
+    """The windows a warm start fine-tunes on: the training windows of the last
+    `recipe.warm_recent_days` target days, at most `recipe.warm_max_windows` of them sampled."""
+    if split.recent is not None:
+        return split.recent
+    return recent_windows(split.train, recipe.warm_recent_days).sample(recipe.warm_max_windows,
+                                                                       recipe.seed)
+
+
+def bounded_split(split: Split, recipe) -> Split:
+    """The split cut to the windows a night's training reads: the training budget's sample of
+    `train` (exactly the windows `lstm.fit` draws, `recipe.max_train_windows`) and the warm
+    start's (`warm_windows`). What the night keeps and every worker loads then stops growing
+    with history and series: at 2,000 series, 3.5 million training windows become 120,000."""
+    return Split(split.matrix, split.train.sample(recipe.max_train_windows, recipe.seed),
+                 split.validation, split.test, recent=warm_windows(split, recipe))
+
+
 def window_scale(history: np.ndarray) -> np.ndarray:
     """Per-window scale a device can compute from the window alone: its mean plus one.
 
@@ -159,7 +193,7 @@ def split_arrays(split: Split) -> dict[str, np.ndarray]:
     arrays = {"dates": split.matrix.dates.to_numpy(dtype="datetime64[ns]"),
               "series": np.array(split.matrix.series, dtype=np.int64).reshape(-1, 2),
               "values": split.matrix.values}
-    for part in _PARTS:
+    for part in _PARTS + (("recent",) if split.recent is not None else ()):
         windows = getattr(split, part)
         arrays.update({f"{part}.{name}": getattr(windows, name) for name in _WINDOW_FIELDS})
     return arrays
@@ -170,5 +204,5 @@ def split_from_arrays(arrays: dict[str, np.ndarray]) -> Split:
     matrix = SalesMatrix(pd.DatetimeIndex(arrays["dates"], freq="D"),
                          [tuple(map(int, pair)) for pair in arrays["series"]], arrays["values"])
     parts = {part: WindowSet(*(arrays[f"{part}.{name}"] for name in _WINDOW_FIELDS))
-             for part in _PARTS}
+             for part in _PARTS + (("recent",) if "recent.target" in arrays else ())}
     return Split(matrix=matrix, **parts)

@@ -253,22 +253,33 @@ def _yardstick(windows_file: Path):
 @task(name="split windows", **STEP_HOOKS)
 def prepare_build(catalog: Catalog, run_key: str, recipe: TrainRecipe, plan: StartPlan,
                   sales: pd.DataFrame, partition_series: int) -> NightWork:
-    """Split the night's sales into windows by time and keep them in the build's folder."""
+    """Split the night's sales into windows by time and keep in the build's folder those the
+    night reads: the training budget's sample, the warm start's, validation and test
+    (`windows.bounded_split`)."""
+    import json
+
     from compression.evaluate import series_partitions
-    from compression.windows import night_split, split_arrays
+    from compression.windows import bounded_split, night_split, split_arrays
+    from device.files import write_atomically
     from storage.artifacts import save_arrays
 
     folder = catalog.night_work(run_key, _build_key(recipe, plan))
     windows_file = folder / "windows.npz"
-    if windows_file.exists():
+    counted = folder / "windows.json"  # the training windows there were before the budget
+    if windows_file.exists() and counted.exists():
         split = _split(windows_file)
+        train_windows = json.loads(counted.read_text())["train_windows"]
     else:
-        split = night_split(sales, recipe)
+        whole = night_split(sales, recipe)
+        train_windows = len(whole.train)
+        split = bounded_split(whole, recipe)
+        del whole
         save_arrays(windows_file, split_arrays(split))
+        write_atomically(counted, json.dumps({"train_windows": train_windows}).encode())
     series_count = len(split.matrix.series)
     return NightWork(folder=str(folder), recipe=recipe, warm_from=dict(plan.weights),
                      series_count=series_count,
-                     train_windows=len(split.train), test_windows=len(split.test),
+                     train_windows=train_windows, test_windows=len(split.test),
                      partitions=series_partitions(series_count,
                                                   -(-series_count // partition_series)))
 

@@ -9,8 +9,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import String, cast, delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from device.messages import echo
@@ -329,7 +330,9 @@ def load_sales(
     items: list[int] | None = None,
 ) -> pd.DataFrame:
     """Stored sales as a DataFrame (date, store, item, sales), filtered and sorted."""
-    stmt = select(Sale.date, Sale.store, Sale.item, Sale.sales)
+    # the day as ISO text, parsed by pandas in bulk: SQLAlchemy's Date parsing row by row took
+    # most of the time of loading millions of rows
+    stmt = select(cast(Sale.date, String), Sale.store, Sale.item, Sale.sales)
     if start is not None:
         stmt = stmt.where(Sale.date >= start)
     if end is not None:
@@ -339,9 +342,25 @@ def load_sales(
     if items:
         stmt = stmt.where(Sale.item.in_(items))
     stmt = stmt.order_by(Sale.date, Sale.store, Sale.item)
-    frame = pd.DataFrame(session.execute(stmt).all(), columns=list(SALES_COLUMNS))
-    frame["date"] = pd.to_datetime(frame["date"])
-    return frame.astype({"store": "int64", "item": "int64", "sales": "int64"})
+    # in chunks, as Core rows: all ORM rows at once peaked at 1.4 GiB and took 10.7 s for 3.65
+    # million rows (2,000 series x 5 years), a frame of 0.1 GiB; this way 0.45 GiB and 9 s
+    result = session.connection().execution_options(yield_per=LOAD_CHUNK_ROWS).execute(stmt)
+    chunks = [_typed_sales(rows) for rows in result.partitions()]
+    return pd.concat(chunks, ignore_index=True) if chunks else _typed_sales([])
+
+
+LOAD_CHUNK_ROWS = 500_000
+
+
+def _typed_sales(rows) -> pd.DataFrame:
+    """(date, store, item, sales) rows as a typed frame, column by column (a frame built from
+    the row objects took twice as long)."""
+    dates, stores, items, sales = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return pd.DataFrame({"date": pd.to_datetime(pd.Series(dates, dtype=object),
+                                                format="%Y-%m-%d"),
+                         "store": np.array(stores, dtype=np.int64),
+                         "item": np.array(items, dtype=np.int64),
+                         "sales": np.array(sales, dtype=np.int64)})
 
 
 def sales_date_range(session: Session) -> tuple[dt.date | None, dt.date | None]:

@@ -364,3 +364,17 @@ def test_notification_credentials_never_reach_stderr_the_registry_or_prefect_log
     text = " ".join([printed.out, printed.err, alert_text] + [log.message for log in logs])
     assert logs, "the flow run logged something"
     assert "hunter2" not in text and "s3cr3t" not in text
+
+
+def test_local_dask_workers_report_to_the_flows_own_prefect_api(monkeypatch):
+    """Without an API URL every worker process started an ephemeral Prefect server of its own
+    (230 MiB and 15-28 s each); the local cluster's workers get the flow's."""
+    import flows.runner as runner
+    from storage.settings import Settings
+
+    task_runner = runner.night_task_runner(Settings(dask_address=None))
+    monkeypatch.setattr(runner, "flow_api_url", lambda: "http://127.0.0.1:4200/api")
+    with task_runner:  # the cluster itself starts with the first task
+        env = task_runner.cluster_kwargs["env"]
+    assert env == {**runner.ONE_THREAD_PER_WORKER, "PREFECT_API_URL": "http://127.0.0.1:4200/api"}
+    assert task_runner.cluster_kwargs["n_workers"] == runner.machine_cores()

@@ -210,14 +210,8 @@ def test_a_warm_start_fine_tunes_recent_windows_from_the_parent_and_never_ends_w
     import keras
     import numpy as np
 
-    from compression.lstm import (
-        build_lstm,
-        recent_windows,
-        scaled_inputs,
-        warm_start_lstm,
-        weights_bytes,
-    )
-    from compression.windows import split_by_time
+    from compression.lstm import build_lstm, scaled_inputs, warm_start_lstm, weights_bytes
+    from compression.windows import recent_windows, split_by_time, warm_windows
 
     split = split_by_time(tiny_sales)
     recent = recent_windows(split.train, 56)
@@ -226,7 +220,8 @@ def test_a_warm_start_fine_tunes_recent_windows_from_the_parent_and_never_ends_w
     parent = build_lstm(16)
     recipe = dataclasses.replace(recipe_for("quick"), warm_epochs=2, batch_size=64)
     said: list[str] = []
-    tuned = warm_start_lstm(16, weights_bytes(parent), split.train, split.validation, recipe,
+    assert len(warm_windows(split, recipe)) == len(recent)  # under warm_max_windows: all
+    tuned = warm_start_lstm(16, weights_bytes(parent), recent, split.validation, recipe,
                             progress=said.append, label="lstm16")
     assert tuned.epochs_run == 2 and not tuned.kept_parent
     assert [line.split(",")[0] for line in said] == ["lstm16: epoch 1 of 2", "lstm16: epoch 2 of 2"]
@@ -235,7 +230,7 @@ def test_a_warm_start_fine_tunes_recent_windows_from_the_parent_and_never_ends_w
                                                         tuned.model.get_weights(), strict=True))
 
     # a learning rate that wrecks the model: the parent's weights are kept
-    wrecked = warm_start_lstm(16, weights_bytes(parent), split.train, split.validation,
+    wrecked = warm_start_lstm(16, weights_bytes(parent), recent, split.validation,
                               dataclasses.replace(recipe, warm_learning_rate=50.0))
     assert wrecked.kept_parent
     assert all(np.array_equal(a, b) for a, b in zip(parent.get_weights(),

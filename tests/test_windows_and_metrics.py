@@ -63,6 +63,39 @@ def test_a_split_in_days_holds_out_the_last_weeks_whatever_the_history(tiny_sale
         split_by_time(tiny_sales, test_days=700, validation_days=30)
 
 
+def test_a_night_keeps_only_the_windows_its_training_reads_the_same_ones_it_would_draw(
+        tiny_sales):
+    """bounded_split: the budget's sample is exactly what `fit` draws from all training windows
+    (so the models do not change), the warm windows exactly those `warm_windows` draws; both
+    survive the build folder's round trip."""
+    import dataclasses
+
+    from compression.recipe import recipe_for
+    from compression.windows import (
+        bounded_split,
+        night_split,
+        split_arrays,
+        split_from_arrays,
+        warm_windows,
+    )
+
+    recipe = dataclasses.replace(recipe_for("quick"), max_train_windows=1_000,
+                                 warm_max_windows=100)
+    whole = night_split(tiny_sales, recipe)
+    bounded = split_from_arrays(split_arrays(bounded_split(whole, recipe)))
+    drawn = whole.train.sample(recipe.max_train_windows, recipe.seed)
+    assert len(whole.train) > 1_000 and len(bounded.train) == 1_000
+    for field in ("history", "target", "series", "target_pos", "target_weekday"):
+        np.testing.assert_array_equal(getattr(bounded.train, field), getattr(drawn, field))
+        np.testing.assert_array_equal(getattr(bounded.recent, field),
+                                      getattr(warm_windows(whole, recipe), field))
+        np.testing.assert_array_equal(getattr(bounded.test, field), getattr(whole.test, field))
+    # fit's own draw from the kept sample is the sample itself
+    assert bounded.train.sample(recipe.max_train_windows, recipe.seed) is bounded.train
+    assert len(bounded.recent) == 100 and whole.recent is None
+    assert bounded.recent.target_pos.min() > whole.train.target_pos.max() - recipe.warm_recent_days
+
+
 def test_mape_excludes_and_counts_zero_actuals_wape_does_not():
     errors = forecast_errors(np.array([10.0, 0.0, 20.0]), np.array([12.0, 3.0, 20.0]))
     assert errors.mape_pct == pytest.approx(10.0)  # (20 % + 0 %) / 2
