@@ -4,8 +4,10 @@ For each size, a fresh home (SQLite registry, artifacts) gets generated sales of
 series, then two nights run as a user runs them, each `shelfcast` command in its own process:
 ingest the history, a cold night, ingest the next day's drop, a warm night. The wall time of
 every command, the phases the registry recorded for each night (`timings_s`), and the peak
-resident memory of each command's whole process tree (sampled, Dask workers included) are
-written to `results.json` and `results.md`, with a plot of cost against series.
+memory of each command's whole process tree (sampled, Dask workers included: the summed
+resident memory, which counts pages the processes share once per process, and the summed
+proportional set size, which shares them out) are written to `results.json` and `results.md`,
+with a plot of cost against series.
 
 No Prefect here: the nights run in child processes exactly as `shelfcast nightly` runs them.
 """
@@ -34,6 +36,7 @@ class Command:
     name: str
     wall_s: float
     peak_rss_mib: float
+    peak_pss_mib: float
     start: str | None = None  # a night's: warm or cold
     phases_s: dict[str, float] = field(default_factory=dict)  # a night's, from the registry
 
@@ -74,10 +77,12 @@ def parse_sizes(text: str) -> list[int]:
 
 
 class PeakMemory:
-    """The largest summed resident memory of a process and all its descendants, sampled."""
+    """The largest summed resident memory (RSS) and proportional set size (PSS: each shared
+    page divided among the processes that map it) of a process and all its descendants,
+    sampled."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
-        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self.pid, self.every_s, self.peak, self.peak_pss = pid, every_s, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -90,26 +95,29 @@ class PeakMemory:
         except psutil.NoSuchProcess:
             return
         while not self._stop.is_set():
-            total = 0
+            rss = pss = 0
             try:
                 for process in [root, *root.children(recursive=True)]:
                     try:
-                        total += process.memory_info().rss
+                        memory = process.memory_full_info()
                     except psutil.Error:
-                        pass
+                        continue
+                    rss, pss = rss + memory.rss, pss + memory.pss
             except psutil.Error:
                 return
-            self.peak = max(self.peak, total)
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             self._stop.wait(self.every_s)
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
+        """(peak summed RSS, peak summed PSS) in MiB."""
         self._stop.set()
         self._thread.join()
-        return self.peak / 2**20
+        return self.peak / 2**20, self.peak_pss / 2**20
 
 
-def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run one command to its end; (wall seconds, peak MiB). Its output goes to `log`."""
+def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float]:
+    """Run one command to its end; (wall seconds, peak RSS MiB, peak PSS MiB). Its output
+    goes to `log`."""
     started = time.perf_counter()
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
@@ -117,11 +125,11 @@ def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float]
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         memory = PeakMemory(process.pid)
         code = process.wait()
-    wall, peak = time.perf_counter() - started, memory.stop()
+    wall, (peak, peak_pss) = time.perf_counter() - started, memory.stop()
     if code != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
         raise RuntimeError(f"`{' '.join(argv[1:3])}` exited {code} (see {log}): {tail[0][:300]}")
-    return round(wall, 2), round(peak, 1)
+    return round(wall, 2), round(peak, 1), round(peak_pss, 1)
 
 
 def _night_record(database: Path, as_of: dt.date) -> tuple[str | None, dict[str, float]]:
@@ -167,10 +175,11 @@ def run_size(series: int, *, profile: str, work: Path, progress) -> SizeResult:
 
     def step(name: str, argv: list[str], night: dt.date | None = None) -> None:
         progress(f"{series} series: {name} ...")
-        wall, peak = _run(shelfcast + argv, env, log)
+        wall, peak, peak_pss = _run(shelfcast + argv, env, log)
         start, phases = _night_record(home / "registry.sqlite", night) if night else (None, {})
-        commands.append(Command(name, wall, peak, start, phases))
-        progress(f"{series} series: {name}: {wall:.1f} s, peak {peak:,.0f} MiB"
+        commands.append(Command(name, wall, peak, peak_pss, start, phases))
+        progress(f"{series} series: {name}: {wall:.1f} s, peak {peak:,.0f} MiB RSS, "
+                 f"{peak_pss:,.0f} MiB PSS"
                  + (f", {start} start" if start else ""))
 
     step("ingest history", ["ingest", str(history)])
@@ -215,7 +224,7 @@ def _phase_columns(results: list[SizeResult]) -> list[str]:
 def results_markdown(results: list[SizeResult]) -> str:
     phases = _phase_columns(results)
     head = ["series", "night", "start", "wall s", *[p.removesuffix("_s") + " s" for p in phases],
-            "peak MiB", "s per series"]
+            "peak RSS MiB", "peak PSS MiB", "s per series"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for result in results:
         for command in result.commands:
@@ -223,12 +232,14 @@ def results_markdown(results: list[SizeResult]) -> str:
                      f"{command.wall_s:.1f}",
                      *[f"{command.phases_s[p]:.1f}" if p in command.phases_s else ""
                        for p in phases],
-                     f"{command.peak_rss_mib:,.0f}", f"{command.wall_s / result.series:.2f}"]
+                     f"{command.peak_rss_mib:,.0f}", f"{command.peak_pss_mib:,.0f}",
+                     f"{command.wall_s / result.series:.2f}"]
             lines.append("| " + " | ".join(cells) + " |")
     profile = results[0].profile if results else ""
     lines.append(f"\nProfile `{profile}`; history {HISTORY_START}..{LAST_DAY}; each command a "
-                 "separate process; peak memory is the summed resident memory of the command's "
-                 "process tree, sampled every 0.2 s.")
+                 "separate process; peak memory is the summed resident memory (RSS) and "
+                 "proportional set size (PSS, shared pages divided among the processes) of the "
+                 "command's process tree, sampled every 0.2 s.")
     return "\n".join(lines) + "\n"
 
 
