@@ -221,17 +221,27 @@ def _phase_columns(results: list[SizeResult]) -> list[str]:
     return names
 
 
+def unaccounted_s(command: Command) -> float | None:
+    """A night's wall time outside the phases it recorded (process start, imports, Prefect's
+    API start-up, the night's bookkeeping); the summed task seconds (`*_task_s`) are inside
+    the build's wall and do not count."""
+    walls = [seconds for name, seconds in command.phases_s.items()
+             if not name.endswith("_task_s")]
+    return round(command.wall_s - sum(walls), 1) if walls else None
+
+
 def results_markdown(results: list[SizeResult]) -> str:
     phases = _phase_columns(results)
     head = ["series", "night", "start", "wall s", *[p.removesuffix("_s") + " s" for p in phases],
-            "peak RSS MiB", "peak PSS MiB", "s per series"]
+            "other s", "peak RSS MiB", "peak PSS MiB", "s per series"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for result in results:
         for command in result.commands:
+            other = unaccounted_s(command)
             cells = [str(result.series), command.name, command.start or "",
                      f"{command.wall_s:.1f}",
                      *[f"{command.phases_s[p]:.1f}" if p in command.phases_s else ""
-                       for p in phases],
+                       for p in phases], "" if other is None else f"{other:.1f}",
                      f"{command.peak_rss_mib:,.0f}", f"{command.peak_pss_mib:,.0f}",
                      f"{command.wall_s / result.series:.2f}"]
             lines.append("| " + " | ".join(cells) + " |")
@@ -239,7 +249,10 @@ def results_markdown(results: list[SizeResult]) -> str:
     lines.append(f"\nProfile `{profile}`; history {HISTORY_START}..{LAST_DAY}; each command a "
                  "separate process; peak memory is the summed resident memory (RSS) and "
                  "proportional set size (PSS, shared pages divided among the processes) of the "
-                 "command's process tree, sampled every 0.2 s.")
+                 "command's process tree, sampled every 0.2 s. The `*_task` columns sum the "
+                 "seconds of the build's tasks (in parallel on the Dask workers, so more than the "
+                 "build's wall); `other` is a night's wall outside its recorded phases (process "
+                 "start, imports, Prefect's API start-up).")
     return "\n".join(lines) + "\n"
 
 

@@ -36,10 +36,13 @@ def test_the_table_has_a_column_per_recorded_phase_and_the_cost_per_series():
     result = SizeResult(50, 5, 10, 91_300, "quick", [
         Command("ingest history", 3.0, 300.0, 250.0),
         Command("night 1", 100.0, 900.0, 700.0, "cold", {"drift_s": 5.0, "build_s": 80.0}),
-        Command("night 2", 40.0, 800.0, 600.0, "warm", {"drift_s": 5.5, "build_s": 20.0}),
+        Command("night 2", 40.0, 800.0, 600.0, "warm", {"drift_s": 5.5, "build_s": 20.0,
+                                                        "train_task_s": 35.0}),
     ])
     table = results_markdown([result])
-    assert ("| series | night | start | wall s | drift s | build s | peak RSS MiB | peak PSS MiB "
-            "| s per series |") in table
-    assert "| 50 | night 2 | warm | 40.0 | 5.5 | 20.0 | 800 | 600 | 0.80 |" in table
-    assert "| 50 | ingest history |  | 3.0 |  |  | 300 | 250 | 0.06 |" in table
+    assert ("| series | night | start | wall s | drift s | build s | train_task s | other s "
+            "| peak RSS MiB | peak PSS MiB | s per series |") in table
+    # other: the wall outside drift and build; the task seconds are inside the build
+    assert "| 50 | night 2 | warm | 40.0 | 5.5 | 20.0 | 35.0 | 14.5 | 800 | 600 | 0.80 |" in table
+    assert "| 50 | night 1 | cold | 100.0 | 5.0 | 80.0 |  | 15.0 | 900 | 700 | 1.00 |" in table
+    assert "| 50 | ingest history |  | 3.0 |  |  |  |  | 300 | 250 | 0.06 |" in table
