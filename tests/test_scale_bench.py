@@ -44,5 +44,5 @@ def test_the_table_has_a_column_per_recorded_phase_and_the_cost_per_series():
             "| peak RSS MiB | peak PSS MiB | s per series |") in table
     # other: the wall outside drift and build; the task seconds are inside the build
     assert "| 50 | night 2 | warm | 40.0 | 5.5 | 20.0 | 35.0 | 14.5 | 800 | 600 | 0.80 |" in table
-    assert "| 50 | night 1 | cold | 100.0 | 5.0 | 80.0 |  | 15.0 | 900 | 700 | 1.00 |" in table
+    assert "| 50 | night 1 | cold | 100.0 | 5.0 | 80.0 |  | 15.0 | 900 | 700 | 2.00 |" in table
     assert "| 50 | ingest history |  | 3.0 |  |  |  |  | 300 | 250 | 0.06 |" in table
