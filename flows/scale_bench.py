@@ -82,11 +82,12 @@ class PeakMemory:
 
     RSS is sampled every `every_s`. PSS costs the kernel a walk of each process's memory map
     (75 ms for a TensorFlow worker here: sampled as often as RSS, the sampler took more than a
-    core and slowed the nights it measured by a fifth), so it is read at most every
-    `pss_every_s`, when the RSS sum is within 5 % of its peak so far."""
+    core and slowed the nights it measured by a fifth), so it is read when the RSS sum is
+    within 5 % of its peak so far, and then not again for `pss_pause` times as long as the
+    read took (a sampler busy at most about 1 / `pss_pause` of the time)."""
 
-    def __init__(self, pid: int, every_s: float = 0.2, pss_every_s: float = 5.0):
-        self.pid, self.every_s, self.pss_every_s = pid, every_s, pss_every_s
+    def __init__(self, pid: int, every_s: float = 0.2, pss_pause: float = 20.0):
+        self.pid, self.every_s, self.pss_pause = pid, every_s, pss_pause
         self.peak = self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -99,7 +100,7 @@ class PeakMemory:
             root = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
             return
-        last_pss = -float("inf")
+        next_pss = 0.0
         while not self._stop.is_set():
             try:
                 processes = [root, *root.children(recursive=True)]
@@ -107,11 +108,12 @@ class PeakMemory:
                 return
             rss = sum(_memory(process, "rss") for process in processes)
             self.peak = max(self.peak, rss)
-            now = time.monotonic()
-            if rss >= 0.95 * self.peak and now - last_pss >= self.pss_every_s:
-                last_pss = now
+            started = time.monotonic()
+            if rss >= 0.95 * self.peak and started >= next_pss:
                 self.peak_pss = max(self.peak_pss,
                                     sum(_memory(process, "pss") for process in processes))
+                finished = time.monotonic()
+                next_pss = finished + self.pss_pause * (finished - started)
             self._stop.wait(self.every_s)
 
     def stop(self) -> tuple[float, float]:

@@ -26,7 +26,7 @@ def test_peak_memory_counts_the_children_of_a_command():
     child = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
     process = subprocess.Popen([sys.executable, "-c", parent])
-    memory = PeakMemory(process.pid, every_s=0.05, pss_every_s=0.1)
+    memory = PeakMemory(process.pid, every_s=0.05)
     process.wait()
     rss, pss = memory.stop()
     assert rss > 200 and pss > 200
