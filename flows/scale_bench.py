@@ -83,9 +83,9 @@ class PeakMemory:
     RSS is sampled every `every_s`. PSS costs the kernel a walk of each process's memory map
     (75 ms for a TensorFlow worker here: sampled as often as RSS, the sampler took more than a
     core; a 500-series cold night it measured took 367 s, 322 s without it), so it is read
-    when the RSS sum is
-    within 5 % of its peak so far, and then not again for `pss_pause` times as long as the
-    read took (a sampler busy at most about 1 / `pss_pause` of the time)."""
+    when the RSS sum is within 5 % of its peak so far, and then not again for `pss_pause`
+    times as long as the read took (a sampler busy at most about 1 / `pss_pause` of the
+    time)."""
 
     def __init__(self, pid: int, every_s: float = 0.2, pss_pause: float = 20.0):
         self.pid, self.every_s, self.pss_pause = pid, every_s, pss_pause
