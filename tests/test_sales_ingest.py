@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import func, select
 
@@ -86,3 +88,30 @@ def test_ingest_is_idempotent_and_refuses_changed_values_without_replace(tmp_pat
         stored = load_sales(session)
     assert stored.loc[stored["item"] == 2, "sales"].tolist() == [41]
     assert len(stored) == 4
+
+
+def test_sales_load_in_chunks_typed_sorted_and_filtered_on_each_backend(sessions, monkeypatch):
+    """Millions of rows load in chunks (storage.sales.LOAD_CHUNK_ROWS); any chunk size gives
+    the same frame: sorted by day, store and item, typed, filtered."""
+    import pandas as pd
+
+    import storage.sales
+    from storage.synthetic import generate_sales
+
+    sales = generate_sales(stores=2, items=3, start="2017-01-01", end="2017-01-20", seed=4)
+    with sessions() as session, session.begin():
+        ingest_sales(session, sales.sample(frac=1, random_state=0), source="g.csv", sha256="g")
+    with sessions() as session:
+        whole = load_sales(session)
+        monkeypatch.setattr(storage.sales, "LOAD_CHUNK_ROWS", 7)
+        chunked = load_sales(session)
+        some = load_sales(session, start=dt.date(2017, 1, 5), end=dt.date(2017, 1, 6), stores=[2])
+        none = load_sales(session, start=dt.date(2018, 1, 1))
+    pd.testing.assert_frame_equal(chunked, whole)
+    expected = sales.sort_values(["date", "store", "item"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(whole, expected[["date", "store", "item", "sales"]],
+                                  check_dtype=False)
+    assert whole.dtypes.astype(str).tolist() == ["datetime64[ns]", "int64", "int64", "int64"]
+    assert len(some) == 2 * 3 and set(some["store"]) == {2}
+    assert some["date"].min() == pd.Timestamp("2017-01-05")
+    assert none.empty and none.dtypes.astype(str).tolist() == whole.dtypes.astype(str).tolist()
