@@ -466,12 +466,15 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
         return registered_night(session, run_key, status="completed")
 
 
-def add_timings(session, run_key: str, timings_s: dict[str, float]) -> None:
-    """Add phase timings (seconds, rounded to 0.01) to the registered run `run_key`."""
+def add_timings(session, run_key: str, timings_s: dict[str, float]) -> dict[str, float]:
+    """Add phase timings (seconds, rounded to 0.01) to the registered run `run_key`; returns
+    them as added."""
     from storage.registry import find_run
 
+    rounded = {k: round(v, 2) for k, v in timings_s.items()}
     run = find_run(session, run_key)
-    run.timings_s = {**(run.timings_s or {}), **{k: round(v, 2) for k, v in timings_s.items()}}
+    run.timings_s = {**(run.timings_s or {}), **rounded}
+    return rounded
 
 
 @task(name="record the rollout's time", **IO_RETRIES, **STEP_HOOKS)
@@ -481,9 +484,8 @@ def record_timings(catalog: Catalog, night: RegisteredNight,
     import dataclasses
 
     with catalog.unit_of_work() as session:
-        add_timings(session, night.run_key, timings_s)
-    return dataclasses.replace(night, timings_s={
-        **night.timings_s, **{k: round(v, 2) for k, v in timings_s.items()}})
+        added = add_timings(session, night.run_key, timings_s)
+    return dataclasses.replace(night, timings_s={**night.timings_s, **added})
 
 
 @task(name="promote (staged rollout)", **IO_RETRIES, **STEP_HOOKS)
