@@ -314,16 +314,23 @@ def train_variant(work: NightWork, variant: str, base: TrainedFile | None) -> Tr
 @task(name="export", task_run_name="export {variant}", **STEP_HOOKS)
 def export_variant(work: NightWork, variant: str, source: TrainedFile) -> ExportedVariant:
     """Export one variant to `.tflite` (int8 variants from their base's weights); the file goes
-    to the build's folder for the LiteRT measurement partitions."""
+    to the build's folder for the LiteRT measurement partitions. A re-run of the build reuses
+    an export already there (its record is written last, after the file)."""
+    import pickle
+
     from compression import build
     from compression.variants import VARIANTS_BY_NAME
     from device.files import write_atomically
     from storage.artifacts import load_arrays
 
+    done = Path(work.folder) / f"{variant}.export.pickle"
+    if done.exists():  # the build's own folder: written by this night's export, never fetched
+        return pickle.loads(done.read_bytes())
     exported = build.export_variant(VARIANTS_BY_NAME[variant],
                                     list(load_arrays(Path(source.weights_file)).values()),
                                     _split(work.windows_file).test)
     write_atomically(Path(work.artifact_uri(variant).removeprefix("file://")), exported.content)
+    write_atomically(done, pickle.dumps(exported))
     return exported
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import http.server
 import os
+import shutil
 import threading
 import uuid
 
@@ -30,14 +31,17 @@ def tiny_sales():
     return generate_sales(stores=2, items=2, start="2016-01-01", end="2017-12-31", seed=1)
 
 
-def _postgres_database():
+def _postgres_database(template: str | None = None) -> tuple:
+    """(admin engine, name, URL) of a new PostgreSQL database, empty or cloned from `template`
+    (PostgreSQL copies a template's files: much faster than migrating again)."""
     from sqlalchemy import create_engine, text
 
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"shelfcast_test_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{clone}'))
     except Exception as exc:  # noqa: BLE001 - any connection failure means no server
         admin.dispose()
         pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is required for these tests: {exc}")
@@ -45,29 +49,113 @@ def _postgres_database():
     return admin, name, url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    """An empty database on each backend; the PostgreSQL one is created and dropped here."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.sqlite'}"
-        return
+def _drop_postgres_database(admin, name: str) -> None:
     from sqlalchemy import text
-
-    admin, name, url = _postgres_database()
-    yield url
 
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
+# Storage-level modules run on both backends; every other test runs on SQLite unless it asks
+# for PostgreSQL itself (`@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)`).
+BOTH_BACKENDS = {"test_registry", "test_sales_ingest", "test_channel_index",
+                 "test_canary_evidence", "test_people", "test_fleet"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave out the PostgreSQL twin of a test outside the storage-level modules, unless the
+    test chose its backend explicitly; run the slow modules first."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        chosen = any("backend" in str(mark.args[0]) for mark in item.iter_markers("parametrize"))
+        if params.get("backend") == "postgresql" and not chosen \
+                and item.module.__name__ not in BOTH_BACKENDS:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    # the modules that train models first, so that with pytest-xdist no long module starts last
+    items[:] = sorted(kept, key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def empty_database_url(backend, tmp_path):
+    """An empty database (no schema) on the backend; the PostgreSQL one is dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
+        return
+    admin, name, url = _postgres_database()
+    yield url
+    _drop_postgres_database(admin, name)
+
+
+class MigratedTemplates:
+    """One migrated database per backend for the whole session, cloned for each test."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.postgres: tuple | None = None  # (admin engine, template name)
+
+    def sqlite_file(self):
+        template = self.folder / "migrated.sqlite"
+        if not template.exists():
+            _migrate(f"sqlite:///{template}")
+        return template
+
+    def postgres_template(self) -> str:
+        if self.postgres is None:
+            admin, name, url = _postgres_database()
+            _migrate(url)
+            self.postgres = (admin, name)
+        return self.postgres[1]
+
+    def close(self) -> None:
+        if self.postgres is not None:
+            _drop_postgres_database(*self.postgres)
+
+
+def _migrate(url: str) -> None:
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory):
+    templates = MigratedTemplates(tmp_path_factory.mktemp("templates"))
+    yield templates
+    templates.close()
+
+
+@pytest.fixture
+def database_url(backend, migrated_templates, tmp_path):
+    """A registry at the newest schema on the backend, cloned from the session's template."""
+    if backend == "sqlite":
+        path = tmp_path / "registry.sqlite"
+        shutil.copyfile(migrated_templates.sqlite_file(), path)
+        yield f"sqlite:///{path}"
+        return
+    admin, name, url = _postgres_database(migrated_templates.postgres_template())
+    yield url
+    _drop_postgres_database(admin, name)
+
+
 @pytest.fixture
 def sessions(database_url):
     """A session factory on a freshly migrated registry."""
-    from storage.db import make_engine, session_factory, upgrade
+    from storage.db import make_engine, session_factory
 
     engine = make_engine(database_url)
-    upgrade(engine)
     yield session_factory(engine)
     engine.dispose()
 

@@ -88,7 +88,7 @@ def arrives(browser, path: str) -> None:
     WebDriverWait(browser, 10).until(expected_conditions.url_contains(path))
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_an_ops_person_does_the_days_work_and_a_viewer_is_refused(browser, served):
     from selenium.webdriver.common.by import By
 

@@ -65,7 +65,7 @@ def dask_cluster(tmp_path):
         assert all(p.poll() is not None for p in processes)
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
         dask_cluster, database_url, tiny_sales, tmp_path, monkeypatch):
     from compression import recipe as recipes

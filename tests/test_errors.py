@@ -188,11 +188,10 @@ def _race(argv_a, argv_b, env):
         return first.get(timeout=120), second.get(timeout=120)
 
 
-@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True) # a race on a shared registry
 def test_two_overlapping_ingests_at_once_one_wins_the_other_says_try_again(database_url,
                                                                           sessions, tmp_path):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the race is about a shared PostgreSQL registry")
     from storage.synthetic import generate_sales, write_sales_csv
 
     sales = generate_sales(stores=2, items=2, start="2017-01-01", end="2017-03-31", seed=4)
@@ -209,10 +208,9 @@ def test_two_overlapping_ingests_at_once_one_wins_the_other_says_try_again(datab
             (len(sales) if code_a == 0 else int((sales["date"] >= "2017-02-01").sum()))
 
 
-@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True) # a race on a shared registry
 def test_two_promotions_of_one_class_at_once_are_serialized(database_url, shipping, tmp_path):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the race is about a shared PostgreSQL registry")
     target = shipping["target"]
     env = {"SHELFCAST_HOME": str(tmp_path / "home"), "SHELFCAST_DATABASE_URL": database_url,
            "SHELFCAST_RELEASE_DIR": str(target.root), "SHELFCAST_SIGNING_KEY": str(target.signing_key)}

@@ -26,7 +26,7 @@ from storage.releases import CanaryPolicy, advance_rollout, release_version
 # Real service and device processes on the backend a shared fleet service would use; the
 # registry's behaviour on SQLite is tested at the storage level (tests/test_fleet.py).
 pytestmark = pytest.mark.parametrize(
-    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 
 BIN = Path(sys.executable).parent
 DAY0 = dt.date(2018, 1, 1)

@@ -191,51 +191,6 @@ def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tin
     assert "where to look" in out and "shelfcast alerts list --open" in out
 
 
-@pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)],
-                         indirect=True)  # a whole night: one backend keeps the suite's time
-def test_a_night_opens_exactly_one_registry_engine(harness, tiny_profile, database_url, tmp_path,
-                                                  monkeypatch, tiny_sales):
-    """Every task reads and writes through the one catalog of the process (SQLite and
-    PostgreSQL). Runs after the first test, so the night's build comes from Prefect's cache."""
-    from sqlalchemy import Engine, event
-
-    from flows.nightly import nightly_retrain
-    from storage.catalog import get_catalog
-    from storage.db import make_engine, upgrade
-    from storage.sales import ingest_sales, sales_fingerprint
-    from storage.settings import get_settings
-
-    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
-    if database_url.startswith("postgresql"):
-        monkeypatch.setenv("SHELFCAST_DATABASE_URL", database_url)
-        migrating = make_engine(database_url)
-        upgrade(migrating)
-        migrating.dispose()
-    get_settings.cache_clear()
-    try:
-        with get_catalog().unit_of_work() as session:
-            ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
-            lenient_policies(session)
-        get_catalog().dispose()
-        engines: set[int] = set()
-
-        def seen(connection) -> None:
-            if connection.engine.url.render_as_string(hide_password=False) == \
-                    get_settings().sqlalchemy_url:
-                engines.add(id(connection.engine))
-
-        event.listen(Engine, "engine_connect", seen)
-        try:
-            result = nightly_retrain(as_of="2017-12-31", profile="quick")
-        finally:
-            event.remove(Engine, "engine_connect", seen)
-        assert result.night.status == "completed"
-        assert len(engines) == 1, f"{len(engines)} engines opened during the night"
-    finally:
-        get_catalog().dispose()
-        get_settings.cache_clear()
-
-
 def test_a_full_disk_while_artifacts_are_written_fails_the_night_cleanly_and_a_rerun_completes(
         harness, tiny_profile, monkeypatch):
     import errno
@@ -267,38 +222,38 @@ def test_a_full_disk_while_artifacts_are_written_fails_the_night_cleanly_and_a_r
         assert not [a for a in list_alerts(session, only_open=True) if a.kind == "flow_failure"]
 
 
-@pytest.mark.postgres
-def test_the_registry_restarted_during_a_night_fails_it_and_the_next_run_records_and_completes(
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)  # a whole night: one backend keeps the suite's time
+def test_the_registry_gone_during_a_night_fails_it_and_the_rerun_records_it_on_one_engine(
         harness, tiny_profile, database_url, tmp_path, monkeypatch, tiny_sales):
-    """PostgreSQL stops between training and registration: the night fails, nothing is half
-    registered; the failure could not reach the registry, so the re-run records it as one
-    flow_failure alert, then completes and resolves it."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the registry restart is about PostgreSQL")
-    import os
-    import subprocess
+    """The registry goes away between training and registration (the server closes every
+    connection to the night's database and refuses new ones, as a restart does): the night
+    fails, nothing is half registered; the failure could not reach the registry, so the re-run
+    records it as one flow_failure alert, then completes and resolves it, reading and writing
+    through the one engine of its process."""
+    from sqlalchemy import Engine, create_engine, event, text
 
     import storage.nights as nights
+    from conftest import POSTGRES_ADMIN_URL
     from flows.nightly import nightly_retrain
     from storage.alerts import list_alerts
     from storage.catalog import get_catalog
-    from storage.db import make_engine, upgrade
     from storage.models import ModelVersion, TrainingRun
     from storage.sales import ingest_sales, sales_fingerprint
     from storage.settings import get_settings
 
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SHELFCAST_DATABASE_URL", database_url)
-    migrating = make_engine(database_url)
-    upgrade(migrating)
-    migrating.dispose()
     get_settings.cache_clear()
     real = nights.register_and_gate
 
     def registry_goes_down(*args, **kwargs):
-        subprocess.run([*cluster, "stop", "-m", "fast"], check=True, capture_output=True)
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = :name"), {"name": name})
         return real(*args, **kwargs)
 
     try:
@@ -309,12 +264,27 @@ def test_the_registry_restarted_during_a_night_fails_it_and_the_next_run_records
         with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
             nightly_retrain(as_of="2017-12-31", profile="quick")
     finally:
-        subprocess.run([*cluster, "start"], check=True, capture_output=True)
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
     try:
         monkeypatch.setattr(nights, "register_and_gate", real)
         assert count(TrainingRun) == 0 and count(ModelVersion) == 0
-        result = nightly_retrain(as_of="2017-12-31", profile="quick")
+        get_catalog().dispose()
+        engines: set[int] = set()
+
+        def seen(connection) -> None:
+            if connection.engine.url.render_as_string(hide_password=False) == \
+                    get_settings().sqlalchemy_url:
+                engines.add(id(connection.engine))
+
+        event.listen(Engine, "engine_connect", seen)
+        try:
+            result = nightly_retrain(as_of="2017-12-31", profile="quick")
+        finally:
+            event.remove(Engine, "engine_connect", seen)
         assert result.night.status == "completed" and count(TrainingRun) == 1
+        assert len(engines) == 1, f"{len(engines)} engines opened during the night"
         with get_catalog().session() as session:
             (failure,) = [a for a in list_alerts(session) if a.kind == "flow_failure"]
         assert failure.resolved_at is not None, "the re-run recorded it, then resolved it"

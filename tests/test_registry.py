@@ -19,10 +19,11 @@ VERSIONS = [version_record("lstm64", 15.0, 70_000), version_record("lstm16_int8"
             version_record("pruned70", 40.0, 70_000)]
 
 
-def test_migrations_bring_an_empty_database_to_head_and_a_behind_one_is_refused(database_url):
+def test_migrations_bring_an_empty_database_to_head_and_a_behind_one_is_refused(
+        empty_database_url):
     from storage.db import upgrade
 
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     with pytest.raises(SchemaOutOfDate, match="run `shelfcast db upgrade`"):
         check_schema(engine)
     upgrade(engine)
@@ -31,7 +32,7 @@ def test_migrations_bring_an_empty_database_to_head_and_a_behind_one_is_refused(
     engine.dispose()
 
 
-def test_the_migrations_build_exactly_the_tables_the_models_declare(database_url):
+def test_the_migrations_build_exactly_the_tables_the_models_declare(empty_database_url):
     """A column added to storage/models.py without a migration (or the reverse) fails here."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -39,7 +40,7 @@ def test_the_migrations_build_exactly_the_tables_the_models_declare(database_url
     from storage.db import upgrade
     from storage.models import Base
 
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     upgrade(engine)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
