@@ -231,10 +231,10 @@ def test_the_registry_gone_during_a_night_fails_it_and_the_rerun_records_it_on_o
     fails, nothing is half registered; the failure could not reach the registry, so the re-run
     records it as one flow_failure alert, then completes and resolves it, reading and writing
     through the one engine of its process."""
+    from conftest import POSTGRES_ADMIN_URL
     from sqlalchemy import Engine, create_engine, event, text
 
     import storage.nights as nights
-    from conftest import POSTGRES_ADMIN_URL
     from flows.nightly import nightly_retrain
     from storage.alerts import list_alerts
     from storage.catalog import get_catalog
