@@ -1,4 +1,4 @@
-# Two commands on a fresh machine with Python 3.11 and pip:
+# Two commands on a fresh machine with Python 3.11 to 3.13 and pip:
 #   make demo   - generated sales, nightly runs on the embedded defaults
 #   make test   - the test suite (SQLite and the PostgreSQL on 127.0.0.1:5432)
 PYTHON ?= python3
@@ -34,3 +34,4 @@ check: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports

@@ -11,7 +11,7 @@ import numpy as np
 
 from compression.evaluation import Yardstick, evaluate
 from device.runtime import Forecaster, forecast_latency_us
-from storage.records import Evaluation
+from policy.records import Evaluation
 
 LATENCY_REPEATS = 300
 

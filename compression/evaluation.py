@@ -17,7 +17,7 @@ from compression.metrics import (
     seasonal_naive_scale,
 )
 from compression.windows import Split, WindowSet
-from storage.records import GATE_METRICS, Evaluation, Scores
+from policy.records import GATE_METRICS, Evaluation, Scores
 
 ORIGINS = 4  # the test period is scored as this many consecutive blocks of target days
 REFERENCES = ("same weekday last week", "mean of last 4 same weekdays")

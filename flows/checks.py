@@ -51,6 +51,7 @@ def drift_check(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, *,
     night and these windows is reused unless `again`."""
     from monitoring import drift
     from monitoring.alerts import drift_alert_changes
+    from monitoring.workspace import add_to_workspace
     from storage.alerts import apply_alert_changes
     from storage.drift_reports import find_drift_report, save_drift_report
     from storage.releases import released_training_end
@@ -72,9 +73,10 @@ def drift_check(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, *,
     details = drift.details(check)
     with catalog.unit_of_work() as session:
         report = save_drift_report(session, check, folder=catalog.drift_reports,
-                                   workspace=catalog.evidently_workspace, details=details)
+                                   details=details)
         alerts = apply_alert_changes(session, drift_alert_changes(check,
                                                                   report_link=report.html_uri))
         report_id, html = report.id, report.html_uri
+    add_to_workspace(catalog.evidently_workspace, check)
     return DriftOutcome(f"report {report_id} ({html}): {check.summary()}; {len(alerts)} open "
                         "drift alert(s)", report_id, html, details["findings"], len(alerts))

@@ -44,8 +44,8 @@ from flows.tasks import (  # noqa: E402
     score_references,
     train_variant,
 )
+from policy.records import Evaluation, NightResult  # noqa: E402
 from storage.catalog import get_catalog  # noqa: E402
-from storage.records import Evaluation, NightResult  # noqa: E402
 from storage.sales import sales_fingerprint  # noqa: E402
 from storage.settings import get_settings  # noqa: E402
 
@@ -163,7 +163,7 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
 if __name__ == "__main__":
     import argparse
 
-    from flows.summary import night_markdown
+    from policy.summary import night_markdown
 
     parser = argparse.ArgumentParser(description="run one Shelfcast night")
     parser.add_argument("--as-of")

@@ -13,7 +13,7 @@ IN_PROCESS = "none"
 # One thread per worker for TensorFlow's pools and OpenMP too: otherwise every worker process
 # sizes its pools to the whole machine and the workers fight for the cores. (The figures do not
 # depend on it: LSTM-64 trained with 1 or 2 intra-op threads gave the same weights.) A cluster
-# of the user's is started by the user; its workers need the same variables (README).
+# of the user's is started by the user; its workers need the same variables (docs/operations.md).
 ONE_THREAD_PER_WORKER = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
                          "OMP_NUM_THREADS": "1"}
 

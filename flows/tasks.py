@@ -18,9 +18,7 @@ from compression.recipe import TrainRecipe
 from compression.steps import BuiltVariant, ExportedVariant, PartitionForecast
 from flows import checks
 from flows.progress import STEP_HOOKS, say
-from flows.summary import night_markdown, variant_rows
-from storage.catalog import Catalog
-from storage.records import (
+from policy.records import (
     CanaryErrors,
     Evaluation,
     NightEvidence,
@@ -31,6 +29,8 @@ from storage.records import (
     StartPlan,
     VersionRecord,
 )
+from policy.summary import night_markdown, variant_rows
+from storage.catalog import Catalog
 
 IO_RETRIES = dict(retries=2, retry_delay_seconds=[2, 10])
 

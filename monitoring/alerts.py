@@ -12,7 +12,7 @@ from typing import Protocol
 
 from monitoring.drift import DriftCheck
 from monitoring.quality import QualityScore
-from storage.records import AlertChanges, AlertRaise, AlertResolve
+from policy.records import AlertChanges, AlertRaise, AlertResolve
 
 
 def drift_alert_changes(check: DriftCheck, *, report_link: str | None) -> AlertChanges:

@@ -14,7 +14,7 @@ one multiple-testing correction (Benjamini-Hochberg by default, see `corrected_t
 so the chance of a false alert in a stable night stays at `false_alert_rate` however many
 stores and items there are. For each store and item the check also states the smallest level
 shift it could see (`minimum_detectable_shift`) and lengthens that member's current window
-where its counts are too low to see `target_shift`. Calibrated by `monitoring/calibration.py`.
+where its counts are too low to see `target_shift`. Calibrated by `bench/drift.py`.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def _run_report(reference: pd.DataFrame, current: pd.DataFrame, config: DriftCon
 @functools.cache
 def dashboard_metrics() -> tuple[type, type]:
     """The Evidently metrics that carry Shelfcast's figures into each snapshot, for the
-    workspace dashboard (`storage.drift_reports`): `ShelfcastNight`, the night's figures
+    workspace dashboard (`monitoring.workspace`): `ShelfcastNight`, the night's figures
     (`night_figures`, the same in both reports), and `ShelfcastLevelChange`, each store's
     (item's) level change against the others in %, computed from the report's own data.
     Evidently's `DriftedColumnsCount` cannot serve: its parameters hold the night's corrected

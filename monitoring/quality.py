@@ -13,7 +13,7 @@ import pandas as pd
 from compression.metrics import forecast_errors
 from compression.windows import WINDOW_DAYS, make_windows, sales_matrix
 from device.runtime import Forecaster
-from storage.records import CanaryErrors
+from policy.records import CanaryErrors
 
 
 @dataclass(frozen=True)

@@ -1,2 +1,2 @@
-"""`shelfcast serve`: the HTTP service (the device API, the release channel; later the ops
-console). Reads and writes through `storage/`; never imports TensorFlow or Prefect."""
+"""`shelfcast serve`: the HTTP service (the device API, the release channel and the ops console).
+Reads and writes through `storage/`; never imports TensorFlow or Prefect."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from policy.records import AlertChanges
 from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Alert, utcnow
-from storage.records import AlertChanges
 
 ALERT_KINDS = ("data_drift", "forecast_quality", "gate_failure", "flow_failure",
                "canary_rollback")

@@ -6,7 +6,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from storage.records import Lineage
+from policy.records import Lineage
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # what made and measured a model; each by the distribution names it may be installed under

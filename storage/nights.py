@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from storage.errors import NotFound, RegistryError
-from storage.gate import Figures, GateInput, best_reference, evaluate_gate
-from storage.models import GateDecision, ModelVersion, TrainingRun
-from storage.records import (
+from policy.gate import Figures, GateInput, best_reference, evaluate_gate
+from policy.records import (
     Evaluation,
     NightData,
     NightEvidence,
@@ -16,6 +14,8 @@ from storage.records import (
     RunRecord,
     VersionRecord,
 )
+from storage.errors import NotFound, RegistryError
+from storage.models import GateDecision, ModelVersion, TrainingRun
 from storage.registry import (
     active_policies,
     find_run,

@@ -11,10 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from storage.errors import Conflict, NotFound, RegistryError
-from storage.gate import GateLimits, GateVerdict
-from storage.models import GateDecision, GatePolicy, ModelVersion, TrainingRun, utcnow
-from storage.records import (
+from policy.gate import GateLimits, GateVerdict
+from policy.records import (
     GATE_METRICS,
     DecisionView,
     NightEvidence,
@@ -22,6 +20,8 @@ from storage.records import (
     VersionRecord,
     VersionView,
 )
+from storage.errors import Conflict, NotFound, RegistryError
+from storage.models import GateDecision, GatePolicy, ModelVersion, TrainingRun, utcnow
 
 POLICY_FIELDS = ("metric", "max_error", "max_delta_baseline", "min_gain", "confidence", "max_loss",
                  "max_reference_ratio", "max_worst_slice", "max_slice_regression",

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from device.manifest import CHANNELS
+from policy.records import CanaryErrors
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
 from storage.models import GateDecision, GatePolicy, ModelVersion, Release, TrainingRun, utcnow
-from storage.records import CanaryErrors
 from storage.registry import RegistryError, active_policies, get_version
 
 

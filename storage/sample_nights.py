@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
+from policy.records import Evaluation, NightEvidence, RunRecord, Scores, VersionRecord
 from storage.alerts import acknowledge, open_alerts, raise_alert, resolve_cleared
 from storage.approvals import approve_release, awaits_approval
 from storage.artifacts import save_artifact
 from storage.lineage import current_lineage
 from storage.models import DriftReport
 from storage.nights import best_approved, register_and_gate
-from storage.records import Evaluation, NightEvidence, RunRecord, Scores, VersionRecord
 from storage.registry import active_policies
 from storage.releases import (
     CanaryPolicy,

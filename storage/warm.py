@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from policy.records import StartPlan
 from storage.alerts import open_alerts
 from storage.artifacts import weights_stored, weights_uri
 from storage.models import ModelVersion, TrainingRun
-from storage.records import StartPlan
 
 PARENT_STATUSES = ("approved", "released")  # passed the gate, and not rolled back (retired)
 

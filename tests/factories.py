@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.records import (
+from policy.records import (
     Evaluation,
     Lineage,
     NightEvidence,

@@ -12,9 +12,9 @@ import pytest
 
 from monitoring.alerts import canary_rollback_changes
 from monitoring.quality import ScoredModel, compare_canary, score_release
+from policy.records import CanaryErrors
 from storage.alerts import apply_alert_changes, open_alerts
 from storage.models import ModelVersion, Release
-from storage.records import CanaryErrors
 from storage.releases import CanaryPolicy, advance_rollout, open_releases, release_version
 from storage.synthetic import generate_sales
 

@@ -9,8 +9,9 @@ import datetime as dt
 import pytest
 
 from monitoring.drift import DriftConfig, check_drift, details
+from monitoring.workspace import WORKSPACE_PROJECT, add_to_workspace
 from storage.db import make_engine, session_factory, upgrade
-from storage.drift_reports import WORKSPACE_PROJECT, save_drift_report
+from storage.drift_reports import save_drift_report
 from storage.synthetic import Shift, generate_sales
 
 FIRST_NIGHT = dt.date(2017, 9, 1)
@@ -35,8 +36,8 @@ def saved_nights(tmp_path_factory):
     for as_of in NIGHTS:
         check = check_drift(sales, as_of, config=DriftConfig(max_current_days=3))
         with sessions() as session, session.begin():
-            save_drift_report(session, check, folder=root / "reports",
-                              workspace=root / "workspace", details=details(check))
+            save_drift_report(session, check, folder=root / "reports", details=details(check))
+        add_to_workspace(root / "workspace", check)
         checks.append(check)
     engine.dispose()
     workspace = Workspace(str(root / "workspace"))

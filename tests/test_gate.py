@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from factories import UNITS, evaluation, evidence_for, run_cli, run_record, version_record
 
-from storage.gate import Figures, GateInput, GateLimits, evaluate_gate
+from policy.gate import Figures, GateInput, GateLimits, evaluate_gate
 
 LIMITS = GateLimits(metric="mape_pct", max_error=20.0, max_delta_baseline=1.0, min_gain=0.2,
                     confidence=0.95, max_loss=0.5, max_reference_ratio=1.0, max_worst_slice=30.0,

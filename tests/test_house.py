@@ -13,10 +13,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_imports_point_down_only_as_the_import_linter_contracts_say():
+    """pyproject.toml's [tool.importlinter] contracts (layers; TensorFlow, Prefect and the
+    server's packages kept out of where they do not belong), with no exception listed."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    assert not any("ignore_imports" in c for c in contracts["contracts"])
+    done = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert f"Contracts: {len(contracts['contracts'])} kept, 0 broken" in done.stdout
+
+
 def test_storage_monitoring_and_the_cli_import_without_tensorflow_or_prefect():
     code = ("import sys, storage, monitoring, storage.catalog, storage.registry, storage.nights, "
             "storage.releases, storage.alerts, storage.drift_reports, monitoring.alerts, "
-            "monitoring.drift, monitoring.quality, monitoring.notify, compression.recipe, "
+            "monitoring.drift, monitoring.quality, monitoring.notify, monitoring.workspace, "
+            "policy.gate, policy.summary, compression.recipe, "
             "flows.cli; heavy = sorted(m for m in ('tensorflow', 'keras', 'prefect') "
             "if m in sys.modules); print(heavy)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from flows.scale_bench import Command, PeakMemory, SizeResult, parse_sizes, results_markdown, shape_for
+from bench.scale import Command, PeakMemory, SizeResult, parse_sizes, results_markdown, shape_for
 
 
 def test_sizes_are_spread_over_stores_and_bad_ones_are_refused_with_the_reason():

@@ -18,7 +18,7 @@ def test_a_warm_night_after_a_cold_one_starts_from_the_parents_weights_and_cold_
     import compression.lstm as lstm
     from compression.variants import VARIANTS
     from flows.nightly import nightly_retrain
-    from flows.summary import night_markdown
+    from policy.summary import night_markdown
     from storage.artifacts import read_artifact, weights_uri
     from storage.catalog import get_catalog
     from storage.models import ModelVersion

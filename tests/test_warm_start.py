@@ -10,7 +10,7 @@ import pytest
 from factories import run_record, version_record
 
 from compression.recipe import recipe_for
-from storage.records import StartPlan
+from policy.records import StartPlan
 
 FROM_SCRATCH = {"lstm64": 64, "lstm32": 32, "lstm16": 16}
 NIGHT = dt.date(2017, 12, 31)

@@ -136,7 +136,7 @@ def test_the_yardstick_scores_origins_slices_and_mase_on_the_same_windows(tiny_s
 
 
 def test_the_floor_rows_put_the_oracle_under_the_reference_forecasts():
-    from compression.benchmarks import forecast_floors
+    from bench.article import forecast_floors
     from storage.synthetic import generate_sales
 
     sales = generate_sales(stores=2, items=3, start="2016-01-01", end="2017-06-30",
@@ -148,7 +148,7 @@ def test_the_floor_rows_put_the_oracle_under_the_reference_forecasts():
 
 
 def test_the_gradient_boosting_reference_forecasts_every_test_window_better_than_naive():
-    from compression.benchmarks import gradient_boosting_forecast
+    from bench.article import gradient_boosting_forecast
     from compression.metrics import forecast_errors
     from storage.synthetic import generate_sales
 

@@ -29,7 +29,7 @@ def parse_id_range(text: str) -> list[int]:
 
 
 def baseline(args) -> None:
-    from compression.benchmarks import baseline_vs_references
+    from bench.article import baseline_vs_references
     from compression.recipe import recipe_for
     from storage.sales import read_sales_csv
     from storage.synthetic import generate_sales
@@ -44,7 +44,7 @@ def baseline(args) -> None:
 
 
 def article(args) -> None:
-    from compression.benchmarks import article_benchmark, pareto_plot_png, results_markdown
+    from bench.article import article_benchmark, pareto_plot_png, results_markdown
     from compression.recipe import recipe_for
     from storage.sales import read_sales_csv
     from storage.synthetic import generate_sales
@@ -69,7 +69,7 @@ def article(args) -> None:
 
 
 def drift(args) -> None:
-    from monitoring.calibration import REGIMES, calibrate, calibration_markdown
+    from bench.drift import REGIMES, calibrate, calibration_markdown
     from monitoring.drift import DriftConfig
 
     config = DriftConfig(**({"p_threshold": args.p_threshold} if args.p_threshold else {}))
@@ -86,7 +86,7 @@ def drift(args) -> None:
 
 
 def gate(args) -> None:
-    from compression.gate_bench import gate_bench_markdown, replay_gate
+    from bench.gate import gate_bench_markdown, replay_gate
     from compression.recipe import recipe_for
 
     result = replay_gate(nights=args.nights, stores=args.stores, items=args.items,
@@ -102,13 +102,13 @@ def gate(args) -> None:
 def warm(args) -> None:
     """One cold night, then `--nights` nights both cold and warm (chained) on generated sales
     of `--stores` x `--items` series: MAPE and training time per night, and the means."""
-    from compression.recipe import recipe_for
-    from compression.warm_bench import (
+    from bench.warm import (
         FROM_SCRATCH,
         check_warm_bench,
         warm_bench_markdown,
         warm_vs_cold,
     )
+    from compression.recipe import recipe_for
     from storage.sales import read_sales_csv
     from storage.synthetic import generate_sales
 
@@ -129,8 +129,8 @@ def warm(args) -> None:
 
 
 def scale(args) -> None:
-    """A cold and a warm night at each `--series` size: see flows/scale_bench.py."""
-    from flows.scale_bench import parse_sizes, results_markdown, scale_bench
+    """A cold and a warm night at each `--series` size: see bench/scale.py."""
+    from bench.scale import parse_sizes, results_markdown, scale_bench
 
     sizes = parse_sizes(args.series)
     out = Path(args.out)

@@ -10,7 +10,7 @@ from storage.catalog import get_catalog
 def _run_night(as_of: str | None, profile: str, drop: str | None = None,
                cold: bool = False) -> None:
     from flows.nightly import nightly_retrain
-    from flows.summary import night_markdown
+    from policy.summary import night_markdown
 
     print(night_markdown(nightly_retrain(as_of=as_of, profile=profile, drop=drop, cold=cold)))
 

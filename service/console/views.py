@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from flows.summary import class_decisions, gate_failures, variant_rows
+from policy.summary import class_decisions, gate_failures, variant_rows
 from storage.alerts import alert_as_dict, open_alerts
 from storage.approvals import awaits_approval
 from storage.devices import fleet_status

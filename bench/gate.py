@@ -4,7 +4,7 @@ than what it replaced on the actuals of the following week.
 
 - old rule: a candidate may replace the champion when its MAPE is within `max_loss` of the
   champion's MAPE *at the champion's own gate* (other windows, weeks ago); no evidence needed.
-- new rule: `storage.gate.evaluate_gate` (same windows, min gain, paired test, references,
+- new rule: `policy.gate.evaluate_gate` (same windows, min gain, paired test, references,
   slices), the champion measured again on the night's windows.
 
 Both roll out the same way: the best passing candidate goes to the canary when none is in
@@ -29,8 +29,8 @@ from compression.export import export_tflite
 from compression.lstm import train_lstm
 from compression.recipe import TrainRecipe
 from compression.windows import night_split
-from storage.gate import Figures, GateInput, GateLimits, best_reference, evaluate_gate
-from storage.records import Evaluation
+from policy.gate import Figures, GateInput, GateLimits, best_reference, evaluate_gate
+from policy.records import Evaluation
 from storage.synthetic import generate_sales
 
 LIMITS = GateLimits(metric="mape_pct", max_error=30.0, max_delta_baseline=1.0, min_gain=0.2,

@@ -107,7 +107,7 @@ def _cores() -> int:
 
 
 def warm_bench_markdown(result: dict, *, profile: str) -> str:
-    """The night-by-night table and the means, as README shows them."""
+    """The night-by-night table and the means, as docs/benchmarks.md shows them."""
     lines = [f"Warm vs cold, {result['series']} series, `{profile}` profile, night 0 cold on "
              f"sales to {result['first_night']}, then {result['nights']} nights "
              f"({result['machine']}):", "",

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from storage.records import Evaluation
+from policy.records import Evaluation
 
 MIN_PAIRS = 6  # fewer paired units than this cannot show anything
 

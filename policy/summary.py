@@ -3,7 +3,7 @@ variants table of the Prefect table artifact."""
 
 from __future__ import annotations
 
-from storage.records import NightResult, RegisteredNight
+from policy.records import NightResult, RegisteredNight
 
 VARIANT_COLUMNS = ("id", "variant", "status", "artifact_bytes", "gzip_bytes", "mape_pct",
                    "wape_pct", "latency_us_p50", "passed_for")
