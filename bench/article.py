@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from compression.evaluation import yardstick
-from compression.metrics import forecast_errors
+from compression.evaluation import evaluate, intermittent_references, yardstick
 from compression.windows import split_by_time
 
 
@@ -19,12 +18,11 @@ def baseline_vs_references(sales: pd.DataFrame, recipe, *, units: int = 64) -> l
 
     split = split_by_time(sales)
     test = split.test
+    ys = yardstick(split)
     rows = [dict(row, windows=len(test)) for row in forecast_floors(sales, split)]
 
     def add(name: str, forecast: np.ndarray, **extra) -> None:
-        errors = forecast_errors(test.target, forecast)
-        rows.append({"forecast": name, "mape_pct": round(errors.mape_pct, 3),
-                     "wape_pct": round(errors.wape_pct, 3), "windows": errors.windows, **extra})
+        rows.append(_row(ys, name, forecast) | {"windows": len(test), **extra})
 
     for calendar in (False, True):
         forecast, seconds = gradient_boosting_forecast(split, calendar=calendar)
@@ -121,6 +119,7 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
             "mape_pct": round(float(mapes.mean()), 3),
             "mape_std_pct": round(float(mapes.std(ddof=1)) if runs > 1 else 0.0, 3),
             "wape_pct": round(float(np.mean([f.wape_pct for f in figures])), 3),
+            "mase": round(float(np.mean([f.evaluation.overall.mase for f in figures])), 4),
             "latency_us_p50": round(float(np.median([f.latency_us_p50 for f in figures])), 1),
             "max_abs_diff_vs_keras": round(max(f.max_abs_diff_vs_keras for f in figures), 5),
             "runtime": "litert",
@@ -132,6 +131,7 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
         "run_seconds": [round(s, 1) for s in run_seconds],
         "train_windows": len(split.train),
         "test_windows": len(split.test),
+        "zero_share": round(float(np.mean(split.test.target == 0)), 4),
         "series": len(split.matrix.series),
         "seconds_by_step": _seconds_by_step(per_run[-1]),
         "floors": forecast_floors(sales, split),
@@ -139,23 +139,24 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
 
 
 def forecast_floors(sales: pd.DataFrame, split) -> list[dict]:
-    """What is possible on these test windows: the reference forecasts, and on generated
-    sales (an ``expected`` column) the oracle, the expected value behind each Poisson draw."""
-    test = split.test
+    """What is possible on these test windows: the reference forecasts (the intermittent-demand
+    ones included), and on generated sales (an ``expected`` column) the oracle, the expected
+    value behind each draw; each in MAPE, WAPE and MASE."""
+    ys = yardstick(split)
     rows = []
-
-    def add(name: str, forecast: np.ndarray) -> None:
-        errors = forecast_errors(test.target, forecast)
-        rows.append({"forecast": name, "mape_pct": round(errors.mape_pct, 3),
-                     "wape_pct": round(errors.wape_pct, 3)})
-
     if "expected" in sales.columns:
         expected = sales.pivot_table(index="date", columns=["store", "item"], values="expected")
-        add("oracle (the expected sales behind each draw)",
-            expected.to_numpy()[test.target_pos, test.series])
-    for name, forecast in yardstick(split).references.items():
-        add(name, forecast)
-    return rows
+        rows.append(_row(ys, "oracle (the expected sales behind each draw)",
+                         expected.to_numpy()[ys.test.target_pos, ys.test.series]))
+    forecasts = dict(ys.references) | intermittent_references(split.matrix, ys.test)
+    return rows + [_row(ys, name, forecast) for name, forecast in forecasts.items()]
+
+
+def _row(ys, name: str, forecast: np.ndarray) -> dict:
+    """One forecast of the test windows in MAPE, WAPE and MASE."""
+    overall = evaluate(ys, forecast).overall
+    return {"forecast": name, "mape_pct": round(overall.mape_pct, 3),
+            "wape_pct": round(overall.wape_pct, 3), "mase": round(overall.mase, 4)}
 
 
 def _seconds_by_step(built) -> dict[str, dict[str, float]]:
@@ -184,14 +185,17 @@ def results_markdown(result: dict) -> str:
         "# Article benchmark, measured on LiteRT",
         "",
         f"{result['series']} series, {result['train_windows']:,} training windows, "
-        f"{result['test_windows']:,} test windows; {rows[0]['runs']} run(s) per variant; "
+        f"{result['test_windows']:,} test windows ({result.get('zero_share', 0):.1%} of their "
+        f"actuals are zero: MAPE leaves those out, WAPE and MASE count them); "
+        f"{rows[0]['runs']} run(s) per variant; "
         f"wall time per run of all variants: {', '.join(f'{s:.0f} s' for s in result['run_seconds'])}.",
         "Sizes are the deployable `.tflite` file (and its gzip -9), not parameters x 4 bytes. "
         "Ratio: base artifact bytes / this artifact. * = on the Pareto front (bytes vs MAPE).",
         "",
         "| technique | variant | base | artifact B | gzip B | non-zero params | ratio vs base "
-        "| MAPE % | MAPE std | WAPE % | p50 us | max diff vs Keras | article KB | article MAPE % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| MAPE % | MAPE std | WAPE % | MASE | p50 us | max diff vs Keras | article KB "
+        "| article MAPE % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         article = r["article"] or {}
@@ -200,14 +204,15 @@ def results_markdown(result: dict) -> str:
             f"| {r['base_variant'] or '-'} | {r['artifact_bytes']:,} | {r['gzip_bytes']:,} "
             f"| {r['nonzero_params']:,} | {r['compression_ratio_vs_base'] or '-'} "
             f"| {r['mape_pct']:.2f} | {r['mape_std_pct']:.2f} | {r['wape_pct']:.2f} "
+            f"| {r.get('mase', float('nan')):.3f} "
             f"| {r['latency_us_p50']:.0f} | {r['max_abs_diff_vs_keras']:.4f} "
             f"| {article.get('size_kb', '-')} | {article.get('mape_pct', '-')} |"
         )
     if result.get("floors"):
         lines += ["", "What the data allows on the same test windows:", "",
-                  "| forecast | MAPE % | WAPE % |", "|---|---|---|"]
-        lines += [f"| {f['forecast']} | {f['mape_pct']:.2f} | {f['wape_pct']:.2f} |"
-                  for f in result["floors"]]
+                  "| forecast | MAPE % | WAPE % | MASE |", "|---|---|---|---|"]
+        lines += [f"| {f['forecast']} | {f['mape_pct']:.2f} | {f['wape_pct']:.2f} "
+                  f"| {f.get('mase', float('nan')):.3f} |" for f in result["floors"]]
     return "\n".join(lines) + "\n"
 
 

@@ -1,168 +1,357 @@
-"""Drift calibration benchmark: over regimes of generated sales (Poisson, over-dispersed,
-intermittent, full size) and several seeds, stable nights must raise no alert, and each kind of
-shift must be named (the right store or item) within a few nights where the check's stated power
-says it can be seen."""
+"""Drift benchmark: does the check see what it says it can see?
+
+Regimes of generated sales with real shapes (smooth Kaggle-like, over-dispersed, intermittent
+like m5-sample.csv, 500 series) and the real m5-sample.csv itself. For each: false-alarm
+nights in stable nights over several seeds against `false_alert_rate`; and for each kind of
+shift (a store's level, an item's level in every store) and size, over many runs, the share of
+runs whose shifted store or item was named by night k (measured power) against the mean of
+the power the check stated for it the night before the shift (`policy.drift.detection_power`
+on that night's `DriftCheck.volumes`), and the nights each needs to reach 80 %.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 
 from monitoring.drift import DriftConfig, check_drift
+from policy.drift import detection_power
 from storage.synthetic import Shift, generate_sales
 
 # regime -> generate_sales keywords (besides dates, seed and shifts)
 REGIMES = {
-    "poisson 5x10": dict(stores=5, items=10),
-    "negbin 5x10": dict(stores=5, items=10, dispersion=8.0, item_noise=0.15),
-    "intermittent 10x3": dict(stores=10, items=3, item_mean_range=(1.0, 3.0),
-                              zero_share=(0.2, 0.45)),
-    "poisson 10x50": dict(stores=10, items=50),
+    "smooth 5x10": dict(stores=5, items=10),  # the article's shape: ~45 a store-item-day
+    "over-dispersed 5x10": dict(stores=5, items=10, dispersion=8.0, item_noise=0.15),
+    "intermittent 10x5": dict(stores=10, items=5, item_mean_range=(0.25, 1.8),
+                              zero_share=(0.2, 0.5), dispersion=2.0),  # m5-sample's counts
+    "smooth 10x50": dict(stores=10, items=50),  # 500 series
 }
+REAL = "m5-sample"  # the file at --data, with shifts injected into its real counts
 
-# shift kind -> (the shifts as Shift keyword sets for a regime of `stores` x `items`,
-# the names that count as right: (kind, id))
-SHIFT_KINDS: dict[str, Callable[[int, int], tuple[list[dict], set[tuple[str, int]]]]] = {
-    "store level +20 %": lambda stores, items: (
-        [dict(store=3, factor=1.2)], {("store", 3)}),
-    "item +20 % in every store": lambda stores, items: (
-        [dict(store=s, item=2, factor=1.2) for s in range(1, stores + 1)], {("item", 2)}),
-    "one item in one store +50 %": lambda stores, items: (
-        [dict(store=2, item=1, factor=1.5)], {("store", 2), ("item", 1)}),
-    "promotion x1.5 (3 of 14 days)": lambda stores, items: (
-        [dict(store=2, factor=1.5, kind="promo")], {("store", 2)}),
+# regime -> the shift sizes measured (a regime's counts decide which sizes are worth a run)
+SHIFT_SIZES = {
+    "smooth 5x10": (0.10, 0.20, 0.30),
+    "over-dispersed 5x10": (0.20, 0.50),
+    "intermittent 10x5": (0.50, 1.00, 2.00),
+    "smooth 10x50": (0.10, 0.20),
+    REAL: (0.50, 1.00, 2.00),
 }
+KINDS = ("store", "item")
+FIRST_NIGHT = dt.date(2017, 9, 1)
 
 
-def nights_until_alert(sales: pd.DataFrame, first_night: dt.date, nights: int, config: DriftConfig,
-                       progress: Callable[[str], None], *, stop_on: set[str] | None = None
-                       ) -> list[dict]:
-    """One drift check per night (no Evidently report drawn); the stores and items each night
-    names. With `stop_on`, stops at the first night that names one of those."""
-    found = []
-    for k in range(nights):
-        as_of = first_night + dt.timedelta(days=k)
-        check = check_drift(sales, as_of, config=config, reports=False)
-        named = [f"{f.kind} {f.id}" for f in check.findings]
-        found.append({"night": k + 1, "as_of": as_of.isoformat(), "named": named,
-                      "severity": [f.severity for f in check.findings],
-                      "power": {key: p.min_shift_pct for key, p in check.power.items()
-                                if stop_on and key in stop_on},
-                      "window_days": {key: p.window_days for key, p in check.power.items()
-                                      if stop_on and key in stop_on}})
-        progress(f"  night {k + 1} ({as_of}): {check.summary()[:300]}")
-        if stop_on and stop_on & set(named):
+@dataclass(frozen=True)
+class Run:
+    """One shifted store or item, from night 1 on: the nights (1-based) it was named on, the
+    stated chance of being named by each night, and what the check said when it named it."""
+
+    regime: str
+    kind: str
+    shift: float
+    member: int
+    seed: int
+    first_named: int | None
+    stated: tuple[float, ...]
+    estimate_pct: float | None = None
+    se_pct: float | None = None
+    start_error_days: int | None = None
+    others_named: tuple[str, ...] = ()
+
+
+def _span(config: DriftConfig, nights: int) -> tuple[dt.date, dt.date]:
+    start = FIRST_NIGHT - dt.timedelta(days=config.dispersion_days + config.window_days + 7)
+    return start, FIRST_NIGHT + dt.timedelta(days=nights)
+
+
+def stable_nights(sales: pd.DataFrame, first_night: dt.date, nights: int,
+                  config: DriftConfig) -> list[list[str]]:
+    """The stores and items each of `nights` nights names (no shift: each is a false alarm)."""
+    return [[f"{f.kind} {f.id}" for f in check_drift(
+        sales, first_night + dt.timedelta(days=k), config=config, reports=False,
+        power=False).findings] for k in range(nights)]
+
+
+def shifted_runs(sales: pd.DataFrame, first_night: dt.date, targets: dict[str, float],
+                 config: DriftConfig, *, regime: str, seed: int,
+                 related: frozenset[str] = frozenset()) -> list[Run]:
+    """Nights 1..window of the check on `sales`, in which each of `targets` ("store 3" -> its
+    shift) starts shifting on night 1: when each is first named and what it was stated to
+    need, from the night before (night 0). Naming one of `related` (the items of a shifted
+    store, in a file whose items are sold in one store each) is right too, not "other"."""
+    before = check_drift(sales, first_night - dt.timedelta(days=1), config=config,
+                         reports=False, power=False)
+    keys = [key for key in targets if key in before.volumes]  # untested: sold nothing before
+    if not keys:
+        return []
+    sizes = sorted({targets[k] for k in keys})
+    curves = detection_power([before.volumes[k] for k in keys], sizes,
+                             window_days=config.window_days, replicates=config.power_replicates)
+    found: dict[str, tuple[int, object]] = {}
+    others: set[str] = set()
+    for night in range(1, config.window_days + 1):
+        as_of = first_night + dt.timedelta(days=night - 1)
+        check = check_drift(sales, as_of, config=config, reports=False, power=False)
+        for finding in check.findings:
+            key = f"{finding.kind} {finding.id}"
+            if key in keys:
+                found.setdefault(key, (night, finding))
+            elif key not in related:
+                others.add(key)
+        if len(found) == len(keys):
             break
-    return found
+    runs = []
+    for k, key in enumerate(keys):
+        kind, member = key.split()
+        night, finding = found.get(key, (None, None))
+        runs.append(Run(
+            regime, kind, targets[key], int(member), seed, night,
+            tuple(round(float(p), 4) for p in curves[k, sizes.index(targets[key])]),
+            finding and finding.level_change_pct, finding and finding.se_pct,
+            finding and (finding.since - first_night).days, tuple(sorted(others))))
+    return runs
 
 
-def calibrate(*, config: DriftConfig | None = None, regimes: Sequence[str] = tuple(REGIMES),
-              seeds: Sequence[int] = (0, 1, 2, 3, 4), stable_nights: int = 30,
-              shift_nights: int = 7, shift_kinds: Sequence[str] = tuple(SHIFT_KINDS),
-              progress: Callable[[str], None] = lambda m: None) -> dict:
-    """The calibration figures for each regime over `seeds`: false-alert nights in
-    `stable_nights`, and for each shift kind the night (1-based, the shift starting on night 1)
-    the right store or item was first named, None when not within `shift_nights`."""
+def inject(sales: pd.DataFrame, *, store: int | None = None, item: int | None = None,
+           start: dt.date, factor: float, seed: int) -> pd.DataFrame:
+    """Real sales with a level shift from `start` on: each affected series gets extra Poisson
+    counts at (factor - 1) times its mean of the 56 days before (so zero days may sell too, as
+    when more customers come), or loses each unit with chance 1 - factor below 1."""
+    rng = np.random.default_rng(seed)
+    sales = sales.copy()
+    hit = sales["date"] >= pd.Timestamp(start)
+    if store is not None:
+        hit &= sales["store"] == store
+    if item is not None:
+        hit &= sales["item"] == item
+    before = sales[(sales["date"] < pd.Timestamp(start))
+                   & (sales["date"] >= pd.Timestamp(start - dt.timedelta(days=56)))]
+    mean = before.groupby(["store", "item"])["sales"].mean()
+    series_mean = pd.MultiIndex.from_frame(sales.loc[hit, ["store", "item"]]).map(
+        mean.to_dict().get).to_numpy(float)
+    if factor >= 1:
+        extra = rng.poisson((factor - 1) * np.nan_to_num(series_mean))
+        sales.loc[hit, "sales"] = sales.loc[hit, "sales"].to_numpy() + extra
+    else:
+        sales.loc[hit, "sales"] = rng.binomial(sales.loc[hit, "sales"].to_numpy(), factor)
+    return sales
+
+
+def bench(*, config: DriftConfig | None = None, regimes: Sequence[str] = (*REGIMES, REAL),
+          seeds: Sequence[int] = (0, 1, 2, 3, 4), stable: int = 30, runs: int = 40,
+          real_sales: pd.DataFrame | None = None, timing_series: tuple[int, int] = (10, 50),
+          progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Every regime's figures (see the module docstring): false-alarm nights over `seeds` x
+    `stable` nights; `runs` shifted runs per kind and size (seed r shifts store r and item r,
+    cycling over the members); and one full night's check (Evidently reports and power) at
+    `timing_series` stores x items, timed."""
     config = config or DriftConfig()
-    unknown = set(regimes) - set(REGIMES) | set(shift_kinds) - set(SHIFT_KINDS)
+    unknown = set(regimes) - set(REGIMES) - {REAL}
     if unknown:
-        raise ValueError(f"unknown regimes or shift kinds {sorted(unknown)}; known: "
-                         f"{list(REGIMES)} and {list(SHIFT_KINDS)}")
-    first_night = dt.date(2017, 9, 1)
-    start = first_night - dt.timedelta(days=config.reference_days + config.max_current_days + 21)
-    end = first_night + dt.timedelta(days=max(stable_nights, shift_nights))
-    results = {"config": asdict(config), "seeds": list(seeds), "stable_nights": stable_nights,
-               "shift_nights": shift_nights, "regimes": []}
+        raise ValueError(f"unknown regimes {sorted(unknown)}; known: {[*REGIMES, REAL]}")
+    if REAL in regimes and real_sales is None:
+        raise ValueError(f"regime {REAL!r} needs the sales of m5-sample.csv (--data)")
+    results = {"config": asdict(config), "seeds": list(seeds), "stable_nights": stable,
+               "runs": runs, "regimes": []}
     for regime in regimes:
-        shape = REGIMES[regime]
-        row = {"regime": regime, "shape": shape, "false_alert_nights": [], "false_named": [],
-               "shifts": {}, "seconds_per_night": []}
+        began = time.perf_counter()
+        row = {"regime": regime, "false_alarm_nights": [], "false_named": [], "runs": []}
         for seed in seeds:
-            progress(f"{regime}, seed {seed}: stable")
-            sales = generate_sales(start=start, end=end, seed=seed, **shape)
-            began = time.perf_counter()
-            nights = nights_until_alert(sales, first_night, stable_nights, config, progress)
-            row["seconds_per_night"].append((time.perf_counter() - began) / max(len(nights), 1))
-            row["false_alert_nights"].append(sum(1 for n in nights if n["named"]))
-            row["false_named"].append(sorted({x for n in nights for x in n["named"]}))
-            for kind in shift_kinds:
-                shift_args, right = SHIFT_KINDS[kind](shape["stores"], shape["items"])
-                if any(name == "item" and shape["items"] < 3 for name, _ in right):
-                    continue
-                progress(f"{regime}, seed {seed}: {kind}")
-                shifted = generate_sales(
-                    start=start, end=end, seed=seed,
-                    shifts=[Shift(start=pd.Timestamp(first_night), **a) for a in shift_args], **shape)
-                targets = {f"{k} {i}" for k, i in right}
-                nights = nights_until_alert(shifted, first_night, shift_nights, config, progress,
-                                            stop_on=targets)
-                hit = nights[-1]["night"] if targets & set(nights[-1]["named"]) else None
-                first = nights[0]
-                row["shifts"].setdefault(kind, []).append({
-                    "seed": seed, "first_named_night": hit,
-                    "others_named": sorted({x for n in nights for x in n["named"]} - targets),
-                    "min_shift_pct": first["power"], "window_days": first["window_days"]})
+            progress(f"{regime}, seed {seed}: {stable} stable nights")
+            sales, first_night = _stable_sales(regime, seed, config, stable, real_sales)
+            named = stable_nights(sales, first_night, stable, config)
+            row["false_alarm_nights"].append(sum(1 for n in named if n))
+            row["false_named"].append(sorted({x for n in named for x in n}))
+        row["seconds_per_stable_night"] = (time.perf_counter() - began) / (len(seeds) * stable)
+        for size in SHIFT_SIZES[regime]:
+            progress(f"{regime}: {runs} runs shifting a store and an item by {size:+.0%}")
+            for r in range(runs):
+                row["runs"] += [asdict(run) for run in _shift_runs(regime, r, size, config,
+                                                                   real_sales)]
         results["regimes"].append(row)
+    progress(f"one night's full check at {timing_series[0]} x {timing_series[1]} series")
+    results["full_check"] = full_check_seconds(*timing_series, config=config)
     return results
 
 
-def _nights_cell(runs: list[dict]) -> str:
-    """'2, 3, 2, never, 3 (median 3)' over seeds."""
-    hits = [r["first_named_night"] for r in runs]
-    text = ", ".join(str(h) if h else "never" for h in hits)
-    found = [h for h in hits if h]
-    return text + (f" (median {statistics.median(found):g})" if found else "")
+def _stable_sales(regime: str, seed: int, config: DriftConfig, nights: int,
+                  real_sales: pd.DataFrame | None) -> tuple[pd.DataFrame, dt.date]:
+    if regime == REAL:  # seeds are periods of the file, spread over its years
+        first = real_sales["date"].min().date() + dt.timedelta(
+            days=config.dispersion_days + config.window_days + 7 + 300 * seed)
+        return real_sales, first
+    start, end = _span(config, nights)
+    return generate_sales(start=str(start), end=str(end), seed=seed, **REGIMES[regime]), FIRST_NIGHT
 
 
-def _power_cell(runs: list[dict]) -> str:
-    """The stated smallest visible shift and window of the shifted store/item (first seed)."""
-    first = runs[0]
-    return ", ".join(f"{key}: {pct:g} % in {first['window_days'][key]} d"
-                     for key, pct in sorted(first["min_shift_pct"].items()))
+def _shift_runs(regime: str, r: int, size: float, config: DriftConfig,
+                real_sales: pd.DataFrame | None) -> list[Run]:
+    """Run r: a store and an item shifted by `size` from night 1 on (in generated sales both
+    at once: the store's items all move, so item shares stay, and the other way round; in the
+    real file one at a time, its items being sold in one store each)."""
+    if regime == REAL:
+        stores = sorted(real_sales["store"].unique())
+        items = sorted(real_sales["item"].unique())
+        first = real_sales["date"].min().date() + dt.timedelta(
+            days=config.dispersion_days + config.window_days + 7 + (37 * r) % 1500)
+        pairs = real_sales[["store", "item"]].drop_duplicates()
+        out = []
+        for kind, members in (("store", stores), ("item", items)):
+            member = int(members[r % len(members)])
+            other = "item" if kind == "store" else "store"
+            related = frozenset(f"{other} {x}" for x in pairs.loc[pairs[kind] == member, other])
+            sales = inject(real_sales, **{kind: member}, start=first, factor=1 + size, seed=r)
+            out += shifted_runs(sales, first, {f"{kind} {member}": size}, config,
+                                regime=regime, seed=r, related=related)
+        return out
+    shape = REGIMES[regime]
+    store, item = r % shape["stores"] + 1, r % shape["items"] + 1
+    start, end = _span(config, config.window_days)
+    shifts = [Shift(store=store, start=pd.Timestamp(FIRST_NIGHT), factor=1 + size)] + [
+        Shift(store=s, item=item, start=pd.Timestamp(FIRST_NIGHT), factor=1 + size)
+        for s in range(1, shape["stores"] + 1)]
+    sales = generate_sales(start=str(start), end=str(end), seed=r, shifts=shifts, **shape)
+    return shifted_runs(sales, FIRST_NIGHT, {f"store {store}": size, f"item {item}": size},
+                        config, regime=regime, seed=r)
 
 
-def calibration_markdown(results: dict) -> str:
+def full_check_seconds(stores: int, items: int, *, config: DriftConfig) -> dict:
+    """One night's check as the nightly runs it (decision, power, both Evidently reports) on
+    generated sales of `stores` x `items`, timed after Evidently's import (6-7 s, once a
+    process)."""
+    import evidently.presets  # noqa: F401  (the import is timed apart)
+
+    start, end = _span(config, 0)
+    sales = generate_sales(stores=stores, items=items, start=str(start), end=str(end), seed=0)
+    began = time.perf_counter()
+    check_drift(sales, FIRST_NIGHT - dt.timedelta(days=1), config=config, reports=False,
+                power=False)
+    decision = time.perf_counter() - began
+    began = time.perf_counter()
+    check = check_drift(sales, FIRST_NIGHT - dt.timedelta(days=1), config=config)
+    return {"series": stores * items, "decision_s": round(decision, 3),
+            "full_s": round(time.perf_counter() - began, 2), "members": len(check.power)}
+
+
+def summarise(results: dict, *, power: float = 0.8) -> list[dict]:
+    """One row per regime, kind and size: stated against measured power by night, the largest
+    gap between them in points, the nights each needs to reach `power`, and what the check said
+    of the size and start when it named the member."""
+    window = results["config"]["window_days"]
+    target_nights = results["config"]["target_nights"]
+    rows = []
+    for regime in results["regimes"]:
+        groups: dict[tuple[str, float], list[dict]] = {}
+        for run in regime["runs"]:
+            groups.setdefault((run["kind"], run["shift"]), []).append(run)
+        for (kind, shift), runs in sorted(groups.items()):
+            stated = np.mean([r["stated"] for r in runs], axis=0)
+            measured = np.array([np.mean([r["first_named"] is not None and r["first_named"] <= k
+                                          for r in runs]) for k in range(1, window + 1)])
+            named = [r for r in runs if r["first_named"] is not None]
+            rows.append({
+                "regime": regime["regime"], "kind": kind, "shift_pct": round(100 * shift),
+                "runs": len(runs), "stated": [round(float(p), 3) for p in stated],
+                "measured": [round(float(p), 3) for p in measured],
+                "max_gap_pts": round(100 * float(np.max(np.abs(stated - measured))), 1),
+                "stated_nights": _nights_to(stated, power),
+                "measured_nights": _nights_to(measured, power),
+                "within_target_nights": round(float(measured[target_nights - 1]), 3),
+                "estimate_pct": _median([r["estimate_pct"] for r in named]),
+                "start_error_days": _median([abs(r["start_error_days"]) for r in named]),
+                "others_named": sum(1 for r in runs if r["others_named"]),
+            })
+    return rows
+
+
+def _nights_to(curve: np.ndarray, power: float) -> int | None:
+    reached = np.nonzero(np.asarray(curve) >= power)[0]
+    return int(reached[0]) + 1 if len(reached) else None
+
+
+def _median(values: list) -> float | None:
+    return round(float(statistics.median(values)), 1) if values else None
+
+
+def bench_markdown(results: dict) -> str:
     config = results["config"]
-    rule = (f"a column drifts at p <= {config['p_threshold']:g} (fixed)"
-            if config["p_threshold"] is not None else
-            f"{config['correction']} correction over all the night's columns, target false-alert "
-            f"rate {config['false_alert_rate']:g} a night")
-    seeds = results["seeds"]
-    lines = [f"# Drift calibration (seeds {', '.join(map(str, seeds))})", "",
-             f"Evidently DataDriftPreset, method `{config['method']}`, {rule}; current window "
-             f"{config['current_days']} days (up to {config['max_current_days']} where counts are "
-             f"low), reference {config['reference_days']} days; power stated for a "
-             f"{config['target_shift']:.0%} shift at {config['power']:.0%}.", "",
-             f"False alerts: nights naming anything in {results['stable_nights']} stable nights "
-             f"per seed. Shifts start on night 1; cells give the night the right store or item "
-             f"was first named per seed (within {results['shift_nights']} nights).", "",
-             "| regime | false-alert nights | named by mistake | check s/night | "
-             + " | ".join(kind for kind in SHIFT_KINDS) + " |",
-             "|---|---|---|---|" + "---|" * len(SHIFT_KINDS)]
+    window, power = config["window_days"], config["power"]
+    nights = f"{len(results['seeds'])} x {results['stable_nights']}"
+    lines = [
+        "# Drift benchmark", "",
+        f"Level test per store and item, window {window} days, reference "
+        f"{config['reference_days']} days, target false-alert rate {config['false_alert_rate']:g} "
+        f"a night; power stated for P(named by night k) with {config['power_replicates']} "
+        "simulated windows per store/item.", "",
+        f"## False alarms (stable nights: {nights} per regime)", "",
+        "| regime | false-alarm nights | rate | target | named by mistake | decision s/night |",
+        "|---|---|---|---|---|---|"]
     for row in results["regimes"]:
-        false = row["false_alert_nights"]
+        false = sum(row["false_alarm_nights"])
+        total = len(row["false_alarm_nights"]) * results["stable_nights"]
         named = sorted({x for names in row["false_named"] for x in names})
-        cells = [_nights_cell(row["shifts"][k]) if k in row["shifts"] else "n/a"
-                 for k in SHIFT_KINDS]
-        lines.append(f"| {row['regime']} | {sum(false)} of {len(false) * results['stable_nights']} "
-                     f"| {', '.join(named) or 'none'} | "
-                     f"{statistics.mean(row['seconds_per_night']):.2f} | " + " | ".join(cells) + " |")
-    lines += ["", "Stated power on night 1 (seed " + str(seeds[0]) + "): the smallest level shift "
-              "the shifted store or item could show, and its window.", "",
-              "| regime | " + " | ".join(SHIFT_KINDS) + " |", "|---|" + "---|" * len(SHIFT_KINDS)]
-    for row in results["regimes"]:
-        lines.append(f"| {row['regime']} | " + " | ".join(
-            _power_cell(row["shifts"][k]) if k in row["shifts"] else "n/a" for k in SHIFT_KINDS)
-            + " |")
-    others = [(row["regime"], kind, r["seed"], r["others_named"]) for row in results["regimes"]
-              for kind, runs in row["shifts"].items() for r in runs if r["others_named"]]
-    if others:
-        lines += ["", "Also named while a shift ran: " + "; ".join(
-            f"{regime} / {kind} / seed {seed}: {', '.join(names)}"
-            for regime, kind, seed, names in others)]
+        lines.append(f"| {row['regime']} | {false} of {total} | {false / total:.4f} | "
+                     f"{config['false_alert_rate']:g} | {', '.join(named) or 'none'} | "
+                     f"{row['seconds_per_stable_night']:.3f} |")
+    lines += ["", f"## Power: stated against measured ({results['runs']} runs per row)", "",
+              f"Share of runs whose shifted store or item was named by night k; 'nights' is the "
+              f"first night at {power:.0%}; 'gap' the largest |stated - measured| over the "
+              f"{window} nights, in points; 'size' the median estimate when named.", "",
+              "| regime | kind | shift | stated nights | measured nights | gap pts | named by "
+              f"night {config['target_nights']} | size % | start error days | other named |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in summarise(results, power=power):
+        lines.append(
+            f"| {row['regime']} | {row['kind']} | +{row['shift_pct']} % | "
+            f"{row['stated_nights'] or f'> {window}'} | {row['measured_nights'] or f'> {window}'} | "
+            f"{row['max_gap_pts']:g} | {row['within_target_nights']:.0%} | "
+            f"{row['estimate_pct'] if row['estimate_pct'] is not None else '-'} | "
+            f"{row['start_error_days'] if row['start_error_days'] is not None else '-'} | "
+            f"{row['others_named']} |")
+    full = results.get("full_check")
+    if full:
+        lines += ["", f"One night's full check at {full['series']} series ({full['members']} "
+                      f"stores and items): decision {full['decision_s']} s, with power and both "
+                      f"Evidently reports {full['full_s']} s (Evidently's import apart)."]
     return "\n".join(lines) + "\n"
+
+
+def power_plot_png(results: dict) -> bytes:
+    """Stated (dashed) against measured (solid) P(named by night k), one panel per regime."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summarise(results, power=results["config"]["power"])
+    regimes = [r["regime"] for r in results["regimes"]]
+    columns = min(3, len(regimes))
+    grid_rows = -(-len(regimes) // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(4.6 * columns, 3.6 * grid_rows),
+                             squeeze=False, sharey=True)
+    for ax in axes.flat[len(regimes):]:
+        ax.set_visible(False)
+    for ax, regime in zip(axes.flat, regimes, strict=False):  # the grid may have spare cells
+        for i, row in enumerate(r for r in rows if r["regime"] == regime):
+            color = f"C{i}"
+            nights = range(1, len(row["stated"]) + 1)
+            label = f"{row['kind']} +{row['shift_pct']} %"
+            ax.plot(nights, row["measured"], color=color, label=label)
+            ax.plot(nights, row["stated"], color=color, linestyle="--")
+        ax.axhline(results["config"]["power"], color="grey", linewidth=0.6)
+        ax.set_title(regime, fontsize=10)
+        ax.set_xlabel("nights since the shift")
+        ax.legend(fontsize=7, loc="lower right")
+    for row in axes:
+        row[0].set_ylabel("P(named by night k)\nsolid measured, dashed stated")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()

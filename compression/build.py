@@ -69,7 +69,7 @@ def train_variant(variant: Variant, split: Split, recipe: TrainRecipe, *,
     if base_weights is None:
         raise ValueError(f"{variant.name} is derived from {variant.base_variant}: pass its weights")
     base = model_from_weights(VARIANTS_BY_NAME[variant.base_variant].units, base_weights,
-                              dropout=recipe.dropout, seed=recipe.seed)
+                              dropout=recipe.dropout, seed=recipe.seed, loss=recipe.loss)
     if variant.technique == "distillation":
         progress(f"{variant.name}: distilling {variant.base_variant} into LSTM-{variant.units}")
         result = distill_lstm(variant.units, base, split.train, split.validation, recipe,
@@ -85,10 +85,12 @@ def train_variant(variant: Variant, split: Split, recipe: TrainRecipe, *,
     return TrainedWeights(result.model.get_weights(), added, time.perf_counter() - started)
 
 
-def export_variant(variant: Variant, weights: list[np.ndarray], test: WindowSet) -> ExportedVariant:
-    """The artifact of `variant` from the weights it exports (its own, or for int8 its base's)."""
+def export_variant(variant: Variant, weights: list[np.ndarray], test: WindowSet, *,
+                   loss: str = "mae") -> ExportedVariant:
+    """The artifact of `variant` from the weights it exports (its own, or for int8 its base's),
+    trained with `loss` (which decides the output's link: see `lstm.build_lstm`)."""
     started = time.perf_counter()
-    model = model_from_weights(variant.units, weights)
+    model = model_from_weights(variant.units, weights, loss=loss)
     content = export_tflite(model, weights=variant.weights)
     keras_forecast = predict_sales(model, test.history, test.target_weekday)
     params, nonzero = count_params(model)
@@ -145,7 +147,8 @@ def build_variants(
             trained[variant.name] = train_variant(variant, split, recipe, base_weights=base,
                                                   warm_from=warm_from.get(variant.name),
                                                   progress=progress)
-        exported = export_variant(variant, trained[source_model(variant)].weights, split.test)
+        exported = export_variant(variant, trained[source_model(variant)].weights, split.test,
+                                  loss=recipe.loss)
         own = trained.get(variant.name) if variant.has_own_weights else None
         built[variant.name] = measure_variant(
             variant, exported, ys, recipe, trained_hyperparams=own and own.hyperparams,

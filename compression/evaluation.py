@@ -16,11 +16,14 @@ from compression.metrics import (
     same_weekday_last_week,
     seasonal_naive_scale,
 )
-from compression.windows import Split, WindowSet
+from compression.windows import SalesMatrix, Split, WindowSet
 from policy.records import GATE_METRICS, Evaluation, Scores
 
 ORIGINS = 4  # the test period is scored as this many consecutive blocks of target days
 REFERENCES = ("same weekday last week", "mean of last 4 same weekdays")
+# for intermittent demand (statsforecast's implementations, one step ahead on every test day)
+INTERMITTENT_REFERENCES = ("Croston SBA", "TSB", "ADIDA", "IMAPA", "mean of last 28 days")
+MEAN_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,54 @@ def _unit_errors(ys: Yardstick, actual: np.ndarray, forecast: np.ndarray) -> dic
     return units
 
 
-def reference_evaluations(ys: Yardstick) -> dict[str, Evaluation]:
-    """The reference forecasts scored like any model, on the same windows."""
-    return {name: evaluate(ys, forecast) for name, forecast in ys.references.items()}
+def reference_evaluations(ys: Yardstick, matrix: SalesMatrix | None = None
+                          ) -> dict[str, Evaluation]:
+    """The reference forecasts scored like any model, on the same windows; with the sales
+    `matrix`, the intermittent-demand references too (`intermittent_references`)."""
+    forecasts = dict(ys.references)
+    if matrix is not None:
+        forecasts |= intermittent_references(matrix, ys.test)
+    return {name: evaluate(ys, forecast) for name, forecast in forecasts.items()}
+
+
+def intermittent_references(matrix: SalesMatrix, test: WindowSet) -> dict[str, np.ndarray]:
+    """Croston (SBA), TSB, ADIDA, IMAPA (statsforecast) and the mean of the last 28 days, each
+    forecasting every test window's day from the days before it (a rolling origin, one day
+    ahead, refitted each day). A series is fitted from its first day with sales data; days it
+    has no row count as no sales. A series with too little history before the test period for
+    statsforecast gets the 28-day mean for every method."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import ADIDA, IMAPA, TSB, CrostonSBA
+
+    first, last = int(test.target_pos.min()), int(test.target_pos.max())
+    values = matrix.values[: last + 1]
+    started = np.isfinite(values).argmax(axis=0)
+    sales = np.nan_to_num(values, nan=0.0)
+    mean = _trailing_mean(sales, started, test)
+    forecasts = {name: mean.copy() for name in INTERMITTENT_REFERENCES}
+    horizon = last - first + 1
+    fitted = [s for s in range(values.shape[1]) if first - started[s] >= 2 * MEAN_DAYS]
+    if not fitted:
+        return forecasts
+    frame = pd.concat([pd.DataFrame({"unique_id": s, "ds": np.arange(started[s], last + 1),
+                                     "y": sales[started[s]:, s]}) for s in fitted])
+    models = [CrostonSBA(), TSB(alpha_d=0.1, alpha_p=0.1), ADIDA(), IMAPA()]
+    rolled = StatsForecast(models=models, freq=1, n_jobs=1).cross_validation(
+        df=frame, h=1, step_size=1, n_windows=horizon)
+    # (series, day) of every test window -> its row in the cross-validation's output
+    keys = pd.MultiIndex.from_arrays([test.series, test.target_pos])
+    rows = pd.MultiIndex.from_arrays([rolled["unique_id"].to_numpy(), rolled["ds"].to_numpy()])
+    found = rows.get_indexer(keys)
+    for name, model in zip(INTERMITTENT_REFERENCES, models, strict=False):
+        column = rolled[repr(model)].to_numpy()
+        forecasts[name] = np.where(found >= 0, column[np.maximum(found, 0)], mean)
+    return forecasts
+
+
+def _trailing_mean(sales: np.ndarray, started: np.ndarray, test: WindowSet) -> np.ndarray:
+    """Per test window, its series' mean sales over the (up to) 28 days before its day."""
+    cumulative = np.vstack([np.zeros(sales.shape[1]), np.cumsum(sales, axis=0)])
+    end = test.target_pos
+    begin = np.maximum(end - MEAN_DAYS, started[test.series])
+    total = cumulative[end, test.series] - cumulative[begin, test.series]
+    return total / np.maximum(end - begin, 1)

@@ -70,7 +70,10 @@ def _fused_lstm_function():
 
 def _serving_function(model: keras.Model, window_days: int):
     kernel, recurrent_kernel, bias = (tf.constant(w) for w in model.get_layer("lstm").get_weights())
-    dense_kernel, dense_bias = (tf.constant(w) for w in model.get_layer("dense").get_weights())
+    dense = model.get_layer("dense")
+    dense_kernel, dense_bias = (tf.constant(w) for w in dense.get_weights())
+    # a model trained for counts forecasts exp() of the Dense output (lstm.OUTPUT_ACTIVATION)
+    link = tf.exp if dense.activation is keras.activations.exponential else tf.identity
     units = int(recurrent_kernel.shape[0])
     lstm = _fused_lstm_function()
 
@@ -82,7 +85,7 @@ def _serving_function(model: keras.Model, window_days: int):
         last, _, _, _, _ = lstm(tf.expand_dims(history / scale, -1), zeros, zeros,
                                 kernel, recurrent_kernel, bias)
         joined = tf.concat([last, tf.one_hot(weekday, WEEKDAYS, dtype=tf.float32)], axis=1)
-        return {"forecast": (tf.matmul(joined, dense_kernel) + dense_bias) * scale}
+        return {"forecast": link(tf.matmul(joined, dense_kernel) + dense_bias) * scale}
 
     return forecast
 

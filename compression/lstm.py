@@ -22,9 +22,12 @@ from compression.windows import WEEKDAYS, WINDOW_DAYS, WindowSet, window_scale  
 
 tf.get_logger().setLevel("ERROR")  # retracing notices when several models predict in turn
 
+# a loss for counts needs a forecast that cannot go negative (compression/export.py applies it)
+OUTPUT_ACTIVATION = {"poisson": "exponential"}
+
 
 def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0.2,
-               seed: int | None = None) -> keras.Model:
+               seed: int | None = None, loss: str = "mae") -> keras.Model:
     """The article's model, `LSTM(units, tanh) -> Dropout -> Dense(1)` on window-scaled sales,
     with the forecast day's weekday (one-hot) joined to the LSTM's output before the Dense
     layer: a 14-day window cannot tell which of its days share the forecast day's weekday,
@@ -33,7 +36,10 @@ def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0
 
     With a `seed`, the initial weights and the dropout masks come from it alone; without, Keras
     draws their seeds from Python's global `random`, which any other thread of the process (a
-    Dask worker's, Prefect's) may draw from too: a night's training passes its recipe's seed."""
+    Dask worker's, Prefect's) may draw from too: a night's training passes its recipe's seed.
+
+    A model trained for counts (`loss="poisson"`) forecasts exp() of the Dense layer's output:
+    a rate that is never negative, the log link of a Poisson regression."""
     def seeded(offset: int) -> int | None:
         return None if seed is None else seed + offset
 
@@ -46,7 +52,8 @@ def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0
     hidden = keras.layers.Dropout(dropout, name="dropout", seed=seeded(3))(hidden)
     joined = keras.layers.Concatenate(name="with_weekday")([hidden, weekday])
     outputs = keras.layers.Dense(
-        1, name="dense", kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(4)))(joined)
+        1, name="dense", activation=OUTPUT_ACTIVATION.get(loss, "linear"),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(4)))(joined)
     return keras.Model([history, weekday], outputs, name=f"lstm{units}")
 
 
@@ -182,7 +189,7 @@ def train_lstm(units: int, train: WindowSet, validation: WindowSet, recipe: Trai
                progress: Callable[[str], None] | None = None, label: str = "") -> TrainResult:
     """Train an LSTM of `units` units from scratch with `recipe`."""
     keras.utils.set_random_seed(recipe.seed)
-    model = build_lstm(units, dropout=recipe.dropout, seed=recipe.seed)
+    model = build_lstm(units, dropout=recipe.dropout, seed=recipe.seed, loss=recipe.loss)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
                learning_rate=recipe.learning_rate, progress=progress, label=label)
 
@@ -193,7 +200,7 @@ def distill_lstm(units: int, teacher: keras.Model, train: WindowSet, validation:
     """Train an LSTM of `units` units from scratch on the actuals and `teacher`'s forecasts
     (knowledge distillation: the teacher's forecasts are a smoother target than noisy counts)."""
     keras.utils.set_random_seed(recipe.seed)
-    model = build_lstm(units, dropout=recipe.dropout, seed=recipe.seed)
+    model = build_lstm(units, dropout=recipe.dropout, seed=recipe.seed, loss=recipe.loss)
     return fit(model, train, validation, recipe, epochs=recipe.epochs,
                learning_rate=recipe.learning_rate, teacher=teacher, progress=progress, label=label)
 
@@ -211,10 +218,10 @@ def weights_bytes(model: keras.Model) -> bytes:
 
 
 def load_lstm(units: int, weights: bytes, *, dropout: float = 0.2,
-              seed: int | None = None) -> keras.Model:
+              seed: int | None = None, loss: str = "mae") -> keras.Model:
     """An LSTM of `units` units holding `weights` (from `weights_bytes`); a ValueError if they
     were saved from another layer structure. `seed` seeds its dropout (for fine-tuning)."""
-    model = build_lstm(units, dropout=dropout, seed=seed)
+    model = build_lstm(units, dropout=dropout, seed=seed, loss=loss)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.weights.h5"
         path.write_bytes(weights)
@@ -235,7 +242,8 @@ def warm_start_lstm(units: int, parent_weights: bytes, recent: WindowSet, valida
     parent's own weights when no epoch beat them."""
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe.seed)
-    model = load_lstm(units, parent_weights, dropout=recipe.dropout, seed=recipe.seed)
+    model = load_lstm(units, parent_weights, dropout=recipe.dropout, seed=recipe.seed,
+                      loss=recipe.loss)
     x_val, y_val = scaled_inputs(validation)
     model.compile(loss=recipe.loss)
     parent_loss = float(model.evaluate(x_val, y_val, batch_size=4096, verbose=0))
@@ -252,11 +260,11 @@ def warm_start_lstm(units: int, parent_weights: bytes, recent: WindowSet, valida
 
 
 def model_from_weights(units: int, weights: list[np.ndarray], *, dropout: float = 0.2,
-                       seed: int | None = None) -> keras.Model:
+                       seed: int | None = None, loss: str = "mae") -> keras.Model:
     """An LSTM of `units` units holding `weights` (as `model.get_weights()` returned them): how a
     step that runs in another process or on another machine gets its base model back. `seed`
     seeds its dropout, for a model that is trained further (pruning's fine-tuning)."""
-    model = build_lstm(units, dropout=dropout, seed=seed)
+    model = build_lstm(units, dropout=dropout, seed=seed, loss=loss)
     model.set_weights(weights)
     return model
 

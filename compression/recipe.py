@@ -79,8 +79,11 @@ PROFILES: dict[str, TrainRecipe] = {
 }
 
 
-def recipe_for(profile: str) -> TrainRecipe:
+def recipe_for(profile: str, *, counts: bool = False) -> TrainRecipe:
+    """The named profile's recipe; with `counts` (sparse, intermittent demand:
+    `policy.demand.trains_for_counts`) trained with the Poisson loss instead of MAE."""
     try:
-        return PROFILES[profile]
+        recipe = PROFILES[profile]
     except KeyError:
         raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}") from None
+    return replace(recipe, loss="poisson") if counts else recipe

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flows.commands import bench, bench_console, checks, data, fleet, night, people, registry
 from flows.errors import EXIT_OK, classify
+from policy.limits import METRIC_CHOICES, POLICY_FIELDS
 
 
 class UsageError(ValueError):
@@ -31,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a failure (also SHELFCAST_DEBUG=1)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="nightly and demo: show the logs of Prefect, Dask, TensorFlow and "
+                             "LiteRT and every progress line on the terminal (by default they "
+                             "go to a log file under the data directory, logs/)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("generate", help="write generated Kaggle-schema sales to a CSV")
@@ -80,16 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", choices=["quick", "full"], default="full")
     b.add_argument("--out", default="bench-out/article")
     b.set_defaults(handler=bench.article)
-    b = benches.add_parser("drift", help="drift calibration over regimes and seeds: false alerts "
-                                         "on stable nights, nights until a shift is named")
-    b.add_argument("--regimes", help="comma-separated, e.g. 'poisson 5x10,negbin 5x10' "
-                                     "(default: all)")
-    b.add_argument("--seeds", default="0-4", help="seed range, e.g. 0-4 or 0,3")
-    b.add_argument("--nights", type=int, default=30, help="stable nights that must stay quiet")
-    b.add_argument("--shift-nights", type=int, default=7, help="nights to wait for a shift")
-    b.add_argument("--p-threshold", type=float,
-                   help="a fixed per-column K-S p-value instead of the corrected one")
+    b = benches.add_parser("drift", help="drift check against its claims: false-alarm nights on "
+                                         "stable sales, stated against measured power")
+    b.add_argument("--regimes", help="comma-separated, e.g. 'smooth 5x10,m5-sample' (default: "
+                                     "all: smooth 5x10, over-dispersed 5x10, intermittent 10x5, "
+                                     "smooth 10x50, m5-sample)")
+    b.add_argument("--seeds", default="0-4", help="seeds of the stable nights, e.g. 0-4 or 0,3")
+    b.add_argument("--nights", type=int, default=30, help="stable nights per seed")
+    b.add_argument("--runs", type=int, default=40,
+                   help="shifted runs per regime, kind (store, item) and shift size")
+    b.add_argument("--data", type=Path, default=Path("../shared/data/m5-sample.csv"),
+                   help="m5-sample.csv, for the m5-sample regime")
+    b.add_argument("--false-alert-rate", type=float,
+                   help="the check's target false-alert nights a night (default: DriftConfig's)")
     b.add_argument("--out", default="bench-out/drift")
+    b.add_argument("--plot", help="where the power plot goes (default: OUT/drift-power.png)")
     b.set_defaults(handler=bench.drift)
     b = benches.add_parser("gate", help="replay generated nights: fleet releases and their "
                                         "accuracy under the old and the evidence rule")
@@ -128,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench-out/scale",
                    help="where the results go (default: bench-out/scale)")
     b.set_defaults(handler=bench.scale)
+    b = benches.add_parser("loss", help="the LSTM trained with each loss (MAE, Poisson) beside "
+                           "the references, in MASE, WAPE and MAPE")
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 10 series)")
+    b.add_argument("--profile", default="full", choices=["quick", "full"])
+    b.add_argument("--units", type=int, default=32)
+    b.add_argument("--seeds", type=int, default=2)
+    b.add_argument("--out", default="bench-out/loss")
+    b.set_defaults(handler=bench.loss)
     b = benches.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
     b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 5x10)")
     b.add_argument("--profile", choices=["quick", "full"], default="full")
@@ -215,28 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
     g = gate.add_parser("show", help="the active policy of every device class")
     g.add_argument("--json", action="store_true")
     g.set_defaults(handler=registry.gate_show)
+    g = gate.add_parser("suggest", help="limits the newest night's figures call for, and what "
+                        "they would have let through on the last nights (changes nothing)")
+    g.add_argument("device_class")
+    g.add_argument("--nights", type=int, default=7, help="nights to replay (default 7)")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(handler=registry.gate_suggest)
     g = gate.add_parser("set", help="add a new policy version for a device class")
     g.add_argument("device_class")
-    g.add_argument("--metric", choices=["mape_pct", "wape_pct", "mase"],
-                   help="what every error limit is measured in (default mape_pct)")
-    g.add_argument("--max-error", "--max-mape", dest="max_error", type=float,
-                   help="absolute limit on the metric, mean over forecast origins")
-    g.add_argument("--max-delta-baseline", type=float, help="metric points over this run's baseline")
-    g.add_argument("--min-gain", type=float,
-                   help="how much better than the champion a replacement must be")
-    g.add_argument("--confidence", type=float,
-                   help="confidence of the paired test that it is better (e.g. 0.95)")
-    g.add_argument("--max-loss", "--max-delta-champion", dest="max_loss", type=float,
-                   help="how much worse than the champion a smaller artifact may be")
-    g.add_argument("--max-reference-ratio", type=float,
-                   help="error over the best reference forecast's (1.0: must beat it)")
-    g.add_argument("--max-worst-slice", type=float, help="limit on the worst store or item")
-    g.add_argument("--max-slice-regression", type=float,
-                   help="how much worse than the champion any store or item may get")
-    g.add_argument("--max-zero-share", dest="max_zero_share_pct", type=float,
-                   help="percent of zero actuals above which a MAPE gate fails closed")
-    g.add_argument("--max-bytes", type=int, help="artifact bytes")
-    g.add_argument("--max-latency-ms", type=float, help="LiteRT p50 for one forecast")
+    for spec in POLICY_FIELDS:  # one option per policy field (policy.limits)
+        g.add_argument(spec.flag, *spec.aliases, dest=spec.name,
+                       choices=METRIC_CHOICES if spec.low is None else None,
+                       type=str if spec.low is None else int if spec.whole else float,
+                       help=spec.help)
     g.add_argument("--require-approval", action=argparse.BooleanOptionalAction, default=None,
                    help="a canary of this class goes to the fleet only once a person approved "
                         "it (`releases approve`, or the console)")

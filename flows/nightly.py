@@ -33,6 +33,7 @@ from flows.tasks import (  # noqa: E402
     notify_ops,
     plan_start,
     prepare_build,
+    profile_demand,
     publish_summary,
     record_flow_failure,
     record_timings,
@@ -44,6 +45,7 @@ from flows.tasks import (  # noqa: E402
     score_references,
     train_variant,
 )
+from policy.demand import trains_for_counts  # noqa: E402
 from policy.records import Evaluation, NightResult  # noqa: E402
 from storage.catalog import get_catalog  # noqa: E402
 from storage.sales import sales_fingerprint  # noqa: E402
@@ -132,22 +134,25 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
         drift = check_drift(catalog, sales, as_of)
     with timed(timings, "quality_s"):
         quality = check_quality(catalog, sales, as_of)
+    demand = profile_demand(sales)
+    recipe = recipe_for(profile, counts=trains_for_counts(demand))
     fingerprint = sales_fingerprint(sales)
-    plan = plan_start(catalog, sales, as_of, profile, cold)
+    plan = plan_start(catalog, sales, as_of, profile, recipe, cold)
     run_key = run_key_for(as_of, profile, fingerprint, plan.start)
     night = night_registered(catalog, run_key)
     if night is None:
         with timed(timings, "split_s"):
-            work = prepare_build(catalog, run_key, recipe_for(profile), plan, sales,
+            work = prepare_build(catalog, run_key, recipe, plan, sales,
                                  catalog.settings.partition_series)
         with timed(timings, "build_s"):  # the variants, and the released models' measurement
             build, released = build_variants(catalog, work)
         timings.update(task_seconds(build))
         with timed(timings, "save_s"):
             records = save_artifacts(catalog, run_key, build, plan)
-        night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, sales=sales,
+        night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, recipe=recipe,
+                         sales=sales,
                          fingerprint=fingerprint, build=build, records=records,
-                         released=released, timings_s=timings, plan=plan)
+                         released=released, timings_s=timings, plan=plan, demand=demand)
         discard_work(work)
     rollout_timing: dict[str, float] = {}
     with timed(rollout_timing, "rollout_s"):

@@ -37,23 +37,33 @@ def flow_api_url() -> str | None:
     return ephemeral.api_url if ephemeral.running else None
 
 
-def _local_cluster_runner():
-    """Prefect's Dask task runner on a local cluster whose workers report their task runs to
-    the flow's own Prefect API: without an API URL each worker process started an ephemeral
-    API server of its own (measured: 230 MiB each, and 15-28 s to start)."""
+def _dask_runner(**options):
+    """Prefect's Dask task runner, showing what its workers' tasks say (`flows.progress`) in the
+    flow's process: a worker's stderr is not the terminal of the person running the night (and
+    by default a local worker's goes to the night's log file). A local cluster's workers report
+    their task runs to the flow's own Prefect API: without an API URL each worker process
+    started an ephemeral API server of its own (measured: 230 MiB each, and 15-28 s to start)."""
     from prefect_dask import DaskTaskRunner
 
-    class LocalClusterTaskRunner(DaskTaskRunner):
+    from flows.progress import PROGRESS_TOPIC, show_forwarded
+
+    class NightDaskTaskRunner(DaskTaskRunner):
         def __enter__(self):
             api = flow_api_url()
-            if api:
+            if api and not self.address:
                 self.cluster_kwargs = {**self.cluster_kwargs, "env": {
                     **self.cluster_kwargs.get("env", {}), "PREFECT_API_URL": api}}
             return super().__enter__()
 
-    return LocalClusterTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-        "n_workers": machine_cores(), "threads_per_worker": 1, "processes": True,
-        "dashboard_address": None, "env": ONE_THREAD_PER_WORKER})
+        @property
+        def client(self):
+            connecting = self._client is None  # the client is made on the first submit
+            client = super().client
+            if connecting:
+                client.subscribe_topic(PROGRESS_TOPIC, show_forwarded)
+            return client
+
+    return NightDaskTaskRunner(**options)
 
 
 def night_task_runner(settings: Settings):
@@ -64,8 +74,8 @@ def night_task_runner(settings: Settings):
         # one at a time: Keras seeds its random generators per process, so two trainings in
         # threads of one process would draw from each other's streams
         return ThreadPoolTaskRunner(max_workers=1)
-    from prefect_dask import DaskTaskRunner
-
     if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    return _local_cluster_runner()
+        return _dask_runner(address=settings.dask_address)
+    return _dask_runner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": machine_cores(), "threads_per_worker": 1, "processes": True,
+        "dashboard_address": None, "env": ONE_THREAD_PER_WORKER})

@@ -18,6 +18,7 @@ from compression.recipe import TrainRecipe
 from compression.steps import BuiltVariant, ExportedVariant, PartitionForecast
 from flows import checks
 from flows.progress import STEP_HOOKS, say
+from policy.demand import DemandMix
 from policy.records import (
     CanaryErrors,
     Evaluation,
@@ -72,6 +73,14 @@ def ingest_drop(catalog: Catalog, drop: str) -> str:
 def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
     """Stored sales up to and including `as_of` (default: the last day with sales)."""
     return checks.load_sales_up_to(catalog, as_of)
+
+
+@task(name="profile demand", **STEP_HOOKS)
+def profile_demand(sales: pd.DataFrame) -> DemandMix:
+    """Each series' demand pattern over its last year: what a policy's `auto` metric means."""
+    from monitoring.demand import profile_sales
+
+    return profile_sales(sales)
 
 
 @task(name="drift check", **IO_RETRIES, **STEP_HOOKS)
@@ -152,13 +161,11 @@ def night_registered(catalog: Catalog, run_key: str) -> RegisteredNight | None:
 
 @task(name="plan a warm or cold start", **IO_RETRIES, **STEP_HOOKS)
 def plan_start(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, profile: str,
-               cold: bool) -> StartPlan:
+               recipe: TrainRecipe, cold: bool) -> StartPlan:
     """Whether tonight fine-tunes the last approved weights (warm) or trains from nothing."""
-    from compression.recipe import recipe_for
     from compression.variants import VARIANTS, weight_carriers
     from storage.warm import plan_start as plan
 
-    recipe = recipe_for(profile)
     first_days = sales.groupby(["store", "item"])["date"].min()
     with catalog.session() as session:
         return plan(session, as_of=as_of, profile=profile, cold=cold,
@@ -328,7 +335,7 @@ def export_variant(work: NightWork, variant: str, source: TrainedFile) -> Export
         return pickle.loads(done.read_bytes())
     exported = build.export_variant(VARIANTS_BY_NAME[variant],
                                     list(load_arrays(Path(source.weights_file)).values()),
-                                    _split(work.windows_file).test)
+                                    _split(work.windows_file).test, loss=work.recipe.loss)
     write_atomically(Path(work.artifact_uri(variant).removeprefix("file://")), exported.content)
     write_atomically(done, pickle.dumps(exported))
     return exported
@@ -382,7 +389,7 @@ def score_forecasts(work: NightWork, forecasts: list[PartitionForecast],
 def score_references(work: NightWork) -> dict[str, Evaluation]:
     from compression.evaluation import reference_evaluations
 
-    return reference_evaluations(_yardstick(work.windows_file))
+    return reference_evaluations(_yardstick(work.windows_file), _split(work.windows_file).matrix)
 
 
 @task(name="released models' artifacts", **IO_RETRIES, **STEP_HOOKS)
@@ -444,27 +451,25 @@ def save_artifacts(catalog: Catalog, run_key: str, build: NightBuild,
 
 @task(name="register and gate", **STEP_HOOKS)
 def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
-             sales: pd.DataFrame, fingerprint: str, build: NightBuild,
+             recipe: TrainRecipe, sales: pd.DataFrame, fingerprint: str, build: NightBuild,
              records: list[VersionRecord],
              released: dict[int, Evaluation], timings_s: dict[str, float],
-             plan: StartPlan) -> RegisteredNight:
+             plan: StartPlan, demand: DemandMix) -> RegisteredNight:
     """Register the run, its versions and every gate decision in one transaction."""
-    from compression.recipe import recipe_for
     from compression.variants import BASELINE
     from storage.lineage import current_lineage
     from storage.nights import register_and_gate, registered_night
 
-    recipe = recipe_for(profile)
     run = RunRecord(
         run_key=run_key, as_of=as_of, profile=profile,
         data_start=sales["date"].min().date(), data_end=sales["date"].max().date(),
         data_sha256=fingerprint, series_count=build.series_count,
         train_windows=build.train_windows, test_windows=build.test_windows, seed=recipe.seed,
         config=recipe.as_dict(), timings_s=timings_s, lineage=current_lineage(),
-        start=plan.start, start_reason=plan.reason)
+        start=plan.start, start_reason=plan.reason, demand=demand.as_dict())
     evidence = NightEvidence(
         candidates={item.variant.name: item.figures.evaluation for item in build.variants},
-        references=build.references, released=released)
+        references=build.references, released=released, demand=demand)
     started = time.perf_counter()
     with catalog.unit_of_work() as session:
         register_and_gate(session, run=run, versions=records, evidence=evidence,

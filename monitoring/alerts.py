@@ -16,11 +16,16 @@ from policy.records import AlertChanges, AlertRaise, AlertResolve
 
 
 def drift_alert_changes(check: DriftCheck, *, report_link: str | None) -> AlertChanges:
-    """One data_drift alert per drifted store or item; those that no longer drift resolve."""
+    """One data_drift alert per store or item whose level moved (a lasting level or a burst
+    that is over, a promotion's pattern), updated each night it stays named with tonight's size
+    and start; those no longer named resolve."""
     raised = [AlertRaise(
         kind="data_drift", severity=finding.severity,
-        scope={finding.kind: finding.id, "columns": finding.drifted_columns,
-               "level_change_pct": finding.level_change_pct},
+        scope={finding.kind: finding.id, "change": finding.change,
+               "level_change_pct": finding.level_change_pct, "se_pct": finding.se_pct,
+               "since": finding.since.isoformat(),
+               "until": finding.until.isoformat() if finding.until else None,
+               "columns": finding.drifted_columns},
         dedup_key=f"data_drift:{finding.kind}:{finding.id}",
         message=f"{finding.message} (current {check.current_start}..{check.current_end})",
         link=report_link) for finding in check.findings]

@@ -1,32 +1,31 @@
-"""Data drift: do the newest days of sales still look like what the released model learned?
+"""Data drift: has a store's or an item's level moved since what the released model learned?
 
-Two Evidently reports a night, per store (rows are day x item) and per item (rows are
-day x store). These columns make retail drift visible: raw `sales` (per store only),
-`relative_sales` (sales over the series' own reference level for that weekday, divided by
-the day's median store or item, so a store that sells 20 % more than the rest shows as 1.2
-whatever its size, while the season, which moves everything, does not count as drift) and
-`weekday_share` (the day's share of the series' trailing 7-day sales, which promotions and
-pattern changes move). A change common to every store and item is left to the
-forecast-quality monitor (`monitoring/quality.py`).
+Shelfcast's decision is `policy.drift`'s level test: per store (over its items) and per item
+(over its stores), the counts of the window's days against the other stores (items), with the
+over-dispersion measured on the reference, a stretch ending tonight and starting on any of the
+window's days (so evidence adds up night after night), false alerts held at `false_alert_rate`
+a night over all stores and items, and the power of that same rule (`MemberPower`). A change
+common to every store and item (the season) is no drift here; the forecast-quality monitor
+(`monitoring/quality.py`) judges it.
 
-Each column gets a two-sample K-S test; the night's p-values over both reports go through
-one multiple-testing correction (Benjamini-Hochberg by default, see `corrected_threshold`),
-so the chance of a false alert in a stable night stays at `false_alert_rate` however many
-stores and items there are. For each store and item the check also states the smallest level
-shift it could see (`minimum_detectable_shift`) and lengthens that member's current window
-where its counts are too low to see `target_shift`. Calibrated by `bench/drift.py`.
+Evidently draws the report, one per store and one per item (rows are day x item, or day x
+store): Shelfcast's decision, the estimated size and start, and the power table first, then
+Evidently's own distribution tests (K-S on `sales`, `relative_sales`, `weekday_share` over
+the last `target_nights` days, Benjamini-Hochberg-corrected at `false_alert_rate`), which
+describe the change and decide nothing. Measured by `shelfcast bench drift` (bench/drift.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from policy import drift as rule
 
 FEATURES = ("sales", "relative_sales", "weekday_share")
 CORRECTIONS = ("bh", "bonferroni")
@@ -34,20 +33,23 @@ CORRECTIONS = ("bh", "bonferroni")
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """How the check decides. `false_alert_rate` is the target chance that a stable night
-    raises any alert, held by `correction` over all the night's columns; `p_threshold`, when
-    set, replaces the correction by a fixed per-column threshold (the behaviour before it)."""
+    """How the check decides. `false_alert_rate` is the target chance that a stable night names
+    any store or item; each store and item's level is tested on a stretch ending tonight within
+    the last `window_days`, against `reference_days` before them (ending where the released
+    model's training data ended); `dispersion_days` of history, where there are, measure each
+    one's over-dispersion. Power is stated for a `target_shift` rise within `target_nights`."""
 
-    current_days: int = 3
     reference_days: int = 56
-    method: str = "ks"
-    correction: str = "bh"  # bh (Benjamini-Hochberg) | bonferroni, over both reports' p-values
-    false_alert_rate: float = 0.005  # per night; the issue's target is <= 1 night in 150
-    p_threshold: float | None = None  # a fixed per-column threshold instead of the correction
-    severe_level_change: float = 0.10  # a store's level change against the others this big is severe
-    target_shift: float = 0.20  # the level shift each store and item should be able to show
-    power: float = 0.80  # the chance of seeing a shift of the stated size
-    max_current_days: int = 14  # low counts lengthen a member's current window up to this
+    window_days: int = 14
+    dispersion_days: int = 112  # reference days and up to this many before the window
+    target_nights: int = 3  # also the current window of Evidently's distribution tests
+    target_shift: float = 0.20
+    power: float = 0.80
+    false_alert_rate: float = 0.002  # per night, over every store and item tested
+    severe_level_change: float = 0.10  # an estimated level change this big is severe
+    method: str = "ks"  # Evidently's distribution test in the report
+    correction: str = "bh"  # bh (Benjamini-Hochberg) | bonferroni, for Evidently's columns
+    power_replicates: int = 200  # simulated windows per store/item and shift size
 
     def __post_init__(self) -> None:
         if self.correction not in CORRECTIONS:
@@ -55,61 +57,68 @@ class DriftConfig:
         for name in ("false_alert_rate", "power", "target_shift"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
-        if self.p_threshold is not None and not 0 <= self.p_threshold < 1:
-            raise ValueError(f"p_threshold must be in [0, 1) or None, got {self.p_threshold!r}")
-        if not 1 <= self.current_days <= self.max_current_days:
-            raise ValueError(f"need 1 <= current_days <= max_current_days, got "
-                             f"{self.current_days} and {self.max_current_days}")
+        if not 1 <= self.target_nights <= self.window_days:
+            raise ValueError(f"need 1 <= target_nights <= window_days, got "
+                             f"{self.target_nights} and {self.window_days}")
+        if self.reference_days < 14:
+            raise ValueError(f"reference_days must be >= 14, got {self.reference_days}")
 
 
-GROUPS = ("store", "item")  # one Evidently report each: per-store and per-item columns
+GROUPS = ("store", "item")  # one level test and one Evidently report each
 # raw sales of one item across stores move with the season (its store mix is narrow), so the
-# item report leaves them out; calibration: one false alert in 30 stable nights with them
+# item report leaves them out
 GROUP_FEATURES = {"store": FEATURES, "item": ("relative_sales", "weekday_share")}
-MIN_GROUP_MEMBERS = 3  # a median of two is their mean: one shifted member would move it
+MIN_GROUP_MEMBERS = rule.MIN_MEMBERS  # a level "against the others" needs two others
 
 
 @dataclass(frozen=True)
 class ScopeDrift:
-    """A store or an item whose sales drifted."""
+    """A store or an item whose level moved against the others: `level_change_pct` over the
+    stretch from `since` (to `until` for a burst that is over) with its standard error."""
 
     kind: str  # store | item
     id: int
-    drifted_columns: list[str]
-    level_change_pct: float  # mean relative sales (vs the other stores/items), current vs reference
+    drifted_columns: list[str]  # Evidently's columns of this member that drifted (if any)
+    level_change_pct: float
     severity: str  # warning | severe
-    window_days: int = 3  # the current window this member was checked on
+    window_days: int  # days of the stretch the change was measured on
+    since: dt.date
+    se_pct: float = 0.0
+    change: str = "level"  # level (lasting) | burst (over: a promotion's pattern)
+    until: dt.date | None = None  # the burst's last day
+    open_start: bool = False  # the stretch starts on the window's first day: maybe earlier
 
     @property
     def message(self) -> str:
-        return (f"{self.kind} {self.id}: sales drifted ({', '.join(self.drifted_columns)}); "
-                f"level {self.level_change_pct:+.1f} % against the other {self.kind}s")
+        size = (f"{self.level_change_pct:+.0f} % (+-{self.se_pct:.0f}) against the other "
+                f"{self.kind}s")
+        if self.change == "burst":
+            return (f"{self.kind} {self.id}: {size} on {self.since}..{self.until}, then back to "
+                    "its level (a burst: promotion pattern)")
+        return (f"{self.kind} {self.id}: {size} since {self.since}"
+                + (" or earlier" if self.open_start else ""))
 
 
 @dataclass(frozen=True)
 class MemberPower:
-    """What the check could see for one store or item: the smallest relative level shift
-    (`min_shift_pct`) it names with the configured power, on its `window_days`."""
+    """What the check can see for one store or item, from `policy.drift.detection_power`: the
+    nights a `target_shift` rise needs to be named with the configured power (None: more than
+    the window), and the smallest rise named within `target_nights` and within the window."""
 
     kind: str
     id: int
-    mean_daily_sales: float  # per series (store-item), over the reference
-    window_days: int
-    min_shift_pct: float  # inf when no shift can reach the threshold at these sample sizes
-    visible: bool  # min_shift_pct <= the target shift
-    default_min_shift_pct: float  # the same on the default current window (`current_days`)
+    sales_per_day: float  # the store's (item's) sales a day in the window, all series
+    dispersion: float
+    threshold: float
+    nights_to_target: int | None
+    shift_in_target_nights_pct: float
+    shift_in_window_pct: float
+    power_by_night: tuple[float, ...]  # P(named by night k) for the target rise
+    statement: str | None  # a line for ops when the target rise needs more than target_nights
 
-    def blind_statement(self) -> str:
-        """A line for ops: this member cannot show the target shift even on its window."""
-        shift = "no shift" if math.isinf(self.min_shift_pct) else \
-            f"a shift under {_pct(self.min_shift_pct)}"
-        return (f"{self.kind} {self.id} (mean {self.mean_daily_sales:g} a day): {shift} "
-                f"cannot be seen in {self.window_days} days")
-
-
-def _pct(shift_pct: float) -> str:
-    """A minimum detectable shift for ops, rounded up: 'no shift' when none is visible."""
-    return "no shift" if math.isinf(shift_pct) else f"{math.ceil(shift_pct)} %"
+    @property
+    def visible(self) -> bool:
+        return self.statement is None
 
 
 @dataclass
@@ -117,65 +126,55 @@ class DriftCheck:
     as_of: dt.date
     reference_start: dt.date
     reference_end: dt.date
-    current_start: dt.date
+    current_start: dt.date  # the window the level test looks back over
     current_end: dt.date
-    drift_share: float  # over every column of every report
-    p_values: dict[str, float]
-    drifted_columns: list[str]
-    findings: list[ScopeDrift]
+    drift_share: float  # Evidently's view: share of its columns that drifted (0 without reports)
+    p_values: dict[str, float]  # Evidently's K-S p-value per column
+    drifted_columns: list[str]  # Evidently's drifted columns
+    findings: list[ScopeDrift]  # Shelfcast's decision
     config: DriftConfig
     snapshots: dict[str, object] = field(repr=False, default_factory=dict)  # group -> Evidently
     skipped: list[str] = field(default_factory=list)
-    threshold: float = 0.0  # a column drifts when its p-value is at or under this
+    threshold: float = 0.0  # Evidently's per-column p-value threshold
     power: dict[str, MemberPower] = field(default_factory=dict)  # "store 3" -> its power
+    statistics: dict[str, tuple[float, float]] = field(default_factory=dict)  # (value, level)
+    level_changes: dict[str, float] = field(default_factory=dict)  # % over the window or finding
+    volumes: dict[str, rule.Volume] = field(repr=False, default_factory=dict)  # power's inputs
+    untested: list[str] = field(default_factory=list)  # sold nothing in the reference days
 
     @property
     def drifted(self) -> bool:
-        return bool(self.drifted_columns)
+        return bool(self.findings)
 
     def power_statements(self, limit: int = 5) -> list[str]:
         """What ops must know about the check's power: each store or item that cannot show
-        `target_shift` (worst first, at most `limit` named), then the members checked on a
-        lengthened window, grouped by its length, with how much later they are named."""
-        config = self.config
+        `target_shift` within `target_nights` (worst first, at most `limit` named)."""
         blind = sorted((p for p in self.power.values() if not p.visible),
-                       key=lambda p: -p.min_shift_pct)
-        lines = [p.blind_statement() for p in blind[:limit]]
+                       key=lambda p: (-(p.nights_to_target or 10**6), -p.shift_in_window_pct))
+        lines = [p.statement for p in blind[:limit]]
         if len(blind) > limit:
-            lines.append(f"{len(blind) - limit} more stores/items cannot see "
-                         f"{config.target_shift:.0%} (see the report's power table)")
-        by_window: dict[int, list[str]] = {}
-        for p in self.power.values():
-            if p.visible and p.window_days > config.current_days:
-                by_window.setdefault(p.window_days, []).append(
-                    f"{p.kind} {p.id} ({_pct(p.default_min_shift_pct)} in "
-                    f"{config.current_days} days)")
-        for days, names in sorted(by_window.items()):
-            late = days - config.current_days
-            shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
-                                                 if len(names) > limit else "")
-            lines.append(f"{shown}: window lengthened to {days} days to see "
-                         f"{config.target_shift:.0%}, so a shift that small is named about {late} "
-                         f"day{'s' * (late > 1)} later")
+            lines.append(f"{len(blind) - limit} more stores/items cannot show "
+                         f"{self.config.target_shift:.0%} within {self.config.target_nights} "
+                         "nights (see the report's power table)")
         return lines
 
     def summary(self) -> str:
         head = (f"current {self.current_start}..{self.current_end} vs reference "
-                f"{self.reference_start}..{self.reference_end}: drift share {self.drift_share:.2f}")
+                f"{self.reference_start}..{self.reference_end}")
         head += "".join(f" ({why})" for why in self.skipped)
         if not self.findings:
             head += ", no store or item drifted"
         else:
-            head += "; " + "; ".join(f"{f.message} [{f.severity}]" for f in self.findings)
+            head += ": " + "; ".join(f"{f.message} [{f.severity}]" for f in self.findings)
         caveats = self.power_statements()
         return head + ("; power: " + "; ".join(caveats) if caveats else "")
 
 
 def windows_for(as_of: dt.date, trained_through: dt.date | None,
                 config: DriftConfig) -> tuple[dt.date, dt.date, dt.date, dt.date]:
-    """(reference start, reference end, current start, current end). The reference ends where
-    the released model's training data ended, and never overlaps the current window."""
-    current_start = as_of - dt.timedelta(days=config.current_days - 1)
+    """(reference start, reference end, window start, window end). The reference ends where
+    the released model's training data ended, and never overlaps the window."""
+    current_start = as_of - dt.timedelta(days=config.window_days - 1)
     reference_end = current_start - dt.timedelta(days=1)
     if trained_through is not None:
         reference_end = min(reference_end, trained_through)
@@ -183,12 +182,184 @@ def windows_for(as_of: dt.date, trained_through: dt.date | None,
     return reference_start, reference_end, current_start, as_of
 
 
+@dataclass(frozen=True)
+class SalesCube:
+    """Daily sales as an array: stores x items x days from `start`."""
+
+    stores: np.ndarray
+    items: np.ndarray
+    start: dt.date
+    sales: np.ndarray
+
+    def days(self, first: dt.date, last: dt.date) -> slice:
+        return slice((first - self.start).days, (last - self.start).days + 1)
+
+    def by(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(member ids, their daily sales: members x days) for stores or items."""
+        return (self.stores, self.sales.sum(axis=1)) if kind == "store" else \
+            (self.items, self.sales.sum(axis=0))
+
+
+def sales_cube(sales: pd.DataFrame, start: dt.date, end: dt.date) -> SalesCube:
+    """The sales of `start`..`end` as a `SalesCube` (a missing row counts as no sale)."""
+    part = sales[sales["date"].between(pd.Timestamp(start), pd.Timestamp(end))]
+    stores, store_index = np.unique(part["store"].to_numpy(), return_inverse=True)
+    items, item_index = np.unique(part["item"].to_numpy(), return_inverse=True)
+    days = (end - start).days + 1
+    day_index = ((part["date"].to_numpy() - np.datetime64(start, "D"))
+                 // np.timedelta64(1, "D")).astype(int)
+    flat = (store_index * len(items) + item_index) * days + day_index
+    cube = np.bincount(flat, weights=part["sales"].to_numpy(float),
+                       minlength=len(stores) * len(items) * days)
+    return SalesCube(stores, items, start, cube.reshape(len(stores), len(items), days))
+
+
+def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date | None = None,
+                config: DriftConfig = DriftConfig(), reports: bool = True,
+                power: bool = True) -> DriftCheck:
+    """Test each store's and item's level on the last `window_days` against the reference,
+    name those that moved (`policy.drift.name_shifted`) and, with `power`, state what each could
+    see (`policy.drift.detection_power`). A group needs at least three members. `reports=False`
+    skips Evidently's distribution tests and reports (the decision does not depend on them)."""
+    ref_start, ref_end, cur_start, cur_end = windows_for(as_of, trained_through, config)
+    first, last = sales["date"].min().date(), sales["date"].max().date()
+    if first > ref_start or last < as_of:
+        raise ValueError(f"drift check for {as_of}: sales cover {first}..{last}, the check "
+                         f"needs {ref_start}..{as_of} (reference and window)")
+    dispersion_start = max(first, min(ref_start, cur_start - dt.timedelta(
+        days=config.dispersion_days)))
+    cube = sales_cube(sales, dispersion_start, as_of)
+    reference_days = cube.days(ref_start, ref_end)
+    window_days = cube.days(cur_start, cur_end)
+    dispersion_days = np.r_[0:(ref_end - dispersion_start).days + 1]  # never the window's
+    groups, skipped, untested, members = [], [], [], {}
+    for by in GROUPS:
+        ids, days = cube.by(by)
+        # a member that sold nothing in the reference has no level to test (a new or relisted
+        # one); it is left out of its group, so its sales do not move the others' either
+        sold = days[:, reference_days].sum(axis=1) > 0
+        untested += [f"{by} {member}" for member in ids[~sold]]
+        if not sold.all():
+            names = [str(member) for member in ids[~sold]]
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            skipped.append(f"{by}{'s' * (len(names) > 1)} {shown} sold nothing in the reference "
+                           "days: not tested")
+        if sold.sum() < MIN_GROUP_MEMBERS:
+            skipped.append(f"per-{by} check skipped: fewer than {MIN_GROUP_MEMBERS} {by}s")
+        else:
+            groups.append(by)
+            members[by] = (ids[sold], days[sold])
+    alpha = config.false_alert_rate / max(sum(len(ids) for ids, _ in members.values()), 1)
+    check = DriftCheck(as_of, ref_start, ref_end, cur_start, cur_end, 0.0, {}, [], [], config,
+                       skipped=skipped, untested=untested)
+    for by in groups:
+        ids, days = members[by]
+        reference, window = days[:, reference_days].sum(axis=1), days[:, window_days]
+        history = days[:, dispersion_days]
+        dispersions, df = rule.dispersion(history, history.sum(axis=0) - history)
+        thresholds = np.array([_threshold(alpha, config.window_days, df, phi)
+                               for phi in dispersions])
+        verdict = rule.name_shifted(window, reference, dispersions, thresholds)
+        statistic, _ = rule.window_scan(window, window.sum(axis=0) - window, reference,
+                                        reference.sum() - reference, dispersions)
+        overall, _ = rule.shift_estimate(window.sum(axis=1), window.sum() - window.sum(axis=1),
+                                         reference, reference.sum() - reference, dispersions)
+        for m, member in enumerate(ids):
+            key = f"{by} {member}"
+            check.statistics[key] = (round(float(statistic[m]), 3), round(float(thresholds[m]), 3))
+            check.level_changes[key] = round(100 * float(overall[m]), 2)
+            check.volumes[key] = _volume(window, reference, m, dispersions[m], thresholds[m])
+        for found in verdict.named:
+            finding = _finding(by, int(ids[found.member]), found, window, reference, dispersions,
+                               verdict.yardstick, cur_start, config)
+            check.findings.append(finding)
+            check.level_changes[f"{by} {finding.id}"] = finding.level_change_pct
+    if power:
+        check.power = member_power(check.volumes, config)
+    if reports:
+        _add_reports(check, sales, groups=[by for by in GROUPS if by == "store"
+                                           or len(cube.by(by)[0]) >= MIN_GROUP_MEMBERS])
+    return check
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_threshold(alpha: float, window_days: int, df: int, dispersion: float) -> float:
+    return rule.alarm_threshold(alpha, window_days=window_days, df=df, dispersion=dispersion)
+
+
+def _threshold(alpha: float, window_days: int, df: int, dispersion: float) -> float:
+    # the threshold moves smoothly with the dispersion: two decimals are plenty and cache well
+    return _cached_threshold(alpha, window_days, df, round(float(dispersion), 2))
+
+
+def _volume(window: np.ndarray, reference: np.ndarray, m: int, dispersion: float,
+            threshold: float) -> rule.Volume:
+    """One member's power inputs: the window's sales a day split by its reference share."""
+    share = reference[m] / max(reference.sum(), 1e-12)
+    per_day = window.sum() / window.shape[1]
+    return rule.Volume(float(share * per_day), float((1 - share) * per_day), float(reference[m]),
+                       float(reference.sum() - reference[m]), float(dispersion), float(threshold))
+
+
+def _finding(by: str, member_id: int, found: rule.NamedShift, window: np.ndarray,
+             reference: np.ndarray, dispersions: np.ndarray, yardstick: np.ndarray,
+             cur_start: dt.date, config: DriftConfig) -> ScopeDrift:
+    """A named member as ops read it: its size and start, or the burst that is over."""
+    m = found.member
+    pool = yardstick.copy()
+    pool[m] = False
+    rest, rest_reference = window[pool].sum(axis=0), reference[pool].sum()
+    span = rule.burst(window[m], rest, reference[m], rest_reference, dispersions[m])
+    if span is None:
+        start, end, shift, se = found.start, window.shape[1] - 1, found.shift, found.shift_se
+    else:
+        start, end = span
+        shift, se = (float(x) for x in rule.shift_estimate(
+            window[m, start:end + 1].sum(), rest[start:end + 1].sum(), reference[m],
+            rest_reference, dispersions[m]))
+    return ScopeDrift(
+        kind=by, id=member_id, drifted_columns=[], level_change_pct=round(100 * shift, 2),
+        severity="severe" if abs(shift) >= config.severe_level_change else "warning",
+        window_days=end - start + 1, since=cur_start + dt.timedelta(days=start),
+        se_pct=round(100 * se, 2), change="level" if span is None else "burst",
+        until=None if span is None else cur_start + dt.timedelta(days=end),
+        open_start=span is None and start == 0)
+
+
+def member_power(volumes: dict[str, rule.Volume], config: DriftConfig,
+                 shifts: tuple[float, ...] = rule.SHIFT_GRID) -> dict[str, MemberPower]:
+    """Each store's and item's power, simulated with the decision rule itself."""
+    if not volumes:
+        return {}
+    shifts = tuple(sorted(set(shifts) | {config.target_shift}))
+    curves = rule.detection_power(list(volumes.values()), shifts, window_days=config.window_days,
+                                  replicates=config.power_replicates)
+    out = {}
+    for (key, volume), curve in zip(volumes.items(), curves, strict=True):
+        kind, member = key.split()
+        summary = rule.power_summary(curve, shifts, target_shift=config.target_shift,
+                                     target_nights=config.target_nights, power=config.power)
+        sales_per_day = volume.member_per_day
+        out[key] = MemberPower(
+            kind, int(member), round(sales_per_day, 2), round(volume.dispersion, 2),
+            round(volume.threshold, 3), summary.nights_to_target,
+            round(100 * summary.shift_in_target_nights, 1),
+            round(100 * summary.shift_in_window, 1), summary.power_by_night,
+            rule.power_statement(key, sales_per_day, summary, target_shift=config.target_shift,
+                                 target_nights=config.target_nights,
+                                 window_days=config.window_days))
+    return out
+
+
 def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
                    current: tuple[dt.date, dt.date], *, by: str = "store"
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The (reference, current) frames with columns <by>_<id>_<feature>: per store (rows are
-    day x item) or per item (rows are day x store). The reference holds only the weekdays the
-    current window has. Rows with a missing record are left out (Evidently's K-S needs no gaps)."""
+    """The (reference, current) frames of Evidently's report with columns <by>_<id>_<feature>:
+    per store (rows are day x item) or per item (rows are day x store). `relative_sales` is
+    sales over the series' reference level for that weekday, divided by the day's median store
+    (item); `weekday_share` the day's share of the series' trailing 7 days, which promotions
+    move. The reference holds only the weekdays the current window has; rows with a missing
+    record are left out (Evidently's K-S needs no gaps)."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {GROUPS}, got {by!r}")
     other = "item" if by == "store" else "store"
@@ -202,9 +373,6 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
              .rename("level").reset_index())
     frame = frame.merge(level, on=["store", "item", "weekday"], how="left")
     frame["relative_sales"] = frame["sales"] / (frame["level"] + 1.0)
-    # each store (item) against the day's median store (item): with three or more, one shifted
-    # member does not move the median (a leave-one-out median of two is their mean, and made a
-    # steady store look shifted in a 3-store run)
     member_day = frame.groupby(["date", by])["relative_sales"].mean()
     median_day = member_day.groupby(level="date").median().rename("median_member")
     frame = frame.merge(median_day, left_on="date", right_index=True, how="left")
@@ -213,8 +381,6 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
     current_weekdays = {day.weekday() for day in pd.date_range(*current)}
 
     def wide(start: dt.date, end: dt.date) -> pd.DataFrame:
-        # the reference keeps only the current window's weekdays: a Friday-to-Sunday window
-        # must not look drifted against a week that includes Mondays
         part = frame[frame["date"].between(pd.Timestamp(start), pd.Timestamp(end))
                      & frame["weekday"].isin(current_weekdays)]
         table = part.pivot_table(index=["date", other], columns=by, values=list(GROUP_FEATURES[by]))
@@ -229,17 +395,13 @@ def _column_order(column: str) -> tuple[int, int]:
     return int(member), FEATURES.index(feature)
 
 
-SHORT_WINDOW_SUFFIX = "@default_window"  # p-value keys of the extra default-window tests
-
-
 def _member(column: str) -> int:
     return int(column.split("_")[1])
 
 
 def ks_p_values(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, float]:
     """Two-sample K-S p-value per column, each column without its own missing values (what
-    Evidently's `ks` computes; the decision needs all the night's p-values before either
-    report is drawn)."""
+    Evidently's `ks` computes, so the report's threshold can be set before it is drawn)."""
     return {column: float(stats.ks_2samp(reference[column].dropna(),
                                          current[column].dropna()).pvalue)
             for column in current.columns}
@@ -247,15 +409,10 @@ def ks_p_values(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, flo
 
 def corrected_threshold(p_values: list[float] | np.ndarray, *, rate: float,
                         method: str = "bh") -> float:
-    """The per-column p-value threshold that holds the night's false-alert rate at `rate`.
-
-    With m tests, Bonferroni rejects p <= rate / m: the chance of any false rejection is at
-    most `rate` whatever the dependence. Benjamini-Hochberg sorts the p-values
-    p(1) <= ... <= p(m) and rejects up to the largest k with p(k) <= k * rate / m: on a stable
-    night (every null true) it is exactly as strict as Bonferroni in the chance of any
-    rejection (= rate for independent tests), but once one column has drifted it lets the
-    other columns of a real change through at a looser threshold. The return value is never
-    below rate / m (nothing under it can fail to be rejected)."""
+    """The per-column p-value threshold that holds the chance of any false rejection among
+    Evidently's columns at `rate`: Bonferroni's rate / m, or Benjamini-Hochberg's (the largest
+    p(k) <= k * rate / m; as strict as Bonferroni on a stable night, looser for the other
+    columns of a real change). Never below rate / m."""
     if method not in CORRECTIONS:
         raise ValueError(f"method must be one of {CORRECTIONS}, got {method!r}")
     p = np.sort(np.asarray(p_values, dtype=float))
@@ -269,70 +426,45 @@ def corrected_threshold(p_values: list[float] | np.ndarray, *, rate: float,
     return float(max(p[passing[-1]], floor)) if len(passing) else floor
 
 
-def ks_smallest_p(n_current: int, n_reference: int) -> float:
-    """The smallest two-sided p-value a K-S test of these sample sizes can give (the samples
-    do not overlap at all): 2 / C(n + m, n), in logarithms (C(n + m, n) outgrows a float
-    once a group has a few thousand rows)."""
-    log_comb = (math.lgamma(n_current + n_reference + 1) - math.lgamma(n_current + 1)
-                - math.lgamma(n_reference + 1))
-    return min(1.0, math.exp(math.log(2.0) - log_comb))
+def _add_reports(check: DriftCheck, sales: pd.DataFrame, *, groups: list[str]) -> None:
+    """Evidently's distribution tests on the last `target_nights` days and one report per
+    group, Shelfcast's verdict on top; the drifted columns are attached to the findings."""
+    config = check.config
+    current = (check.as_of - dt.timedelta(days=config.target_nights - 1), check.as_of)
+    history = sales[sales["date"].between(pd.Timestamp(check.reference_start - dt.timedelta(days=7)),
+                                          pd.Timestamp(check.as_of))]
+    frames = {by: drift_features(history, (check.reference_start, check.reference_end), current,
+                                 by=by) for by in groups}
+    for reference, now in frames.values():
+        check.p_values.update(ks_p_values(reference, now))
+    check.threshold = corrected_threshold(list(check.p_values.values()),
+                                          rate=config.false_alert_rate, method=config.correction)
+    check.drifted_columns = [c for c, p in check.p_values.items() if p <= check.threshold]
+    check.drift_share = len(check.drifted_columns) / max(len(check.p_values), 1)
+    check.findings[:] = [
+        replace(f, drifted_columns=[c.split("_", 2)[2] for c in check.drifted_columns
+                                    if c.startswith(f"{f.kind}_") and _member(c) == f.id])
+        for f in check.findings]
+    verdict = report_verdict(check)
+    night = night_figures(check, groups)
+    check.snapshots = {by: _run_report(*frames[by], config, check.threshold, verdict, kind=by,
+                                       as_of=check.as_of, night=night,
+                                       changes=_changes_of(check, by))
+                       for by in groups}
 
 
-def minimum_detectable_shift(sigma: float, n_current: int, n_reference: int, *, alpha: float,
-                             power: float = 0.8) -> float:
-    """The smallest relative level shift a two-sample K-S test at level `alpha` sees with
-    probability about `power`, for rows of relative sales with standard deviation `sigma`:
-
-        delta = sqrt(2 pi) * sigma * (c(alpha) + z(power) / 2) * sqrt(1 / n_current + 1 / n_reference)
-        c(alpha) = sqrt(ln(2 / alpha) / 2)
-
-    c(alpha) * sqrt(1/n + 1/m) is Smirnov's critical distance between the two empirical
-    distributions; a shift by delta of a normal-shaped distribution moves them apart by
-    delta / (sigma * sqrt(2 pi)) at its centre, where the two empirical distributions' gap
-    has a standard deviation of at most sqrt(1/n + 1/m) / 2. sigma is measured on the
-    reference: for a series of mean mu and negative-binomial size k it is about
-    sqrt(1 / mu + 1 / k), plus any other day-to-day noise. Infinite when the sample sizes
-    cannot reach `alpha` at all (`ks_smallest_p`), e.g. 3 days of 3 series at alpha 1e-4.
-    Measured against injected shifts (`shelfcast bench drift`), it is optimistic for
-    intermittent and over-dispersed counts, whose ties and skew cost the K-S test power."""
-    if n_current < 1 or n_reference < 1 or ks_smallest_p(n_current, n_reference) > alpha:
-        return math.inf
-    critical = math.sqrt(math.log(2 / alpha) / 2) + stats.norm.ppf(power) / 2
-    return float(math.sqrt(2 * math.pi) * sigma * critical
-                 * math.sqrt(1 / n_current + 1 / n_reference))
-
-
-def _reference_days(as_of: dt.date, trained_through: dt.date | None, config: DriftConfig) -> int:
-    """How many reference days the check compares (only the current window's weekdays)."""
-    ref_start, ref_end, cur_start, cur_end = windows_for(as_of, trained_through, config)
-    weekdays = {d.weekday() for d in pd.date_range(cur_start, cur_end)}
-    return sum(d.weekday() in weekdays for d in pd.date_range(ref_start, ref_end))
-
-
-def _window_for_member(sigma: float, rows_per_day: float, alpha: float,
-                       reference_days: dict[int, int], config: DriftConfig
-                       ) -> tuple[int, float, float]:
-    """The shortest current window (from `current_days` up to `max_current_days`; the reference
-    days each compares with in `reference_days`) on which the member sees `target_shift`, its
-    minimum detectable shift there and on `current_days`."""
-    first = None
-    for days, compared in reference_days.items():
-        delta = minimum_detectable_shift(
-            sigma, round(rows_per_day * days), round(rows_per_day * compared),
-            alpha=alpha, power=config.power)
-        first = delta if first is None else first
-        if delta <= config.target_shift:
-            break
-    return days, delta, first
+def _changes_of(check: DriftCheck, kind: str) -> dict[int, float]:
+    return {int(key.split()[1]): pct for key, pct in check.level_changes.items()
+            if key.startswith(f"{kind} ")}
 
 
 def _run_report(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig,
                 threshold: float, verdict: tuple, *, kind: str, as_of: dt.date,
-                night: dict[str, float]):
-    """One Evidently report with Shelfcast's verdict on top; its per-column threshold is the
-    corrected one and its dataset rule "any column", so Evidently's headline agrees. The
-    snapshot is dated by the night and tagged with `kind`, and carries the dashboard's
-    metrics (`dashboard_metrics`), so the workspace plots one point per night."""
+                night: dict[str, float], changes: dict[int, float]):
+    """One Evidently report with Shelfcast's verdict on top, then Evidently's distribution
+    tests at the corrected per-column threshold (dataset rule "any column"). The snapshot is
+    dated by the night and tagged with `kind`, and carries the dashboard's metrics
+    (`dashboard_metrics`), so the workspace plots one point per night."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -341,7 +473,7 @@ def _run_report(reference: pd.DataFrame, current: pd.DataFrame, config: DriftCon
     preset = DataDriftPreset(method=config.method, threshold=threshold,
                              drift_share=1 / max(len(current.columns), 1))
     verdict_item = _verdict_container(*verdict, metrics=[night_metric(night),
-                                                         level_change_metric(kind=kind)])
+                                                         level_change_metric(changes, kind=kind)])
     return Report([verdict_item, preset]).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
@@ -353,15 +485,14 @@ def dashboard_metrics() -> tuple[type, type]:
     """The Evidently metrics that carry Shelfcast's figures into each snapshot, for the
     workspace dashboard (`monitoring.workspace`): `ShelfcastNight`, the night's figures
     (`night_figures`, the same in both reports), and `ShelfcastLevelChange`, each store's
-    (item's) level change against the others in %, computed from the report's own data.
-    Evidently's `DriftedColumnsCount` cannot serve: its parameters hold the night's corrected
-    threshold, so each night would start a new series. Made on first use: Evidently is slow to
-    import and calibration draws no reports."""
+    (item's) level change against the others in % (a named one's finding, the others' over the
+    window). The figures are private values, not parameters, so every night's point joins the
+    same series. Made on first use: Evidently is slow to import and the benchmark draws no
+    reports."""
     from evidently._pydantic_compat import PrivateAttr
     from evidently.core.metric_types import ByLabelCalculation, ByLabelMetric
 
     class ShelfcastNight(ByLabelMetric):
-        # a private value is no parameter: every night's point joins the same series
         _figures: dict = PrivateAttr(default_factory=dict)
 
         def __init__(self, figures: dict[str, float], **data):
@@ -376,14 +507,16 @@ def dashboard_metrics() -> tuple[type, type]:
             return "Shelfcast night"
 
     class ShelfcastLevelChange(ByLabelMetric):
-        kind: str  # store | item: whose level changes the report's columns hold
+        kind: str  # store | item
+        _changes: dict = PrivateAttr(default_factory=dict)
+
+        def __init__(self, changes: dict[int, float], **data):
+            super().__init__(**data)
+            self._changes = dict(changes)
 
     class ShelfcastLevelChangeCalculation(ByLabelCalculation[ShelfcastLevelChange]):
         def calculate(self, context, current_data, reference_data):
-            current, reference = current_data.as_dataframe(), reference_data.as_dataframe()
-            return self.result({
-                _member(column): round(100 * level_change(reference[column], current[column]), 2)
-                for column in current.columns if column.endswith("_relative_sales")}), None
+            return self.result(self.metric._changes), None
 
         def display_name(self) -> str:
             return f"Level change per {self.metric.kind} against the others, %"
@@ -392,8 +525,8 @@ def dashboard_metrics() -> tuple[type, type]:
 
 
 def night_figures(check: DriftCheck, groups: list[str]) -> dict[str, float]:
-    """What the workspace dashboard plots for the night: the drift share over both reports and,
-    for each report that ran, how many stores (items) it named."""
+    """What the workspace dashboard plots for the night: Evidently's drift share over both
+    reports and, per group, how many stores (items) Shelfcast named."""
     return {"drift_share": check.drift_share,
             **{f"{by}s_named": sum(f.kind == by for f in check.findings) for by in groups}}
 
@@ -421,166 +554,63 @@ def _verdict_container(headline: str, findings: list[str], power_rows: list[list
                                           data=[[line] for line in findings]))
             widgets.append(table_data(
                 title="Power: the smallest level shift each store and item can show",
-                column_names=["store/item", "mean a day", "smallest shift in the default window",
-                              "window days", "smallest shift", "target visible"],
-                data=power_rows))
+                column_names=POWER_COLUMNS, data=power_rows))
             return widgets
 
     return ShelfcastVerdict()
 
 
-def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date | None = None,
-                config: DriftConfig = DriftConfig(), reports: bool = True) -> DriftCheck:
-    """Compare the newest `current_days` with the reference window, per store and per item.
-
-    Every column gets a K-S test; one correction over all of them sets the threshold. A store
-    or item whose counts cannot show `target_shift` in `current_days` is compared on a longer
-    current window (its own, up to `max_current_days`). The store report always runs; the item
-    report needs at least three items. `reports=False` skips drawing the Evidently reports
-    (the decision does not depend on them; calibration uses it)."""
-    ref_start, ref_end, cur_start, cur_end = windows_for(as_of, trained_through, config)
-    longest = windows_for(as_of, trained_through, replace(config,
-                                                          current_days=config.max_current_days))
-    sales = sales[sales["date"].between(pd.Timestamp(longest[0] - dt.timedelta(days=14)),
-                                        pd.Timestamp(as_of))]
-    groups, skipped = [], []
-    for by in GROUPS:
-        if by == "item" and sales["item"].nunique() < MIN_GROUP_MEMBERS:
-            skipped.append(f"per-item check skipped: fewer than {MIN_GROUP_MEMBERS} items")
-        else:
-            groups.append(by)
-    frames = {}
-    for by in groups:
-        reference, current = drift_features(sales, (ref_start, ref_end), (cur_start, cur_end), by=by)
-        if len(reference) < 7 * config.current_days or current.empty:
-            raise ValueError(f"drift check for {as_of}: {len(reference)} reference rows "
-                             f"({ref_start}..{ref_end}) and {len(current)} current rows "
-                             f"({cur_start}..{cur_end}) are too few to compare")
-        frames[by] = (reference, current)
-    tests = sum(len(current.columns) for _, current in frames.values())
-    alpha = config.p_threshold if config.p_threshold is not None else config.false_alert_rate / tests
-
-    in_reference = sales["date"].between(pd.Timestamp(ref_start), pd.Timestamp(ref_end))
-    reference_days = {days: _reference_days(as_of, trained_through,
-                                            replace(config, current_days=days))
-                      for days in range(config.current_days, config.max_current_days + 1)}
-    power, windows = {}, {}
-    for by, (reference, current) in frames.items():
-        means = sales[in_reference].groupby(by)["sales"].mean()
-        rows_per_day = len(current) / config.current_days
-        for member in sorted({_member(c) for c in current.columns}):
-            sigma = float(reference[f"{by}_{member}_relative_sales"].std())
-            days, delta, at_default = _window_for_member(sigma, rows_per_day, alpha,
-                                                         reference_days, config)
-            power[f"{by} {member}"] = MemberPower(
-                by, member, round(float(means.get(member, 0.0)), 2), days, _round_pct(delta),
-                delta <= config.target_shift, _round_pct(at_default))
-            windows.setdefault((by, days), []).append(member)
-
-    short_frames = dict(frames)  # a lengthened member is also tested on the default window,
-    lengthened: dict[str, list[int]] = {}  # so a large, sudden shift is not diluted
-    for (by, days), members in windows.items():
-        if days == config.current_days:
-            continue
-        lengthened.setdefault(by, []).extend(members)
-        wider = replace(config, current_days=days)
-        l_ref_start, l_ref_end, l_cur_start, _ = windows_for(as_of, trained_through, wider)
-        long_ref, long_cur = drift_features(sales, (l_ref_start, l_ref_end), (l_cur_start, as_of),
-                                            by=by)
-        keep = [c for c in long_cur.columns if _member(c) in members]
-        reference, current = frames[by]
-        frames[by] = tuple(
-            pd.concat([short.drop(columns=keep), long[keep]], axis=1)[
-                sorted(short.columns, key=_column_order)]
-            for short, long in ((reference, long_ref), (current, long_cur)))
-
-    p_values = {}
-    for by in groups:
-        p_values.update(ks_p_values(*frames[by]))
-        if lengthened.get(by):
-            reference, current = short_frames[by]
-            keep = [c for c in current.columns if _member(c) in lengthened[by]]
-            p_values.update({f"{c}{SHORT_WINDOW_SUFFIX}": p
-                             for c, p in ks_p_values(reference[keep], current[keep]).items()})
-    threshold = config.p_threshold if config.p_threshold is not None else corrected_threshold(
-        list(p_values.values()), rate=config.false_alert_rate, method=config.correction)
-    drifted_columns = [c for c, p in p_values.items() if p <= threshold]
-    findings = []
-    for by in groups:
-        reference, current = frames[by]
-        drifted = [c for c in drifted_columns if c.startswith(f"{by}_")]
-        for member in sorted({_member(c) for c in drifted}):
-            column = f"{by}_{member}_relative_sales"
-            on_short = all(c.endswith(SHORT_WINDOW_SUFFIX) for c in drifted if _member(c) == member)
-            frame_ref, frame_cur = short_frames[by] if on_short else (reference, current)
-            change = level_change(frame_ref[column], frame_cur[column])
-            findings.append(ScopeDrift(
-                kind=by, id=member,
-                drifted_columns=[c.split("_", 2)[2] for c in drifted if _member(c) == member],
-                level_change_pct=round(100 * change, 2),
-                severity="severe" if abs(change) >= config.severe_level_change else "warning",
-                window_days=config.current_days if on_short
-                else power[f"{by} {member}"].window_days))
-    check = DriftCheck(as_of, ref_start, ref_end, cur_start, cur_end,
-                       len(drifted_columns) / max(len(p_values), 1), p_values, drifted_columns,
-                       findings, config, {}, skipped, threshold, power)
-    if reports:
-        verdict = report_verdict(check)
-        night = night_figures(check, groups)
-        check.snapshots = {by: _run_report(*frames[by], config, threshold, verdict,
-                                           kind=by, as_of=as_of, night=night)
-                           for by in groups}
-    return check
-
-
-def level_change(reference: pd.Series, current: pd.Series) -> float:
-    """A store's (item's) level change against the others: its mean relative sales, current
-    over reference, minus one."""
-    return float(current.mean() / max(reference.mean(), 1e-9) - 1.0)
-
-
-def _round_pct(shift: float) -> float:
-    return round(100 * shift, 1) if math.isfinite(shift) else math.inf
+POWER_COLUMNS = ["store/item", "sales a day", "dispersion", "statistic / level",
+                 "nights to show the target rise", "smallest rise in the target nights",
+                 "smallest rise in the window"]
 
 
 def report_verdict(check: DriftCheck) -> tuple[str, list[str], list[list[str]]]:
     """Shelfcast's decision as the report states it: a headline, the findings and the power
     table (one row per store and item)."""
-    named = ", ".join(f"{f.kind} {f.id}" for f in check.findings)
-    rule = (f"p <= {check.threshold:.2g} per column"
-            + ("" if check.config.p_threshold is not None else
-               f" ({check.config.correction} correction, target {check.config.false_alert_rate:g} "
-               f"false-alert nights per night over {len(check.p_values)} columns)"))
+    config = check.config
+    named = ", ".join(f"{f.kind} {f.id} ({f.level_change_pct:+.0f} % since {f.since})"
+                      for f in check.findings)
+    rule_text = (f"level test per store and item over the last {config.window_days} days, at "
+                 f"most {config.false_alert_rate:g} false-alert nights a night")
     headline = (f"Shelfcast: drift detected in {named}" if check.findings
-                else "Shelfcast: no store or item drifted") + f"; a column drifts at {rule}"
-    caveats = check.power_statements(limit=len(check.power))
+                else "Shelfcast: no store or item drifted") + f"; {rule_text}"
     blind = [key for key, p in check.power.items() if not p.visible]
     if blind:
-        headline += (f"; {', '.join(blind)} cannot show a "
-                     f"{check.config.target_shift:.0%} shift (see power)")
-    lines = [f"{f.message} [{f.severity}], {f.window_days}-day window" for f in check.findings]
-    lines += [f"power: {line}" for line in caveats]
-    rows = [[key, f"{p.mean_daily_sales:g}", _pct(p.default_min_shift_pct), str(p.window_days),
-             _pct(p.min_shift_pct), "yes" if p.visible else "no"] for key, p in check.power.items()]
+        headline += (f"; {len(blind)} of {len(check.power)} stores/items cannot show a "
+                     f"{config.target_shift:.0%} rise within {config.target_nights} nights "
+                     "(see power)")
+    lines = [f"{f.message} [{f.severity}], over {f.window_days} days" for f in check.findings]
+    lines += [f"power: {line}" for line in check.power_statements(limit=len(check.power))]
+    rows = []
+    for key, p in check.power.items():
+        value, level = check.statistics.get(key, (float("nan"), float("nan")))
+        nights = (f"{p.nights_to_target}" if p.nights_to_target is not None
+                  else f"more than {config.window_days}")
+        rows.append([key, f"{p.sales_per_day:g}", f"{p.dispersion:g}", f"{value:+.2f} / {level:.2f}",
+                     nights, f"{p.shift_in_target_nights_pct:g} %", f"{p.shift_in_window_pct:g} %"])
     return headline, lines, rows
 
 
 def details(check: DriftCheck) -> dict:
     """What the registry keeps of a check besides its headline figures."""
     config = check.config
-    return {"summary": check.summary(), "method": config.method,
-            "correction": None if config.p_threshold is not None else config.correction,
+    return {"summary": check.summary(), "method": config.method, "correction": config.correction,
             "false_alert_rate": config.false_alert_rate, "p_threshold": check.threshold,
-            "tests": len(check.p_values),
+            "tests": len(check.p_values), "window_days": config.window_days,
             "p_values": {c: float(np.format_float_scientific(p, 4)) for c, p in check.p_values.items()},
             "findings": [{"kind": f.kind, "id": f.id, "columns": f.drifted_columns,
-                          "level_change_pct": f.level_change_pct, "severity": f.severity,
+                          "level_change_pct": f.level_change_pct, "se_pct": f.se_pct,
+                          "since": f.since.isoformat(), "change": f.change,
+                          "until": f.until and f.until.isoformat(), "severity": f.severity,
                           "window_days": f.window_days}
                          for f in check.findings],
-            "power": {key: {"mean_daily_sales": p.mean_daily_sales, "window_days": p.window_days,
-                            "min_shift_pct": None if math.isinf(p.min_shift_pct) else p.min_shift_pct,
-                            "visible": p.visible,
-                            "default_min_shift_pct": None if math.isinf(p.default_min_shift_pct)
-                            else p.default_min_shift_pct}
+            "level": {key: {"statistic": value, "threshold": level,
+                            "level_change_pct": check.level_changes.get(key)}
+                      for key, (value, level) in check.statistics.items()},
+            "power": {key: {"sales_per_day": p.sales_per_day, "dispersion": p.dispersion,
+                            "nights_to_target": p.nights_to_target,
+                            "shift_in_target_nights_pct": p.shift_in_target_nights_pct,
+                            "shift_in_window_pct": p.shift_in_window_pct, "visible": p.visible}
                       for key, p in check.power.items()},
             "power_statements": check.power_statements(limit=len(check.power))}

@@ -79,6 +79,7 @@ class GateInput:
     # a canary only when clearly better than it (not merely better than an ageing champion)
     canary: Figures | None = None
     canary_version: int | None = None
+    metric_reason: str = ""  # why tonight's metric is this one (policy.demand.resolve_metric)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def evaluate_gate(figures: GateInput, limits: GateLimits) -> GateVerdict:
     m = limits.metric
     c = figures.candidate
     reasons = [GateReason(
-        m, _finite(c.error), limits.max_error, c.error <= limits.max_error,
+        m, _finite(c.error), limits.max_error, c.error <= limits.max_error, figures.metric_reason,
         details={"by_origin": [_finite(v) for v in c.error_by_origin],
                  "spread": _finite(float(np.std(c.error_by_origin, ddof=1)))
                  if len(c.error_by_origin) > 1 else 0.0})]

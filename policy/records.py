@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from policy.demand import DemandMix
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -37,6 +39,7 @@ class RunRecord:
     lineage: Lineage
     start: str = "cold"  # warm | cold, see StartPlan
     start_reason: str = ""
+    demand: dict[str, Any] = field(default_factory=dict)  # policy.demand.DemandMix.as_dict()
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class NightEvidence:
     candidates: dict[str, Evaluation]  # variant -> its evaluation
     references: dict[str, Evaluation]  # reference forecast name -> its evaluation
     released: dict[int, Evaluation]  # released model version id -> its evaluation tonight
+    demand: DemandMix | None = None  # the night's series, profiled: what `auto` resolves by
 
     def as_dict(self) -> dict:
         return {"references": {k: v.as_dict() for k, v in self.references.items()},
@@ -187,8 +191,9 @@ class VersionView(VersionFigures):
     decisions: list[DecisionView] | None = None
     lineage: dict | None = None
     evaluation: dict | None = None
+    demand: dict | None = None  # its run's demand mix (policy.demand.DemandMix.as_dict())
 
-    DETAILS = ("hyperparams", "decisions", "lineage", "evaluation")
+    DETAILS = ("hyperparams", "decisions", "lineage", "evaluation", "demand")
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None or k not in self.DETAILS}
@@ -209,12 +214,13 @@ class RegisteredNight:
     as_of: dt.date
     status: str  # completed | already-registered
     versions: list[VersionView]
-    best: dict[str, VersionView]  # device class -> the approved version with the lowest MAPE
+    best: dict[str, VersionView]  # device class -> the approved version with the lowest error
     data: NightData
     timings_s: dict[str, float]
     without_forecaster: list[str] = field(default_factory=list)  # classes nothing passed for
     start: str = "cold"  # warm | cold, and why
     start_reason: str = ""
+    demand: dict[str, Any] = field(default_factory=dict)  # policy.demand.DemandMix.as_dict()
 
 
 @dataclass(frozen=True)

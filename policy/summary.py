@@ -3,6 +3,7 @@ variants table of the Prefect table artifact."""
 
 from __future__ import annotations
 
+from policy.demand import DemandMix
 from policy.records import NightResult, RegisteredNight
 
 VARIANT_COLUMNS = ("id", "variant", "status", "artifact_bytes", "gzip_bytes", "mape_pct",
@@ -24,6 +25,15 @@ def _reason(decision, rule: str) -> dict | None:
     return next((r for r in decision.reasons if r["rule"] == rule), None)
 
 
+def _reference(decision) -> str:
+    """The best reference forecast the decision compared with, and the ratio to it."""
+    ratio = _reason(decision, "reference_ratio")
+    if ratio is None:
+        return "no reference"
+    return (f"{_figure(ratio['observed'])} x the best reference, {ratio['details'].get('reference')}"
+            f" at {_figure(ratio['details'].get('reference_error'))}")
+
+
 def class_decisions(night: RegisteredNight) -> list[str]:
     """Per device class what decided: the version chosen and why it may replace the champion,
     or why the champion stays; the worst store and item of the chosen version."""
@@ -41,8 +51,8 @@ def class_decisions(night: RegisteredNight) -> list[str]:
             lines.append(
                 f"{device_class}: version {chosen.id} ({chosen.variant}), {metric['rule']} "
                 f"{_figure(metric['observed'])} (spread {_figure(metric['details'].get('spread'))} "
-                f"over {len(origins)} origins); {_reason(decision, 'champion')['note']}; "
-                + ", ".join(worst))
+                f"over {len(origins)} origins; {_reference(decision)}); "
+                f"{_reason(decision, 'champion')['note']}; " + ", ".join(worst))
             continue
         stays = [(d, v) for v in night.versions for d in v.decisions or []
                  if d.device_class == device_class and not d.passed
@@ -53,8 +63,49 @@ def class_decisions(night: RegisteredNight) -> list[str]:
             failed = [r["note"] or _broken(r) for r in decision.reasons if not r["passed"]]
             lines.append(f"{device_class}: best candidate {version.variant}: " + "; ".join(failed))
         else:
-            lines.append(f"{device_class}: no variant passed the gate (see gate failures)")
+            lines.append(nothing_passed(night, device_class))
     return lines
+
+
+def nothing_passed(night: RegisteredNight, device_class: str) -> str:
+    """Why nothing shipped to a class, as one short paragraph: the metric and why, the best
+    variant that fits the class against the best reference, and where to look next."""
+    fitting = [(d, v) for v in night.versions for d in v.decisions or []
+               if d.device_class == device_class and all(
+                   r["passed"] for r in d.reasons if r["rule"] in ("artifact_bytes",
+                                                                  "latency_ms_p50"))]
+    if not fitting:
+        return (f"{device_class}: no variant passed the gate: none fits the class's size and "
+                "latency budget (see gate failures)")
+    decision, version = min(fitting, key=lambda dv: dv[0].reasons[0]["observed"]
+                            if dv[0].reasons[0]["observed"] is not None else float("inf"))
+    metric = decision.reasons[0]
+    failed = "; ".join(_broken(r) for r in decision.reasons if not r["passed"])
+    return (f"{device_class}: no variant passed the gate. The best that fits, {version.variant}, "
+            f"has {metric['rule']} {_figure(metric['observed'])} ({_reference(decision)}; WAPE "
+            f"{version.wape_pct:.1f} %); it failed {failed}. "
+            + f"`shelfcast gate suggest {device_class}` proposes limits.")
+
+
+def demand_line(night: RegisteredNight) -> str:
+    """The night's demand mix, which an `auto` metric resolves by."""
+    if not night.demand:
+        return "Demand: not profiled."
+    return f"Demand: {DemandMix.from_dict(night.demand).statement()}."
+
+
+def metric_lines(night: RegisteredNight) -> list[str]:
+    """What the gate measured tonight and why (each decision's first reason says), once per
+    distinct choice: classes may pin different metrics."""
+    chosen: dict[str, list[str]] = {}
+    for version in night.versions:
+        for decision in version.decisions or []:
+            first = decision.reasons[0]
+            why = first.get("note") or f"{first['rule']}: pinned by the policy"
+            classes = chosen.setdefault(why, [])
+            if decision.device_class not in classes:
+                classes.append(decision.device_class)
+    return [f"Gate metric for {', '.join(classes)}: {why}." for why, classes in chosen.items()]
 
 
 def start_line(night: RegisteredNight) -> str:
@@ -103,7 +154,8 @@ def night_markdown(result: NightResult) -> str:
              start_line(night), "",
              f"Trained on {night.data.series_count} series, {night.data.train_windows:,} training "
              f"windows; figures on {night.data.test_windows:,} held-out windows, measured on "
-             "LiteRT.", "", f"Drift: {result.drift}", "",
+             "LiteRT.", "", demand_line(night), "", *metric_lines(night), "",
+             f"Drift: {result.drift}", "",
              "| variant | artifact B | gzip B | MAPE % | WAPE % | MASE | p50 us | passed for |",
              "|---|---|---|---|---|---|---|---|"]
     for row in variant_rows(night):
@@ -118,8 +170,8 @@ def night_markdown(result: NightResult) -> str:
     lines += ["", "## Gate failures", ""]
     lines += [f"- {line}" for line in gate_failures(night)] or ["- none"]
     lines += ["", "## Best approved per device class", ""]
-    lines += [f"- {cls}: version {v.id} ({v.variant}, MAPE {v.mape_pct:.2f} %, "
-              f"{v.artifact_bytes:,} B)" for cls, v in night.best.items()] \
+    lines += [f"- {cls}: version {v.id} ({v.variant}, {_gate_figure(v, cls)}, MAPE "
+              f"{v.mape_pct:.2f} %, {v.artifact_bytes:,} B)" for cls, v in night.best.items()] \
         or ["- nothing passed the gate for any device class"]
     lines += ["", "## Released models' forecast quality", ""]
     lines += [f"- {line}" for line in result.quality] or ["- nothing released yet"]
@@ -132,6 +184,14 @@ def night_markdown(result: NightResult) -> str:
     if night.timings_s:
         lines += ["", "Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in night.timings_s.items())]
     return "\n".join(lines) + "\n"
+
+
+def _gate_figure(version, device_class: str) -> str:
+    """The error the class's gate chose `version` on, named by its metric."""
+    decision = next((d for d in version.decisions or [] if d.device_class == device_class), None)
+    if decision is None:
+        return "-"
+    return f"{decision.reasons[0]['rule']} {_figure(decision.reasons[0]['observed'])}"
 
 
 def _figure(value: float | None) -> str:

@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from policy.limits import MASE_DEFAULTS
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -91,6 +93,8 @@ class TrainingRun(Base):
     start_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     # the reference forecasts' and the released models' figures on the night's windows
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # the night's demand mix (policy.demand.DemandMix.as_dict)
+    demand: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -142,7 +146,7 @@ class GatePolicy(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     device_class: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer)
-    metric: Mapped[str] = mapped_column(String(16), default="mape_pct")
+    metric: Mapped[str] = mapped_column(String(16), default="auto")
     max_error: Mapped[float] = mapped_column(Float)
     max_delta_baseline: Mapped[float] = mapped_column(Float)
     min_gain: Mapped[float] = mapped_column(Float, default=0.2)
@@ -154,6 +158,14 @@ class GatePolicy(Base):
     max_zero_share_pct: Mapped[float] = mapped_column(Float, default=20.0)
     max_artifact_bytes: Mapped[int] = mapped_column(BigInteger)
     max_latency_ms: Mapped[float] = mapped_column(Float)
+    # the error limits in MASE, used when the metric is or resolves to MASE (policy.limits)
+    mase_max_error: Mapped[float] = mapped_column(Float, default=MASE_DEFAULTS["max_error"])
+    mase_max_delta_baseline: Mapped[float] = mapped_column(Float, default=MASE_DEFAULTS["max_delta_baseline"])
+    mase_min_gain: Mapped[float] = mapped_column(Float, default=MASE_DEFAULTS["min_gain"])
+    mase_max_loss: Mapped[float] = mapped_column(Float, default=MASE_DEFAULTS["max_loss"])
+    mase_max_worst_slice: Mapped[float] = mapped_column(Float, default=MASE_DEFAULTS["max_worst_slice"])
+    mase_max_slice_regression: Mapped[float] = mapped_column(
+        Float, default=MASE_DEFAULTS["max_slice_regression"])
     # a canary of this class goes to the fleet only after a person approved it
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False,
                                                    server_default=false())

@@ -3,9 +3,12 @@ one transaction, and read a registered night back as the flow, the CLI and the s
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from policy.demand import DemandMix, MetricChoice, resolve_metric
 from policy.gate import Figures, GateInput, best_reference, evaluate_gate
+from policy.limits import limits_for
 from policy.records import (
     Evaluation,
     NightData,
@@ -14,9 +17,11 @@ from policy.records import (
     RunRecord,
     VersionRecord,
 )
+from policy.suggest import Proposal, suggest_limits
 from storage.errors import NotFound, RegistryError
 from storage.models import GateDecision, ModelVersion, TrainingRun
 from storage.registry import (
+    POLICY_FIELDS,
     active_policies,
     find_run,
     policy_limits,
@@ -41,29 +46,64 @@ def register_and_gate(session: Session, *, run: RunRecord, versions: list[Versio
         raise RegistryError(f"run {run.run_key!r} lacks the evaluation of "
                             f"{sorted(missing | ({baseline_variant} - set(evidence.candidates)))}")
     for device_class, policy in active_policies(session).items():
-        limits = policy_limits(policy)
-        metric = limits.metric
+        choice = resolve_metric(policy.metric, evidence.demand)
+        limits = policy_limits(policy, choice.metric)
+        metric = choice.metric
         current = champion(session, device_class)
         champion_figures = _champion_figures(current, evidence, metric)
         canary = open_releases(session, device_class).get("canary")
         canary_figures = Figures.of(evidence.released[canary.model_version_id], metric,
                                     canary.model_version.artifact_bytes) \
             if canary is not None and canary.model_version_id in evidence.released else None
-        reference, reference_error = best_reference(evidence.references, metric)
-        baseline = evidence.candidates[baseline_variant].mean_over_origins(metric)
         for version in record.versions:
-            evaluation = evidence.candidates[version.variant]
-            verdict = evaluate_gate(GateInput(
-                candidate=Figures.of(evaluation, metric, version.artifact_bytes),
-                baseline_error=baseline, reference_name=reference,
-                reference_error=reference_error, zero_share=evaluation.overall.zero_share,
-                latency_ms_p50=version.latency_us_p50 / 1000, champion=champion_figures,
-                champion_version=current.id if current else None, canary=canary_figures,
+            verdict = evaluate_gate(gate_input(
+                version, evidence, choice, baseline_variant=baseline_variant,
+                champion=champion_figures, champion_version=current.id if current else None,
+                canary=canary_figures,
                 canary_version=canary.model_version_id if canary_figures else None), limits)
             record_decision(session, version, policy, verdict)
     for version in record.versions:
         settle_status(session, version)
     return record
+
+
+def gate_input(version: ModelVersion, evidence: NightEvidence, choice: MetricChoice, *,
+               baseline_variant: str, **comparison) -> GateInput:
+    """What the gate judges `version` on, in tonight's metric: its figures, this run's
+    baseline, the best reference, and (`comparison`) the champion and canary when there are."""
+    metric = choice.metric
+    evaluation = evidence.candidates[version.variant]
+    reference, reference_error = best_reference(evidence.references, metric)
+    return GateInput(
+        candidate=Figures.of(evaluation, metric, version.artifact_bytes),
+        baseline_error=evidence.candidates[baseline_variant].mean_over_origins(metric),
+        reference_name=reference, reference_error=reference_error,
+        zero_share=evaluation.overall.zero_share, latency_ms_p50=version.latency_us_p50 / 1000,
+        metric_reason=choice.reason, **comparison)
+
+
+def stored_evidence(run: TrainingRun) -> NightEvidence:
+    """A registered night's evidence as the registry keeps it (no paired-test units)."""
+    stored = run.evaluation or {}
+    return NightEvidence(
+        candidates={v.variant: Evaluation.from_dict(v.evaluation) for v in run.versions
+                    if v.evaluation},
+        references={k: Evaluation.from_dict(v) for k, v in stored.get("references", {}).items()},
+        released={}, demand=DemandMix.from_dict(run.demand) if run.demand else None)
+
+
+def replay_quality(run: TrainingRun, values: dict, chosen_metric: str, *,
+                   baseline_variant: str) -> dict[str, bool]:
+    """Which of a registered night's versions would pass the rules that judge a model on its
+    own under the policy `values` (fields as policy.limits names them), by variant."""
+    evidence = stored_evidence(run)
+    choice = resolve_metric(chosen_metric, evidence.demand)
+    limits = limits_for(values, choice.metric)
+    if baseline_variant not in evidence.candidates or not evidence.references:
+        return {}
+    return {version.variant: evaluate_gate(gate_input(
+                version, evidence, choice, baseline_variant=baseline_variant), limits
+            ).quality_passed for version in run.versions if version.variant in evidence.candidates}
 
 
 def _champion_figures(current: ModelVersion | None, evidence: NightEvidence,
@@ -81,8 +121,9 @@ def _champion_figures(current: ModelVersion | None, evidence: NightEvidence,
 
 
 def gate_error(decision: GateDecision) -> float:
-    """The error a decision was made on (its policy's metric, mean over origins)."""
-    return next(r["observed"] for r in decision.reasons if r["rule"] == decision.policy.metric)
+    """The error a decision was made on (the metric its policy resolved to that night, mean
+    over origins): its first reason."""
+    return decision.reasons[0]["observed"]
 
 
 def quality_passed(decision: GateDecision) -> bool:
@@ -123,4 +164,39 @@ def registered_night(session: Session, run_key: str, *, status: str) -> Register
         data=NightData(run.series_count, run.train_windows, run.test_windows),
         timings_s=dict(run.timings_s or {}),
         without_forecaster=classes_without_a_forecaster(run), start=run.start,
-        start_reason=run.start_reason)
+        start_reason=run.start_reason, demand=dict(run.demand or {}))
+
+
+def suggest_for_class(session: Session, device_class: str, *, baseline_variant: str,
+                      nights: int = 7) -> tuple[Proposal, list[dict]]:
+    """`gate suggest`: the proposal for `device_class` from the newest night's figures, and for
+    each of the last `nights` nights how many versions pass the class's quality rules now and
+    would under the proposal (and the best of them), all read from the registry."""
+    policy = active_policies(session).get(device_class)
+    if policy is None:
+        raise NotFound(f"unknown device class {device_class[:40]!r}; known: "
+                       f"{', '.join(active_policies(session)) or 'none'}")
+    runs = session.scalars(select(TrainingRun).order_by(TrainingRun.as_of.desc(),
+                                                        TrainingRun.id.desc()).limit(nights)).all()
+    if not runs:
+        raise NotFound("no night is registered yet: run `shelfcast nightly` first")
+    evidence = stored_evidence(runs[0])
+    if not evidence.references or baseline_variant not in evidence.candidates:
+        raise NotFound(f"night {runs[0].as_of} keeps no reference figures to suggest from")
+    values = {f: getattr(policy, f) for f in POLICY_FIELDS}
+    metric = resolve_metric(policy.metric, evidence.demand).metric
+    proposal = suggest_limits(values, metric, references=evidence.references,
+                              candidates=evidence.candidates, baseline=baseline_variant)
+    proposed = proposal.limits(values)
+    replay = []
+    for run in runs:
+        errors = {v.variant: gate_error(d) for v in run.versions for d in v.decisions
+                  if d.device_class == device_class}
+        now = replay_quality(run, values, policy.metric, baseline_variant=baseline_variant)
+        then = replay_quality(run, proposed, policy.metric, baseline_variant=baseline_variant)
+        passing = [v for v, ok in then.items() if ok]
+        replay.append({"as_of": run.as_of.isoformat(), "passes_now": sum(now.values()),
+                       "would_pass": len(passing), "variants": len(then),
+                       "best_would_pass": min(passing, key=lambda v: errors.get(v) or 0.0)
+                       if passing else None})
+    return proposal, replay

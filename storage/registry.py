@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from policy.gate import GateLimits, GateVerdict
+from policy.limits import BY_NAME, METRIC_CHOICES, limits_for
+from policy.limits import POLICY_FIELDS as SPEC
 from policy.records import (
-    GATE_METRICS,
     DecisionView,
     NightEvidence,
     RunRecord,
@@ -23,15 +24,10 @@ from policy.records import (
 from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import GateDecision, GatePolicy, ModelVersion, TrainingRun, utcnow
 
-POLICY_FIELDS = ("metric", "max_error", "max_delta_baseline", "min_gain", "confidence", "max_loss",
-                 "max_reference_ratio", "max_worst_slice", "max_slice_regression",
-                 "max_zero_share_pct", "max_artifact_bytes", "max_latency_ms")
-# a new device class must name these; the others start from these defaults
-REQUIRED_FOR_NEW_CLASS = ("max_error", "max_delta_baseline", "max_loss", "max_artifact_bytes",
-                          "max_latency_ms")
-POLICY_DEFAULTS = {"metric": "mape_pct", "min_gain": 0.2, "confidence": 0.95,
-                   "max_reference_ratio": 1.0, "max_worst_slice": 60.0,
-                   "max_slice_regression": 5.0, "max_zero_share_pct": 20.0}
+POLICY_FIELDS = tuple(f.name for f in SPEC)
+# a new device class must name these; the others start from their defaults
+REQUIRED_FOR_NEW_CLASS = tuple(f.name for f in SPEC if f.default is None)
+POLICY_DEFAULTS = {f.name: f.default for f in SPEC if f.default is not None}
 VERSION_STATUSES = ("candidate", "approved", "rejected", "released", "retired")
 
 
@@ -52,32 +48,18 @@ def active_policies(session: Session) -> dict[str, GatePolicy]:
     return {policy.device_class: policy for policy in rows}
 
 
-# Each threshold's sane range: a limit outside it is a typo or an attempt to switch the gate
-# off (inf, 1e308, NaN), never a policy.
-POLICY_BOUNDS: dict[str, tuple[float, float]] = {
-    "max_error": (0.0, 1000.0),  # in the policy's metric: percent, or a ratio for MASE
-    "max_delta_baseline": (-100.0, 100.0),
-    "min_gain": (0.0, 100.0),
-    "confidence": (0.5, 0.9999),
-    "max_loss": (0.0, 100.0),
-    "max_reference_ratio": (0.1, 10.0),
-    "max_worst_slice": (0.0, 1000.0),
-    "max_slice_regression": (0.0, 1000.0),
-    "max_zero_share_pct": (0.0, 100.0),
-    "max_artifact_bytes": (1, 2**31 - 1),
-    "max_latency_ms": (0.001, 60_000.0),
-}
 DEVICE_CLASS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def check_policy_value(name: str, value) -> float | int | str:
     """`value` for threshold `name` if it is a finite number within its range (or a known
-    metric), else a RegistryError naming the field, the value and the range."""
+    metric choice), else a RegistryError naming the field, the value and the range."""
     if name == "metric":
-        if value not in GATE_METRICS:
-            raise RegistryError(f"metric must be one of {GATE_METRICS}, got {str(value)[:40]!r}")
+        if value not in METRIC_CHOICES:
+            raise RegistryError(f"metric must be one of {METRIC_CHOICES}, got {str(value)[:40]!r}")
         return value
-    low, high = POLICY_BOUNDS[name]
+    # a limit outside its range is a typo or an attempt to switch the gate off (inf, 1e308, NaN)
+    low, high = BY_NAME[name].low, BY_NAME[name].high
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
@@ -130,8 +112,9 @@ def set_policy(session: Session, device_class: str, *, by: str, new_class: bool 
     return policy
 
 
-def policy_limits(policy: GatePolicy) -> GateLimits:
-    return GateLimits(**{f: getattr(policy, f) for f in POLICY_FIELDS})
+def policy_limits(policy: GatePolicy, metric: str) -> GateLimits:
+    """The policy's limits in `metric`, the metric it resolved to tonight."""
+    return limits_for({f: getattr(policy, f) for f in POLICY_FIELDS}, metric)
 
 
 def policy_as_dict(policy: GatePolicy) -> dict:
@@ -250,4 +233,5 @@ def version_view(version: ModelVersion, *, details: bool = False) -> VersionView
         lineage={"code_version": version.run.code_version, **(version.run.lineage or {})}
         if details else None,
         evaluation=version.evaluation if details else None,
+        demand=(version.run.demand or None) if details else None,
     )

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         "series per partition when a model's held-out windows are forecast on LiteRT; the "
         "partitions of a model run as parallel tasks"))
     drift: dict[str, float | int | str] = Field(
-        default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. p_threshold")
+        default_factory=dict, description="overrides of monitoring.drift.DriftConfig, e.g. false_alert_rate")
     quality: dict[str, float | int] = Field(
         default_factory=dict, description="overrides of monitoring.quality.QualityConfig")
 

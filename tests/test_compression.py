@@ -95,3 +95,24 @@ def test_int8_and_pruning_shrink_what_they_should(built):
     assert built["pruned50"].nonzero_params < built["lstm64"].nonzero_params
     # same bytes on disk: a dense file stores zeros too (only gzip sees the sparsity)
     assert built["pruned50"].figures.artifact_bytes == built["lstm64"].figures.artifact_bytes
+
+
+def test_a_count_loss_model_exports_a_forecast_that_is_never_negative_and_matches_keras(split):
+    """Poisson loss: the Dense output is a log rate, exp() of it the forecast, in Keras and in
+    the exported graph alike."""
+    import keras
+
+    from compression.evaluate import litert_forecast
+    from compression.evaluation import yardstick
+    from compression.export import export_tflite
+    from compression.lstm import build_lstm, predict_sales
+
+    keras.utils.set_random_seed(3)
+    model = build_lstm(16, loss="poisson")
+    assert model.get_layer("dense").activation is keras.activations.exponential
+    ys = yardstick(split)
+    part = list(range(len(ys.series)))
+    on_device = litert_forecast(export_tflite(model), ys, part)
+    in_keras = predict_sales(model, ys.test.history, ys.test.target_weekday)
+    assert (on_device > 0).all()
+    assert np.abs(on_device - in_keras).max() <= 1e-4 * ys.test.target.mean()

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from monitoring.drift import DriftConfig, check_drift, details
+from monitoring.drift import check_drift, details
 from monitoring.workspace import WORKSPACE_PROJECT, add_to_workspace
 from storage.db import make_engine, session_factory, upgrade
 from storage.drift_reports import save_drift_report
@@ -34,7 +34,7 @@ def saved_nights(tmp_path_factory):
     sessions = session_factory(engine)
     checks = []
     for as_of in NIGHTS:
-        check = check_drift(sales, as_of, config=DriftConfig(max_current_days=3))
+        check = check_drift(sales, as_of)
         with sessions() as session, session.begin():
             save_drift_report(session, check, folder=root / "reports", details=details(check))
         add_to_workspace(root / "workspace", check)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from monitoring import alerts as rules
-from monitoring.drift import DriftConfig, check_drift
+from monitoring.drift import check_drift
 from monitoring.notify import deliver, mask_url, scrub_secrets
 from monitoring.quality import QualityConfig, score_release
 from storage.alerts import (
@@ -67,8 +67,10 @@ def shifted_sales():
                           shifts=[Shift(store=2, start=FIRST_NIGHT, factor=1.2)])
 
 
-def nights(sales, count):
-    return [check_drift(sales, FIRST_NIGHT + dt.timedelta(days=k)) for k in range(count)]
+def nights(sales, count, *, reports=(0,)):
+    """The checks of `count` nights from the first; Evidently's reports only on `reports`."""
+    return [check_drift(sales, FIRST_NIGHT + dt.timedelta(days=k), reports=k in reports,
+                        power=k in reports) for k in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -93,29 +95,51 @@ def test_stable_sales_raise_no_drift_alert_night_after_night(stable_checks, sess
 
 def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(shifted_checks):
     checks = shifted_checks
+    assert checks[0].power["store 2"].nights_to_target <= 3, "the check says it can"
     flagged = [[(f.kind, f.id) for f in c.findings] for c in checks]
     assert [("store", 2)] in flagged, flagged
     assert all(named in ([], [("store", 2)]) for named in flagged), "only the shifted store"
     (last,) = checks[-1].findings  # three shifted days: the level is up by about 20 %
-    assert "store 2" in last.message and last.level_change_pct > 10
-    assert last.severity == "severe"
-    assert "store_2_relative_sales" in checks[-1].drifted_columns
+    assert last.message.startswith("store 2: +") and 10 < last.level_change_pct < 30
+    assert last.severity == "severe" and last.change == "level"
+    assert abs((last.since - FIRST_NIGHT).days) <= 1, "the start is estimated"
+    assert "since 20" in last.message and "against the other stores" in last.message
 
 
 def test_with_three_stores_a_shifted_store_does_not_make_a_steady_one_look_shifted():
     sales = generate_sales(stores=3, items=10, start="2017-05-01", end="2017-09-05", seed=3,
                            shifts=[Shift(store=3, start=FIRST_NIGHT, factor=1.3)])
-    flagged = [[(f.kind, f.id) for f in c.findings] for c in nights(sales, 3)[1:]]
+    flagged = [[(f.kind, f.id) for f in c.findings] for c in nights(sales, 3, reports=())[1:]]
     assert flagged == [[("store", 3)], [("store", 3)]]
 
 
-def test_an_item_up_20_pct_in_every_store_is_alerted_naming_that_item():
-    sales = generate_sales(stores=4, items=5, start="2017-05-01", end="2017-09-05", seed=3,
+def test_an_item_up_20_pct_in_every_store_is_named_within_the_nights_the_check_states():
+    sales = generate_sales(stores=4, items=5, start="2017-05-01", end="2017-09-10", seed=3,
                            shifts=[Shift(store=s, item=4, start=FIRST_NIGHT, factor=1.2)
                                    for s in range(1, 5)])
-    flagged = [[(f.kind, f.id) for f in c.findings] for c in nights(sales, 3)]
-    assert [("item", 4)] in flagged, flagged
+    checks = nights(sales, 5, reports=())
+    stated = check_drift(sales, FIRST_NIGHT - dt.timedelta(days=1),
+                         reports=False).power["item 4"].nights_to_target
+    flagged = [[(f.kind, f.id) for f in c.findings] for c in checks]
+    assert stated is not None and [("item", 4)] in flagged[:stated], (stated, flagged)
     assert all(named in ([], [("item", 4)]) for named in flagged), "only the shifted item"
+
+
+def test_a_promotion_that_is_over_is_named_as_a_burst():
+    """Store 2 sells 60 % more for three days, then as before: two nights later the alert says
+    when the burst was and that the level is back."""
+    sales = generate_sales(stores=4, items=5, start="2017-05-01", end="2017-09-10", seed=3,
+                           shifts=[Shift(store=2, start=FIRST_NIGHT, factor=1.6, kind="promo",
+                                         every_days=30, promo_days=3)])
+    (finding,) = check_drift(sales, FIRST_NIGHT + dt.timedelta(days=5), reports=False,
+                             power=False).findings
+    assert (finding.kind, finding.id, finding.change) == ("store", 2, "burst")
+    assert (finding.since, finding.until) == (FIRST_NIGHT, FIRST_NIGHT + dt.timedelta(days=2))
+    assert "a burst: promotion pattern" in finding.message and finding.level_change_pct > 40
+    (raised,) = rules.drift_alert_changes(check_drift(
+        sales, FIRST_NIGHT + dt.timedelta(days=5), reports=False, power=False),
+        report_link=None).raised
+    assert raised.dedup_key == "data_drift:store:2" and raised.scope["change"] == "burst"
 
 
 def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shifted_checks,
@@ -125,10 +149,12 @@ def test_the_same_drift_on_consecutive_nights_updates_one_alert_and_clears(shift
         for check in checks:
             drift_alerts(session, check, report_link="file:///reports/x.html")
         (alert,) = open_alerts(session, kind="data_drift")
-        assert alert.scope["store"] == 2
+        assert alert.scope["store"] == 2 and alert.scope["change"] == "level"
+        assert alert.scope["since"] == checks[-1].findings[0].since.isoformat()
         assert alert.occurrences == sum(1 for c in checks if c.findings)
         assert alert.link == "file:///reports/x.html"
-        calm = check_drift(shifted_sales, FIRST_NIGHT, config=DriftConfig(p_threshold=1e-300))
+        calm = check_drift(shifted_sales, FIRST_NIGHT - dt.timedelta(days=1), reports=False,
+                           power=False)  # the night before the shift
         drift_alerts(session, calm, report_link=None)
         assert open_alerts(session) == [] and alert.resolved_at is not None
 

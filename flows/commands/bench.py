@@ -40,7 +40,25 @@ def baseline(args) -> None:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ["forecast", "mape_pct", "wape_pct", "windows"])
+        print_table(rows, ["forecast", "mape_pct", "wape_pct", "mase", "windows"])
+
+
+def loss(args) -> None:
+    from bench.loss import loss_benchmark, loss_markdown
+    from compression.recipe import recipe_for
+    from storage.sales import read_sales_csv
+    from storage.synthetic import generate_sales
+
+    sales = read_sales_csv(args.data)[0] if args.data else generate_sales(
+        stores=2, items=5, start="2015-01-01", end="2017-12-31", seed=0)
+    result = loss_benchmark(sales, recipe_for(args.profile), units=args.units, seeds=args.seeds,
+                            progress=_progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    (out / "results.md").write_text(loss_markdown(result))
+    print(loss_markdown(result))
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
 
 
 def article(args) -> None:
@@ -69,20 +87,34 @@ def article(args) -> None:
 
 
 def drift(args) -> None:
-    from bench.drift import REGIMES, calibrate, calibration_markdown
+    """Stable nights and shifted runs per regime (bench/drift.py): false-alarm rate against
+    its target, stated against measured power; figures to --out, the plot to --plot."""
+    from bench.drift import REAL, REGIMES, bench, bench_markdown, power_plot_png
     from monitoring.drift import DriftConfig
+    from storage.sales import read_sales_csv
 
-    config = DriftConfig(**({"p_threshold": args.p_threshold} if args.p_threshold else {}))
-    regimes = [r.strip() for r in args.regimes.split(",")] if args.regimes else list(REGIMES)
-    results = calibrate(config=config, regimes=regimes, seeds=parse_id_range(args.seeds),
-                        stable_nights=args.nights, shift_nights=args.shift_nights,
-                        progress=_progress)
+    config = DriftConfig(**({"false_alert_rate": args.false_alert_rate}
+                            if args.false_alert_rate else {}))
+    regimes = ([r.strip() for r in args.regimes.split(",")] if args.regimes
+               else [*REGIMES, REAL])
+    real = None
+    if REAL in regimes:
+        if not args.data.exists():
+            raise ValueError(f"{args.data}: not found; pass --data PATH/m5-sample.csv or leave "
+                             f"{REAL!r} out of --regimes")
+        real = read_sales_csv(args.data)[0]
+    results = bench(config=config, regimes=regimes, seeds=parse_id_range(args.seeds),
+                    stable=args.nights, runs=args.runs, real_sales=real, progress=_progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.md").write_text(calibration_markdown(results))
-    print(calibration_markdown(results))
-    print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
+    markdown = bench_markdown(results)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "results.md").write_text(markdown)
+    plot = Path(args.plot) if args.plot else out / "drift-power.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    plot.write_bytes(power_plot_png(results))
+    print(markdown)
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {plot}")
 
 
 def gate(args) -> None:

@@ -22,9 +22,18 @@ def generate(args) -> None:
 
 
 def ingest(args) -> None:
-    from storage.ingest import describe_ingest, ingest_file
+    import datetime as dt
 
-    print(describe_ingest(ingest_file(get_catalog(), args.file, replace=args.replace)))
+    from monitoring.demand import PROFILE_DAYS, profile_sales
+    from storage.ingest import describe_ingest, ingest_file
+    from storage.sales import load_sales, sales_date_range
+
+    catalog = get_catalog()
+    print(describe_ingest(ingest_file(catalog, args.file, replace=args.replace)))
+    with catalog.session() as session:  # the stored series as they stand now, last year
+        _, newest = sales_date_range(session)
+        recent = load_sales(session, start=newest - dt.timedelta(days=PROFILE_DAYS - 1))
+    print(f"demand: {profile_sales(recent).statement()}")
 
 
 def db_upgrade(args) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flows.output import print_json, print_table, user
+from policy.demand import DemandMix
+from policy.limits import POLICY_FIELDS
 from storage.catalog import get_catalog
 
-POLICY_COLUMNS = ["device_class", "version", "metric", "max_error", "max_delta_baseline",
-                  "min_gain", "confidence", "max_loss", "max_reference_ratio", "max_worst_slice",
-                  "max_slice_regression", "max_zero_share_pct", "max_artifact_bytes",
-                  "max_latency_ms", "require_approval", "created_by"]
+POLICY_COLUMNS = ["device_class", "version", *(f.name for f in POLICY_FIELDS),
+                  "require_approval", "created_by"]
 
 
 def audit(session, actor: str, action: str, target: str, note: str | None = None) -> None:
@@ -29,19 +29,47 @@ def gate_show(args) -> None:
         print_table(policies, POLICY_COLUMNS)
 
 
+def gate_suggest(args) -> None:
+    from compression.variants import BASELINE
+    from storage.nights import suggest_for_class
+
+    if args.nights < 1:
+        raise ValueError(f"--nights must be at least 1, got {args.nights}")
+    with get_catalog().session() as session:
+        proposal, replay = suggest_for_class(session, args.device_class,
+                                             baseline_variant=BASELINE, nights=args.nights)
+    rows = [{"field": s.field, "current": s.current, "suggested": s.suggested,
+             "why": s.why} for s in proposal.suggestions]
+    if args.json:
+        print_json({"device_class": args.device_class, "metric": proposal.metric,
+                    "best_reference": proposal.reference,
+                    "reference_error": proposal.reference_error, "limits": rows,
+                    "notes": proposal.notes, "nights": replay})
+        return
+    print(f"{args.device_class}: the gate measures {proposal.metric}; the best reference is "
+          f"{proposal.reference} ({proposal.reference_error:.4g}) on the newest night")
+    print_table(rows, ["field", "current", "suggested", "why"])
+    for note in proposal.notes:
+        print(f"note: {note}")
+    print(f"\nversions passing the class's own rules (size and latency included), now and "
+          f"under the suggestion, on the last {len(replay)} night(s):")
+    print_table(replay, ["as_of", "passes_now", "would_pass", "variants", "best_would_pass"])
+    changed = [s for s in proposal.suggestions if s.changes]
+    if changed:
+        flags = " ".join(f"--{s.field.replace('_', '-')} {s.suggested:g}" for s in changed)
+        print(f"\nnothing changed; to adopt it: shelfcast gate set {args.device_class} {flags}")
+    else:
+        print("\nthe current limits already let through every model that beats the references")
+
+
 def gate_set(args) -> None:
     from storage.registry import set_policy
 
     with get_catalog().unit_of_work() as session:
         policy = set_policy(
             session, args.device_class, by=user(args.by), new_class=args.new_class,
-            metric=args.metric, max_error=args.max_error,
-            max_delta_baseline=args.max_delta_baseline, min_gain=args.min_gain,
-            confidence=args.confidence, max_loss=args.max_loss,
-            max_reference_ratio=args.max_reference_ratio, max_worst_slice=args.max_worst_slice,
-            max_slice_regression=args.max_slice_regression,
-            max_zero_share_pct=args.max_zero_share_pct, max_artifact_bytes=args.max_bytes,
-            max_latency_ms=args.max_latency_ms, require_approval=args.require_approval)
+            require_approval=args.require_approval,
+            **{f.name: getattr(args, f.name) for f in POLICY_FIELDS})
         device_class, version = policy.device_class, policy.version
         audit(session, policy.created_by, "gate.set", f"{device_class} policy {version}")
     print(f"gate policy for {device_class} is now version {version}")
@@ -72,8 +100,10 @@ def models_show(args) -> None:
         return
     first = ["id", "variant", "status", "as_of", "run_id", "technique", "base_variant"]
     for key in first + [k for k in data if k not in first]:
-        if key not in ("decisions", "hyperparams", "lineage", "evaluation"):
+        if key not in ("decisions", "hyperparams", "lineage", "evaluation", "demand"):
             print(f"{key:>22}: {data[key]}")
+    if data.get("demand"):
+        print(f"{'demand':>22}: {DemandMix.from_dict(data['demand']).statement()}")
     print_evaluation(data.get("evaluation") or {})
     lineage = data["lineage"]
     print("\nlineage")

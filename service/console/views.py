@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from policy.summary import class_decisions, gate_failures, variant_rows
+from policy.summary import class_decisions, demand_line, gate_failures, variant_rows
 from storage.alerts import alert_as_dict, open_alerts
 from storage.approvals import awaits_approval
 from storage.devices import fleet_status
@@ -63,7 +63,7 @@ def tonight(session: Session) -> dict:
                   "start": run.start, "start_reason": run.start_reason,
                   "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
                   "series": run.series_count, "train_windows": run.train_windows,
-                  "test_windows": run.test_windows},
+                  "test_windows": run.test_windows, "demand": demand_line(night)},
         "timings_s": {k: round(v, 1) for k, v in (run.timings_s or {}).items()},
         "variants": variant_rows(night),
         "decisions": class_decisions(night),

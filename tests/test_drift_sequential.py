@@ -1,0 +1,172 @@
+"""The drift decision itself (policy/drift.py) on plain arrays: a count model that measures
+each store's over-dispersion, a test against the other stores that the season does not move,
+evidence that adds up night after night, false alarms held however many stores and items there
+are, and the power of that same rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policy import drift as rule
+
+WINDOW = 14
+REFERENCE = 56
+
+
+def group_days(rng, means, days, *, factor=None, dispersion=1.0):
+    """Daily counts (members x days) at `means` a day, each day's mean times `factor`
+    (members x days) when given; quasi-Poisson with `dispersion`."""
+    mean = np.asarray(means, float)[:, None] * (1.0 if factor is None else factor)
+    if dispersion == 1.0:
+        return rng.poisson(np.broadcast_to(mean, (len(means), days))).astype(float)
+    shape = mean / (dispersion - 1)
+    return rng.poisson(mean * rng.gamma(shape, 1 / shape, (len(means), days))).astype(float)
+
+
+def thresholds_for(window, reference, history, *, rate=0.002, members=None):
+    dispersions, df = rule.dispersion(history, history.sum(axis=0) - history)
+    alpha = rate / (members or len(window))
+    return dispersions, np.array([rule.alarm_threshold(alpha, window_days=WINDOW, df=df,
+                                                       dispersion=d) for d in dispersions])
+
+
+def decide(reference_days, window):
+    dispersions, thresholds = thresholds_for(window, reference_days[:, -REFERENCE:],
+                                             reference_days)
+    return rule.name_shifted(window, reference_days[:, -REFERENCE:].sum(axis=1), dispersions,
+                             thresholds).named
+
+
+def test_cusum_names_a_small_shift_on_the_night_evidence_suffices():
+    """Store 0 sells 12 % more from night 1 on: three nights are too few to name it at these
+    counts; the evidence of the following nights names it, with its start and size. The
+    reference stays (the released model's), the window slides a day a night."""
+    rng = np.random.default_rng(4)
+    means = [300.0, 320.0, 280.0, 310.0, 290.0]
+    history = group_days(rng, means, 112)
+    factor = np.ones((5, WINDOW + 20))
+    factor[0, WINDOW:] = 1.12  # stable for a window, then shifted
+    days = group_days(rng, means, WINDOW + 20, factor=factor)
+    named_on = {night: decide(history, days[:, night:night + WINDOW]) for night in range(1, 21)}
+    first = min(night for night, named in named_on.items() if named)
+    assert first > 3, "12 % at 300 a day is too small to show in three nights"
+    assert first <= WINDOW, named_on
+    [found] = named_on[first]
+    assert found.member == 0 and 0.05 < found.shift < 0.2
+    # a small shift's first day is uncertain by a few days: the start is the likeliest one
+    assert abs(found.start - (WINDOW - first)) <= 4, (found.start, first)
+
+
+def test_the_season_moving_every_store_is_no_drift():
+    rng = np.random.default_rng(1)
+    means = [200.0, 150.0, 100.0, 120.0]
+    history = group_days(rng, means, 112)
+    window = group_days(rng, means, WINDOW, factor=np.full((4, WINDOW), 1.4))  # +40 % for all
+    assert decide(history, window) == []
+
+
+def test_one_shifted_store_does_not_make_the_steady_ones_look_shifted():
+    """Against the rest, store 2's +40 % makes the two others look 12 % down; once it is named
+    it leaves the rest, and the steady ones are judged against each other."""
+    rng = np.random.default_rng(2)
+    means = [400.0, 400.0, 400.0]
+    history = group_days(rng, means, 112)
+    factor = np.ones((3, WINDOW))
+    factor[2] = 1.4
+    named = decide(history, group_days(rng, means, WINDOW, factor=factor))
+    assert [f.member for f in named] == [2]
+    assert named[0].shift == pytest.approx(0.4, abs=0.06)
+
+
+def test_the_count_model_measures_over_dispersion_on_the_reference():
+    rng = np.random.default_rng(3)
+    poisson = group_days(rng, [50.0] * 4, 112)
+    noisy = group_days(rng, [50.0] * 4, 112, dispersion=4.0)
+    calm, df = rule.dispersion(poisson, poisson.sum(axis=0) - poisson)
+    wide, _ = rule.dispersion(noisy, noisy.sum(axis=0) - noisy)
+    assert df == 111 and np.all(calm < 1.5) and np.all(wide > 2.5)
+    low = rule.alarm_threshold(1e-4, window_days=WINDOW, df=df, dispersion=float(calm.max()))
+    high = rule.alarm_threshold(1e-4, window_days=WINDOW, df=20, dispersion=3.0)
+    assert high > low, "an estimated dispersion (few days) needs a higher bar"
+
+
+@pytest.mark.parametrize("dispersion", [1.0, 3.0])
+def test_stable_windows_cross_the_threshold_at_the_stated_rate(dispersion):
+    """20,000 stable nights of one member against its rest, dispersion estimated on 112 days:
+    the share that crosses stays at or under the level the threshold was set for."""
+    rng = np.random.default_rng(5)
+    nights, alpha = 20_000, 0.01
+    member = group_days(rng, [3.0] * nights, 112 + WINDOW, dispersion=dispersion)
+    rest = group_days(rng, [30.0] * nights, 112 + WINDOW, dispersion=dispersion)
+    dispersions, df = rule.dispersion(member[:, :112], rest[:, :112])
+    statistic, _ = rule.window_scan(member[:, 112:], rest[:, 112:],
+                                    member[:, 56:112].sum(axis=1), rest[:, 56:112].sum(axis=1),
+                                    dispersions)
+    levels = {d: rule.alarm_threshold(alpha, window_days=WINDOW, df=df, dispersion=d)
+              for d in np.unique(np.round(dispersions, 2))}
+    crossed = np.abs(statistic) >= np.array([levels[d] for d in np.round(dispersions, 2)])
+    assert crossed.mean() <= alpha * 1.3, crossed.mean()
+    assert crossed.mean() >= alpha * 0.3, "not wildly conservative either"
+
+
+def test_more_stores_and_items_keep_the_night_false_alarm_rate():
+    """The threshold is set per member at rate / members: 500 members need a higher bar than 50,
+    by what holds the chance that any of them crosses on a night at the rate."""
+    at_50 = rule.alarm_threshold(0.002 / 50, window_days=WINDOW, df=111)
+    at_500 = rule.alarm_threshold(0.002 / 500, window_days=WINDOW, df=111)
+    assert 4.0 < at_50 < at_500 < 5.5
+
+
+def test_detection_power_is_that_of_the_rule_on_counts_of_the_members_volume():
+    big = rule.Volume(500.0, 2000.0, 500.0 * 56, 2000.0 * 56, 1.0, 4.4)
+    small = rule.Volume(2.0, 6.0, 112.0, 336.0, 1.5, 4.4)
+    curves = rule.detection_power([big, small], [0.0, 0.2, 1.0], window_days=WINDOW,
+                                  replicates=300)
+    assert curves.shape == (2, 3, WINDOW)
+    assert curves[:, 0, -1].max() <= 0.02, "no shift: hardly ever named"
+    assert np.all(np.diff(curves, axis=2) >= 0), "named by night k: never less later"
+    assert curves[0, 1, 2] > 0.95, "+20 % at 500 a day is named within three nights"
+    assert curves[1, 1, -1] < 0.1, "+20 % at 2 a day is not named within the window"
+
+
+def test_power_statement_is_finite_at_low_counts():
+    """A store selling 2 a day: the statement names a finite, readable shift and the nights."""
+    small = rule.Volume(2.0, 6.0, 112.0, 336.0, 1.5,
+                        rule.alarm_threshold(0.002 / 15, window_days=WINDOW, df=111,
+                                             dispersion=1.5))
+    curves = rule.detection_power([small], rule.SHIFT_GRID, window_days=WINDOW)
+    summary = rule.power_summary(curves[0], rule.SHIFT_GRID, target_shift=0.2, target_nights=3,
+                                 power=0.8)
+    line = rule.power_statement("store 6", 2.0, summary, target_shift=0.2, target_nights=3,
+                                window_days=WINDOW)
+    assert summary.nights_to_target is None and 0.6 < summary.shift_in_window <= 4.0
+    assert line == (f"store 6 sells 2 a day: a shift under {rule._pct(summary.shift_in_window)} "
+                    "takes more than 14 nights to show")
+    never = rule.power_statement("item 9", 0.0, summary, target_shift=0.2, target_nights=3,
+                                 window_days=WINDOW)
+    assert never == "item 9 sold nothing in the reference days: there is no level to test against"
+
+
+def test_a_rise_that_needs_more_than_the_target_nights_is_said_so():
+    curves = np.zeros((3, WINDOW))
+    curves[1, 4:] = 0.9  # +20 %: 80 % from night 5
+    curves[2, 1:] = 0.9  # +40 %: from night 2
+    summary = rule.power_summary(curves, (0.1, 0.2, 0.4), target_shift=0.2, target_nights=3,
+                                 power=0.8)
+    # by night 3: +20 % at 0, +40 % at 90 %: 80 % is reached at about +38 %
+    assert summary.nights_to_target == 5
+    assert summary.shift_in_target_nights == pytest.approx(0.2 + 0.2 * 0.8 / 0.9)
+    assert rule.power_statement("item 6", 45.0, summary, target_shift=0.2, target_nights=3,
+                                window_days=WINDOW) == (
+        "item 6 sells 45 a day: a 20 % shift takes 5 nights to show; within 3 nights only "
+        "shifts over 38 %")
+
+
+def test_a_burst_that_is_over_is_told_from_a_lasting_level():
+    rng = np.random.default_rng(6)
+    rest = rng.poisson(400.0, WINDOW).astype(float)
+    promo = rng.poisson(np.r_[[100.0] * 6, [160.0] * 3, [100.0] * 5]).astype(float)
+    lasting = rng.poisson(np.r_[[100.0] * 6, [160.0] * 8]).astype(float)
+    assert rule.burst(promo, rest, 5600.0, 22400.0, 1.0) == (6, 8)
+    assert rule.burst(lasting, rest, 5600.0, 22400.0, 1.0) is None
