@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
+from policy.records import QualityOutcome
 from storage.catalog import Catalog
 
 
@@ -17,6 +19,12 @@ def config_from_settings(cls, overrides: dict, setting: str):
         return cls(**overrides)
     except TypeError as exc:
         raise ValueError(f"settings `{setting}`: {exc}") from exc
+
+
+def ingest_drop(catalog: Catalog, drop: str) -> str:
+    from storage.ingest import describe_ingest, ingest_file
+
+    return describe_ingest(ingest_file(catalog, Path(drop)))
 
 
 def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
@@ -80,3 +88,60 @@ def drift_check(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date, *,
     add_to_workspace(catalog.evidently_workspace, check)
     return DriftOutcome(f"report {report_id} ({html}): {check.summary()}; {len(alerts)} open "
                         "drift alert(s)", report_id, html, details["findings"], len(alerts))
+
+
+def quality_check(catalog: Catalog, sales: pd.DataFrame, as_of: dt.date) -> QualityOutcome:
+    """Score every released model on the actuals that arrived after its training data, and
+    each open canary against the fleet model on its stores' actuals since it started."""
+    from monitoring.alerts import quality_alert_changes
+    from monitoring.quality import (
+        QualityConfig,
+        ScoredModel,
+        compare_canary,
+        score_release,
+        store_figures,
+    )
+    from storage.alerts import apply_alert_changes
+    from storage.artifacts import read_artifact
+    from storage.releases import released_models
+
+    config = config_from_settings(QualityConfig, catalog.settings.quality, "quality")
+    lines, scores, unscored = [], [], []
+    models: dict[str, dict[str, tuple]] = {}
+    with catalog.session() as session:
+        released = released_models(session)
+        canary_stores = {cls: r.stores for cls, r in released if r.channel == "canary"}
+        for device_class, release in released:
+            version = release.model_version
+            content = read_artifact(version.artifact_uri)
+            models.setdefault(device_class, {})[release.channel] = (release, ScoredModel(
+                version.id, content, version.run.data_end, version.mape_pct))
+            # a canary is judged on its canary stores' actuals, the fleet model on the rest
+            score = score_release(
+                sales, as_of, content,
+                trained_through=version.run.data_end, model_version=version.id,
+                device_class=device_class, gate_mape_pct=version.mape_pct, config=config,
+                stores=release.stores if release.channel == "canary" else None,
+                exclude_stores=canary_stores.get(device_class, []) if release.channel == "stable"
+                else (), store_gate_mape_pct=store_figures(version.evaluation),
+                channel=release.channel)
+            if score is None:
+                unscored.append((device_class, version.id))
+                lines.append(f"{device_class}/{release.channel}: version {version.id} has no new "
+                             "actuals to score yet")
+            else:
+                scores.append(score)
+                lines.append(score.message + (" - DEGRADED" if score.degraded else ""))
+    canaries = {}
+    for device_class, channels in models.items():
+        if "canary" not in channels:
+            continue
+        canary, model = channels["canary"]
+        canaries[device_class] = compare_canary(
+            sales, as_of, device_class=device_class, canary_release=canary.id,
+            started=canary.as_of or as_of, stores=canary.stores, canary=model,
+            stable=channels["stable"][1] if "stable" in channels else None)
+        lines.append(f"{device_class}/canary: {canaries[device_class].summary()}")
+    with catalog.unit_of_work() as session:
+        apply_alert_changes(session, quality_alert_changes(scores, unscored=unscored))
+    return QualityOutcome(lines, canaries)

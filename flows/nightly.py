@@ -14,6 +14,7 @@ from prefect import flow  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 
 from compression.recipe import recipe_for  # noqa: E402
+from flows.rollout import record_flow_failure  # noqa: E402
 from flows.runner import night_task_runner  # noqa: E402
 from flows.tasks import (  # noqa: E402
     NightBuild,
@@ -35,7 +36,6 @@ from flows.tasks import (  # noqa: E402
     prepare_build,
     profile_demand,
     publish_summary,
-    record_flow_failure,
     record_timings,
     register,
     released_artifacts,

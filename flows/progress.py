@@ -34,8 +34,8 @@ _last_shown = 0.0  # time.monotonic() of the last line on the terminal
 
 def say(message: str, *, kind: str = DETAIL) -> None:
     """One progress line, for the terminal (as `kind` allows) and for Prefect's logs. On a Dask
-    worker the line goes to the flow's process, which shows it: a worker's stderr is not the
-    terminal of the person running the night."""
+    worker the line goes to the worker's log and to the flow's process, which shows it: a
+    worker's stderr is not the terminal of the person running the night."""
     line = f"[{time.strftime('%H:%M:%S')}] {message}"
     # not imported here before `flows.prefect_env` set Prefect's home and log level
     if "prefect" in sys.modules:
@@ -47,6 +47,7 @@ def say(message: str, *, kind: str = DETAIL) -> None:
             pass
     worker = _dask_worker()
     if worker is not None:
+        _write(sys.stderr, line)  # the worker's own log keeps what it ran
         worker.log_event(PROGRESS_TOPIC, {"kind": kind, "line": line})
     else:
         show(line, kind=kind)
@@ -68,9 +69,17 @@ def show(line: str, *, kind: str = DETAIL) -> None:
 
 
 def show_forwarded(event: tuple[float, dict]) -> None:
-    """Show a line a Dask worker said (`subscribe_topic(PROGRESS_TOPIC, show_forwarded)`)."""
+    """Show on the quiet terminal a line a Dask worker said (`subscribe_topic(PROGRESS_TOPIC,
+    show_forwarded)`), as `show` would; the worker wrote it to its own log already (a local
+    worker's log is this process's stderr), so it is not written to stderr again."""
+    global _last_shown
     _, message = event
-    show(message["line"], kind=message["kind"])
+    with _lock:
+        now = time.monotonic()
+        if _terminal is not None and (message["kind"] != DETAIL
+                                      or now - _last_shown >= SILENT_AT_MOST_S):
+            _write(_terminal, message["line"])
+            _last_shown = now
 
 
 def _write(stream: TextIO, line: str) -> None:

@@ -103,9 +103,10 @@ def test_a_quiet_terminal_shows_steps_and_failures_and_a_detail_only_after_a_sil
     assert len(quiet.log().splitlines()) == 5
 
 
-def test_a_dask_workers_line_is_shown_by_the_flows_process(quiet):
+def test_a_dask_workers_line_is_shown_by_the_flows_process_and_logged_once(quiet):
     progress.show_forwarded((1.0, {"kind": STEP, "line": "[01:00:00] score references: done"}))
     assert quiet.terminal.getvalue() == "[01:00:00] score references: done\n"
+    assert "score references" not in quiet.log(), "the worker's own log has it already"
 
 
 def test_the_terminal_shows_a_slow_step_of_the_night_but_not_a_variants_task(quiet):

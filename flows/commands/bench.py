@@ -405,3 +405,108 @@ def _status_timing(url: str, home: Path, *, devices: int) -> dict:
                    check=True, stdout=subprocess.DEVNULL)
     return {"status_devices": devices, "status_s": round(min(timings), 3),
             "status_cli_s": round(time.perf_counter() - started, 2)}
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    from flows.commands import bench_console  # it imports this module
+
+    p = sub.add_parser("bench", help="benchmarks")
+    benches = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    b = benches.add_parser("article", help="reproduce the article's experiment on LiteRT")
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, article shape)")
+    b.add_argument("--stores", default="1-5")
+    b.add_argument("--items", default="1-10")
+    b.add_argument("--runs", type=int, default=3)
+    b.add_argument("--profile", choices=["quick", "full"], default="full")
+    b.add_argument("--out", default="bench-out/article")
+    b.set_defaults(handler=article)
+    b = benches.add_parser("drift", help="drift check against its claims: false-alarm nights on "
+                                         "stable sales, stated against measured power")
+    b.add_argument("--regimes", help="comma-separated, e.g. 'smooth 5x10,m5-sample' (default: "
+                                     "all: smooth 5x10, over-dispersed 5x10, intermittent 10x5, "
+                                     "smooth 10x50, m5-sample)")
+    b.add_argument("--seeds", default="0-4", help="seeds of the stable nights, e.g. 0-4 or 0,3")
+    b.add_argument("--nights", type=int, default=30, help="stable nights per seed")
+    b.add_argument("--runs", type=int, default=40,
+                   help="shifted runs per regime, kind (store, item) and shift size")
+    b.add_argument("--data", type=Path, default=Path("../shared/data/m5-sample.csv"),
+                   help="m5-sample.csv, for the m5-sample regime")
+    b.add_argument("--false-alert-rate", type=float,
+                   help="the check's target false-alert nights a night (default: DriftConfig's)")
+    b.add_argument("--out", default="bench-out/drift")
+    b.add_argument("--plot", help="where the power plot goes (default: OUT/drift-power.png)")
+    b.set_defaults(handler=drift)
+    b = benches.add_parser("gate", help="replay generated nights: fleet releases and their "
+                                        "accuracy under the old and the evidence rule")
+    b.add_argument("--nights", type=int, default=30)
+    b.add_argument("--stores", type=int, default=5)
+    b.add_argument("--items", type=int, default=10)
+    b.add_argument("--profile", choices=["quick", "full"], default="quick")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default="bench-out/gate")
+    b.set_defaults(handler=gate)
+    b = benches.add_parser("warm", help="one cold night, then nights both warm (fine-tuned, "
+                                        "chained) and cold: MAPE and training time per night")
+    b.add_argument("--nights", type=int, default=7)
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated)")
+    b.add_argument("--stores", type=int, default=5, help="generated stores (default: 5)")
+    b.add_argument("--items", type=int, default=10, help="generated items (default: 10)")
+    b.add_argument("--variants", help="comma-separated from-scratch variants (default: all: "
+                                      "lstm64,lstm32,lstm16)")
+    b.add_argument("--profile", choices=["quick", "full"], default="quick")
+    b.add_argument("--out", default="bench-out/warm")
+    b.set_defaults(handler=warm)
+    b = benches.add_parser("scale", help="a cold and a warm night at each number of series, as "
+                                         "separate processes: wall time per phase, peak memory",
+                           description="For each size: generated sales in a fresh home, then "
+                           "`ingest`, `nightly --cold`, the next day's `ingest`, `nightly` (warm), "
+                           "each its own process; writes results.md, results.json and cost.png "
+                           "(wall time, the night's phases, peak RSS and PSS of each process "
+                           "tree). In the full profile 2,000 series took 15 minutes here, all four "
+                           "default sizes 37 (2 cores).")
+    b.add_argument("--series", default="50,200,500,2000",
+                   help="comma-separated numbers of series (default: 50,200,500,2000)")
+    b.add_argument("--profile", choices=["quick", "full"], default="full",
+                   help="the training profile of the nights (default: full, what `nightly` runs)")
+    b.add_argument("--keep", action="store_true",
+                   help="keep each size's home (registry, artifacts, logs) under OUT/work")
+    b.add_argument("--out", default="bench-out/scale",
+                   help="where the results go (default: bench-out/scale)")
+    b.set_defaults(handler=scale)
+    b = benches.add_parser("loss", help="the LSTM trained with each loss (MAE, Poisson) beside "
+                           "the references, in MASE, WAPE and MAPE")
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 10 series)")
+    b.add_argument("--profile", default="full", choices=["quick", "full"])
+    b.add_argument("--units", type=int, default=32)
+    b.add_argument("--seeds", type=int, default=2)
+    b.add_argument("--out", default="bench-out/loss")
+    b.set_defaults(handler=loss)
+    b = benches.add_parser("baseline", help="the baseline LSTM against the reference forecasts")
+    b.add_argument("--data", type=Path, help="Kaggle-schema CSV (default: generated, 5x10)")
+    b.add_argument("--profile", choices=["quick", "full"], default="full")
+    b.add_argument("--units", type=int, default=64)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=baseline)
+    b = benches.add_parser("fleet", help="reports per second `shelfcast serve` accepts and the "
+                                         "time of `fleet status`, on SQLite and PostgreSQL")
+    b.add_argument("--devices", type=int, default=1000, help="devices enrolled and posting")
+    b.add_argument("--clients", type=int, default=4, help="client threads posting reports")
+    b.add_argument("--seconds", type=float, default=15.0, help="how long they post")
+    b.add_argument("--max-reports", type=int, default=100_000, help="stop after this many")
+    b.add_argument("--status-devices", type=int, default=10_000,
+                   help="devices (one report each) for the `fleet status` timing")
+    b.add_argument("--database-url", help="a PostgreSQL server to make a scratch database on "
+                                          "(default: 127.0.0.1:5432 when it answers)")
+    b.add_argument("--out", default="bench-out/fleet")
+    b.set_defaults(handler=fleet)
+
+    b = benches.add_parser("console", help="render time of every ops console page with a year "
+                                           "of generated nights in the registry")
+    b.add_argument("--nights", type=int, default=365)
+    b.add_argument("--devices", type=int, default=300, help="enrolled devices, one report each")
+    b.add_argument("--requests", type=int, default=20, help="timed requests per page")
+    b.add_argument("--reuse", action="store_true",
+                   help="time the pages of the registry an earlier run filled in --out")
+    b.add_argument("--out", default="bench-out/console")
+    b.set_defaults(handler=bench_console.console)

@@ -21,3 +21,16 @@ def drift_check(args) -> None:
         print_json({"as_of": as_of.isoformat(), **asdict(outcome)})
         return
     print(f"drift {as_of}: {outcome.line}")
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    p = sub.add_parser("drift", help="the drift check on its own")
+    drift = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = drift.add_parser("check", help="check stored sales for drift, save the report, raise or "
+                                       "resolve alerts like the nightly step")
+    d.add_argument("--as-of", help="the night's date (default: the last day with sales)")
+    d.add_argument("--again", action="store_true",
+                   help="check again even if this night's report exists")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=drift_check)

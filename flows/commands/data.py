@@ -70,3 +70,42 @@ def keys_rotate(args) -> None:
           f"{target.root / 'keys.json'} (signed by {old_id}; devices that trust it learn the new "
           f"key at their next sync); {len(resigned)} open release manifest(s) and the indexes "
           f"re-signed; new public key {public}")
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    p = sub.add_parser("generate", help="write generated Kaggle-schema sales to a CSV")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--stores", type=int, default=5)
+    p.add_argument("--items", type=int, default=10)
+    p.add_argument("--start", default="2013-01-01")
+    p.add_argument("--end", default="2017-12-31")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--zero-share", type=float, default=0.0,
+                   help="share of days with no sales in every series (intermittent items)")
+    p.add_argument("--dispersion", type=float,
+                   help="negative-binomial size: over-dispersed counts (default: Poisson)")
+    p.add_argument("--shift", action="append", default=[], metavar="SPEC",
+                   help="inject a shift: store=3,start=2017-06-01,factor=1.2[,item=5][,kind=promo]")
+    p.set_defaults(handler=generate)
+
+    p = sub.add_parser("ingest", help="validate a sales CSV, then load all rows or none")
+    p.add_argument("file", type=Path)
+    p.add_argument("--replace", action="store_true", help="overwrite stored rows that differ")
+    p.set_defaults(handler=ingest)
+
+    p = sub.add_parser("keys", help="release-signing keys")
+    keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = keys.add_parser("init", help="make the Ed25519 key that signs release manifests")
+    k.add_argument("--force", action="store_true", help="replace an existing key")
+    k.set_defaults(handler=keys_init)
+    k = keys.add_parser("rotate", help="replace the signing key: announce the new public key "
+                                       "signed by the old one, re-sign the open releases")
+    k.add_argument("--by", help="who rotates it (default: the OS user)")
+    k.set_defaults(handler=keys_rotate)
+
+    p = sub.add_parser("db", help="registry schema")
+    db = p.add_subparsers(dest="db", required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="migrate the registry to the newest schema").set_defaults(
+        handler=db_upgrade
+    )

@@ -74,3 +74,37 @@ def fleet_status(args) -> None:
         row["problems"] = ", ".join(row["problems"]) or "ok"
     print_table(rows, ["id", "store", "device_class", "name", "release_id",
                        "expected_release_id", "last_seen", "sync_result", "problems"])
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    p = sub.add_parser("serve", help="the HTTP service: ops console, device API, release channel")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8400)
+    p.set_defaults(handler=serve)
+
+    p = sub.add_parser("devices", help="enrol, list and revoke store devices")
+    devices = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    v = devices.add_parser("enroll", help="add a device; prints its token once")
+    v.add_argument("--store", type=int, required=True)
+    v.add_argument("--device-class", required=True)
+    v.add_argument("--name", help="a label people recognise, e.g. 'aisle 4 shelf sensor'")
+    v.add_argument("--by", help="who enrols it (default: the OS user)")
+    v.set_defaults(handler=devices_enroll)
+    v = devices.add_parser("list", help="every enrolled device, revoked ones too")
+    v.add_argument("--device-class")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(handler=devices_list)
+    v = devices.add_parser("revoke", help="refuse a device's token from now on")
+    v.add_argument("device", type=int)
+    v.add_argument("--by", help="who revokes it (default: the OS user)")
+    v.set_defaults(handler=devices_revoke)
+
+    p = sub.add_parser("fleet", help="what the store devices report")
+    fleet_actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    f = fleet_actions.add_parser("status", help="every device: its release and what is wrong")
+    f.add_argument("--device-class")
+    f.add_argument("--stale-hours", type=float, default=24.0,
+                   help="a device without a report for this long is stale")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(handler=fleet_status)

@@ -143,3 +143,23 @@ def where_to_look(catalog, log_file: Path | None) -> list[str]:
         f"  release channel: {catalog.releases}  (public key {catalog.signing_key.parent})",
         f"  artifacts: {catalog.artifacts};  registry: {catalog.database_url_shown}",
     ]
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    p = sub.add_parser("nightly", help="run one night: ingest, drift, train, compress, gate, ship")
+    p.add_argument("--as-of", help="the night's date (default: the last day with sales)")
+    p.add_argument("--profile", choices=["quick", "full"], default="full")
+    p.add_argument("--cold", action="store_true",
+                   help="train every model from nothing instead of fine-tuning the last "
+                        "approved weights (a warm start)")
+    p.set_defaults(handler=nightly)
+
+    p = sub.add_parser("demo", help="several generated nights end to end, drift on the last ones")
+    p.add_argument("--nights", type=int, default=4)
+    p.add_argument("--stores", type=int, default=3)
+    p.add_argument("--items", type=int, default=10)
+    p.add_argument("--start", default="2015-01-01")
+    p.add_argument("--end", default="2017-12-31")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.set_defaults(handler=demo)

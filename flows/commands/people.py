@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from flows.output import print_json, print_table, user
 from storage.catalog import get_catalog
@@ -83,3 +84,29 @@ def releases_approve(args) -> None:
         shown = release.id, release.device_class, release.model_version_id
     print(f"release {shown[0]} ({shown[1]}, version {shown[2]}) approved by {by}: it goes to "
           "the fleet on the next rollout that finds it clean")
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    p = sub.add_parser("users", help="people who use the ops console, and their roles")
+    users = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    # no abbreviations: `--password SECRET` must be refused, not taken for --password-file
+    u = users.add_parser("add", help="add a user; the password is asked for (or --password-file)",
+                         allow_abbrev=False)
+    u.add_argument("name")
+    u.add_argument("--role", choices=["viewer", "ops", "admin"], required=True)
+    u.add_argument("--password-file", type=Path,
+                   help="read the password from this file ('-': standard input), for scripts")
+    u.add_argument("--by", help="who adds the user (default: the OS user)")
+    u.set_defaults(handler=users_add)
+    u = users.add_parser("remove", help="refuse a user from now on (their sessions end)")
+    u.add_argument("name")
+    u.add_argument("--by", help="who removes the user (default: the OS user)")
+    u.set_defaults(handler=users_remove)
+    u = users.add_parser("token", help="a new API token for a user's scripts (printed once)")
+    u.add_argument("name")
+    u.add_argument("--by", help="who issues it (default: the OS user)")
+    u.set_defaults(handler=users_token)
+    u = users.add_parser("list", help="every user and role")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(handler=users_list)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+
 from flows.output import print_json, print_table, user
 from policy.demand import DemandMix
-from policy.limits import POLICY_FIELDS
+from policy.limits import METRIC_CHOICES, POLICY_FIELDS
 from storage.catalog import get_catalog
 
 POLICY_COLUMNS = ["device_class", "version", *(f.name for f in POLICY_FIELDS),
@@ -220,3 +222,89 @@ def alerts_ack(args) -> None:
         alert_id, by = alert.id, alert.acknowledged_by
         audit(session, by, "alert.ack", f"alert {alert_id}", args.note)
     print(f"alert {alert_id} acknowledged by {by}")
+
+
+def add_parsers(sub) -> None:
+    """This module's commands on the `shelfcast` parser's subcommands `sub`."""
+    from flows.commands import people  # releases approve
+
+    p = sub.add_parser("models", help="list and show registered model versions")
+    models = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    m = models.add_parser("list", help="model versions, newest first")
+    m.add_argument("--status", help="candidate, approved, rejected, released or retired")
+    m.add_argument("--device-class", help="only versions that passed the gate for this class")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=models_list)
+    m = models.add_parser("show", help="one version: figures, lineage, gate reasons")
+    m.add_argument("version", type=int)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(handler=models_show)
+
+    p = sub.add_parser("gate", help="show and set gate policies per device class")
+    gate = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = gate.add_parser("show", help="the active policy of every device class")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(handler=gate_show)
+    g = gate.add_parser("suggest", help="limits the newest night's figures call for, and what "
+                        "they would have let through on the last nights (changes nothing)")
+    g.add_argument("device_class")
+    g.add_argument("--nights", type=int, default=7, help="nights to replay (default 7)")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(handler=gate_suggest)
+    g = gate.add_parser("set", help="add a new policy version for a device class")
+    g.add_argument("device_class")
+    for spec in POLICY_FIELDS:  # one option per policy field (policy.limits)
+        g.add_argument(spec.flag, *spec.aliases, dest=spec.name,
+                       choices=METRIC_CHOICES if spec.low is None else None,
+                       type=str if spec.low is None else int if spec.whole else float,
+                       help=spec.help)
+    g.add_argument("--require-approval", action=argparse.BooleanOptionalAction, default=None,
+                   help="a canary of this class goes to the fleet only once a person approved "
+                        "it (`releases approve`, or the console)")
+    g.add_argument("--new-class", action="store_true",
+                   help="add a device class that has no policy yet (every threshold needed)")
+    g.add_argument("--by", help="who sets it (default: the OS user)")
+    g.set_defaults(handler=gate_set)
+
+    p = sub.add_parser("alerts", help="list, show and acknowledge alerts")
+    alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = alerts.add_parser("list", help="alerts, newest first")
+    a.add_argument("--open", action="store_true", help="only alerts not resolved yet")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=alerts_list)
+    a = alerts.add_parser("show", help="one alert, whole")
+    a.add_argument("alert", type=int)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=alerts_show)
+    a = alerts.add_parser("ack", help="acknowledge an alert (releases a fleet-promotion hold)")
+    a.add_argument("alert", type=int)
+    a.add_argument("--by", required=True)
+    a.add_argument("--note")
+    a.set_defaults(handler=alerts_ack)
+
+    p = sub.add_parser("promote", help="release a model version to a device class")
+    p.add_argument("version", type=int)
+    p.add_argument("--device-class", required=True)
+    p.add_argument("--channel", choices=["canary", "stable"], default="canary")
+    p.add_argument("--by", help="who releases it (default: the OS user)")
+    p.add_argument("--reason")
+    p.set_defaults(handler=promote)
+
+    p = sub.add_parser("rollback", help="undo the newest release of a device class")
+    p.add_argument("--device-class", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", help="who rolls back (default: the OS user)")
+    p.set_defaults(handler=rollback)
+
+    p = sub.add_parser("releases", help="the release audit trail")
+    releases = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = releases.add_parser("list", help="every release, newest first")
+    r.add_argument("--device-class")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=releases_list)
+    r = releases.add_parser("approve", help="approve the open canary for the fleet (device "
+                                            "classes whose gate policy requires approval)")
+    r.add_argument("release", type=int)
+    r.add_argument("--by", help="who approves it (default: the OS user)")
+    r.add_argument("--note")
+    r.set_defaults(handler=people.releases_approve)
