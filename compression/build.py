@@ -24,14 +24,13 @@ from compression.lstm import (
 )
 from compression.pruning import prune
 from compression.recipe import MODEL_FAMILY, TrainRecipe
-from compression.steps import BuiltVariant, ExportedVariant, TrainedWeights
+from compression.steps import BuiltVariant, ExportedVariant, TrainedWeights, with_compression_ratios
 from compression.variants import (
     VARIANTS,
     VARIANTS_BY_NAME,
     Variant,
     build_order,
     source_model,
-    with_compression_ratios,
 )
 from compression.windows import Split, WindowSet, warm_windows
 

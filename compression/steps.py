@@ -4,6 +4,7 @@ workers without loading it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,3 +55,13 @@ class PartitionForecast:
 
     values: np.ndarray
     seconds: float
+
+
+def with_compression_ratios(built: Sequence[BuiltVariant]) -> list[BuiltVariant]:
+    """Set each variant's compression ratio against its base (when its base is among them)."""
+    by_name = {item.variant.name: item for item in built}
+    for item in built:
+        base = by_name.get(item.variant.base_variant or "")
+        if base is not None:
+            item.compression_ratio = base.figures.artifact_bytes / item.figures.artifact_bytes
+    return list(built)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from compression.steps import BuiltVariant
 
 
 @dataclass(frozen=True)
@@ -83,13 +79,3 @@ def build_order(variants: Sequence[Variant] = VARIANTS) -> list[Variant]:
     for variant in variants:
         visit(variant)
     return list(needed.values())
-
-
-def with_compression_ratios(built: Sequence[BuiltVariant]) -> list[BuiltVariant]:
-    """Set each variant's compression ratio against its base (when its base is among them)."""
-    by_name = {item.variant.name: item for item in built}
-    for item in built:
-        base = by_name.get(item.variant.base_variant or "")
-        if base is not None:
-            item.compression_ratio = base.figures.artifact_bytes / item.figures.artifact_bytes
-    return list(built)

@@ -76,7 +76,8 @@ def build_variants(catalog, work: NightWork) -> tuple[NightBuild, dict[int, Eval
     base's), its LiteRT forecasts in series partitions after its export, its measurement after
     those. Released models are forecast on the same partitions. Tasks hand each other files in
     the build's folder and small records, never live models."""
-    from compression.variants import VARIANTS, build_order, source_model, with_compression_ratios
+    from compression.steps import with_compression_ratios
+    from compression.variants import VARIANTS, build_order, source_model
 
     trained = {}
     for variant in build_order(VARIANTS):

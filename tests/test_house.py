@@ -158,3 +158,20 @@ def test_an_agent_refuses_a_model_made_for_another_input_contract():
         parse_manifest(payload, device_class="sensor")
     payload["input_contract"] = dict(INPUT_CONTRACT)
     assert parse_manifest(payload, device_class="sensor").probe_weekday == 0
+
+
+def test_every_policy_field_of_the_spec_is_a_registry_column_with_its_default():
+    """policy.limits is the one spec of a gate policy; the ORM maps it (a field added there
+    without a column and a migration, or the reverse, fails here)."""
+    from policy.limits import POLICY_FIELDS
+    from storage.models import GatePolicy
+
+    columns = GatePolicy.__table__.columns
+    for field in POLICY_FIELDS:
+        assert field.name in columns, field.name
+        default = columns[field.name].default
+        if field.default is not None:
+            assert default is not None and default.arg == field.default, field.name
+    spec = {f.name for f in POLICY_FIELDS}
+    limits = {c.name for c in columns if c.name.startswith(("max_", "min_", "mase_"))}
+    assert limits <= spec, f"columns without a spec field: {sorted(limits - spec)}"
