@@ -90,10 +90,12 @@ class Settings(BaseSettings):
 def load_settings(config_file: Path | None = None) -> Settings:
     """Read the settings: environment first, then the TOML file, then defaults."""
     env_only = Settings()
-    path = config_file or Path(
-        os.environ.get("SHELFCAST_CONFIG", env_only.home / "shelfcast.toml")
-    )
+    named = config_file or os.environ.get("SHELFCAST_CONFIG")
+    path = Path(named) if named else env_only.home / "shelfcast.toml"
     if not path.exists():
+        if named:  # a settings file someone named and that is not there is a mistake, not a default
+            raise FileNotFoundError(f"settings file {str(path)[:200]} (SHELFCAST_CONFIG) does "
+                                    "not exist")
         return env_only
     try:
         file_values = tomllib.loads(path.read_text())

@@ -57,6 +57,8 @@ def one_line_error(err: str) -> str:
     (["gate", "set", "sensor", "--max-bytes", "99999999999999"], {}, EXIT_BAD_INPUT,
      "max_artifact_bytes must be a finite number from 1 to 2147483647"),
     (["ingest", "/nonexistent/sales.csv"], {}, EXIT_BAD_INPUT, "cannot read"),
+    (["models", "list"], {"SHELFCAST_CONFIG": "/nonexistent/shelfcast.toml"}, EXIT_NOT_FOUND,
+     "settings file /nonexistent/shelfcast.toml (SHELFCAST_CONFIG) does not exist"),
 ])
 def test_each_failure_is_one_line_with_the_exit_code_of_its_kind(argv, env, code, says,
                                                                  monkeypatch, tmp_path):
