@@ -36,6 +36,9 @@ def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.
         _, last = sales_date_range(session)
         if last is None:
             raise ValueError("no sales are stored: run `shelfcast ingest FILE.csv` first")
+        if as_of is not None and as_of > last:
+            raise ValueError(f"--as-of {as_of} is after the last day with sales ({last}): "
+                             "ingest that day's sales first")
         as_of = as_of or last
         sales = load_sales(session, end=as_of)
     if sales.empty:

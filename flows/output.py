@@ -1,8 +1,23 @@
-"""How the command line prints: JSON for scripts, aligned tables for people."""
+"""How the command line reads and prints: dates given on it, JSON for scripts, aligned tables
+for people."""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import json
+
+
+def iso_date(text: str) -> dt.date:
+    """An argparse type: a calendar date as YYYY-MM-DD, else a one-line error echoing what came
+    (cut to 40 characters)."""
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+    raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {shown}")
 
 
 def print_json(value) -> None:

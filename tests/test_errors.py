@@ -281,3 +281,24 @@ def test_an_unparseable_notification_url_fails_quietly_and_is_never_echoed(capfd
     assert send(secret, Notification("t", "b")) is False
     printed = capfd.readouterr()
     assert "hunter2" not in printed.out + printed.err and "s3cr3t" not in printed.out + printed.err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["nightly", "--as-of", "2016-13-45"], "expected a date as YYYY-MM-DD, got '2016-13-45'"),
+    (["drift", "check", "--as-of", "9" * 100_000], "expected a date as YYYY-MM-DD, got '9999"),
+])
+def test_a_bad_as_of_date_is_one_short_line_before_anything_runs(argv, says, monkeypatch,
+                                                                  tmp_path):
+    code, _, err = run_cli(argv, monkeypatch, tmp_path)
+    assert code == EXIT_BAD_INPUT and says in one_line_error(err) and len(err) < 300
+
+
+def test_a_night_or_drift_check_after_the_last_day_with_sales_is_refused(monkeypatch, tmp_path):
+    from storage.synthetic import generate_sales, write_sales_csv
+
+    write_sales_csv(generate_sales(stores=1, items=1, start="2017-01-01", end="2017-03-31"),
+                    tmp_path / "sales.csv")
+    assert run_cli(["ingest", str(tmp_path / "sales.csv")], monkeypatch, tmp_path)[0] == 0
+    code, _, err = run_cli(["drift", "check", "--as-of", "2099-01-01"], monkeypatch, tmp_path)
+    assert code == EXIT_BAD_INPUT
+    assert "--as-of 2099-01-01 is after the last day with sales (2017-03-31)" in one_line_error(err)

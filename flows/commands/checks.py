@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flows.output import print_json
+from flows.output import iso_date, print_json
 from storage.catalog import get_catalog
 
 
@@ -29,7 +29,8 @@ def add_parsers(sub) -> None:
     drift = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     d = drift.add_parser("check", help="check stored sales for drift, save the report, raise or "
                                        "resolve alerts like the nightly step")
-    d.add_argument("--as-of", help="the night's date (default: the last day with sales)")
+    d.add_argument("--as-of", type=iso_date,
+                   help="the night's date, YYYY-MM-DD (default: the last day with sales)")
     d.add_argument("--again", action="store_true",
                    help="check again even if this night's report exists")
     d.add_argument("--json", action="store_true")

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from flows.output import iso_date
 from flows.progress import STEP, log_file_for, quiet_terminal, say
 from policy.records import NightResult
 from storage.catalog import get_catalog
@@ -46,14 +47,15 @@ def nightly(args) -> None:
                 kind=STEP)
         with catalog.session() as session:
             first, _ = sales_date_range(session)
+        as_of = args.as_of.isoformat() if args.as_of else None
         drop = None
         if first is None:
             # the embedded default: with no sales stored, generate the article's shape
             drop = catalog.drops / "generated-sales.csv"
             drop.parent.mkdir(parents=True, exist_ok=True)
-            write_sales_csv(generate_sales(**({"end": args.as_of} if args.as_of else {})), drop)
+            write_sales_csv(generate_sales(**({"end": as_of} if as_of else {})), drop)
             print(f"no sales stored: generated 5 stores x 10 items into {drop}", flush=True)
-        result = _run_night(args.as_of, args.profile, str(drop) if drop else None, cold=args.cold)
+        result = _run_night(as_of, args.profile, str(drop) if drop else None, cold=args.cold)
     print(night_markdown(result))
 
 
@@ -148,7 +150,8 @@ def where_to_look(catalog, log_file: Path | None) -> list[str]:
 def add_parsers(sub) -> None:
     """This module's commands on the `shelfcast` parser's subcommands `sub`."""
     p = sub.add_parser("nightly", help="run one night: ingest, drift, train, compress, gate, ship")
-    p.add_argument("--as-of", help="the night's date (default: the last day with sales)")
+    p.add_argument("--as-of", type=iso_date,
+                   help="the night's date, YYYY-MM-DD (default: the last day with sales)")
     p.add_argument("--profile", choices=["quick", "full"], default="full")
     p.add_argument("--cold", action="store_true",
                    help="train every model from nothing instead of fine-tuning the last "
