@@ -20,6 +20,18 @@ def iso_date(text: str) -> dt.date:
     raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {shown}")
 
 
+MAX_ID = 2**31 - 1  # the registry's integer range, the same on SQLite and PostgreSQL
+
+
+def record_id(text: str) -> int:
+    """An argparse type: a registry id (a whole number from 1 to 2,147,483,647), else a
+    one-line error echoing what came (cut to 40 characters)."""
+    if text.isdigit() and len(text) <= 10 and 1 <= int(text) <= MAX_ID:
+        return int(text)
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+    raise argparse.ArgumentTypeError(f"expected an id from 1 to {MAX_ID}, got {shown}")
+
+
 def print_json(value) -> None:
     print(json.dumps(value, indent=2, default=str))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 
-from flows.output import print_json, print_table, user
+from flows.output import print_json, print_table, record_id, user
 from storage.catalog import get_catalog
 
 
@@ -96,7 +96,7 @@ def add_parsers(sub) -> None:
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=devices_list)
     v = devices.add_parser("revoke", help="refuse a device's token from now on")
-    v.add_argument("device", type=int)
+    v.add_argument("device", type=record_id)
     v.add_argument("--by", help="who revokes it (default: the OS user)")
     v.set_defaults(handler=devices_revoke)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.output import print_json, print_table, user
+from flows.output import print_json, print_table, record_id, user
 from policy.demand import DemandMix
 from policy.limits import METRIC_CHOICES, POLICY_FIELDS
 from storage.catalog import get_catalog
@@ -236,7 +236,7 @@ def add_parsers(sub) -> None:
     m.add_argument("--json", action="store_true")
     m.set_defaults(handler=models_list)
     m = models.add_parser("show", help="one version: figures, lineage, gate reasons")
-    m.add_argument("version", type=int)
+    m.add_argument("version", type=record_id)
     m.add_argument("--json", action="store_true")
     m.set_defaults(handler=models_show)
 
@@ -273,17 +273,17 @@ def add_parsers(sub) -> None:
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=alerts_list)
     a = alerts.add_parser("show", help="one alert, whole")
-    a.add_argument("alert", type=int)
+    a.add_argument("alert", type=record_id)
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=alerts_show)
     a = alerts.add_parser("ack", help="acknowledge an alert (releases a fleet-promotion hold)")
-    a.add_argument("alert", type=int)
+    a.add_argument("alert", type=record_id)
     a.add_argument("--by", required=True)
     a.add_argument("--note")
     a.set_defaults(handler=alerts_ack)
 
     p = sub.add_parser("promote", help="release a model version to a device class")
-    p.add_argument("version", type=int)
+    p.add_argument("version", type=record_id)
     p.add_argument("--device-class", required=True)
     p.add_argument("--channel", choices=["canary", "stable"], default="canary")
     p.add_argument("--by", help="who releases it (default: the OS user)")
@@ -304,7 +304,7 @@ def add_parsers(sub) -> None:
     r.set_defaults(handler=releases_list)
     r = releases.add_parser("approve", help="approve the open canary for the fleet (device "
                                             "classes whose gate policy requires approval)")
-    r.add_argument("release", type=int)
+    r.add_argument("release", type=record_id)
     r.add_argument("--by", help="who approves it (default: the OS user)")
     r.add_argument("--note")
     r.set_defaults(handler=people.releases_approve)
