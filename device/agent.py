@@ -2,7 +2,7 @@
 names for this device, verify everything, and swap the new model in atomically; forecast with
 the installed model.
 
-State folder layout (and `device/trust.py`'s keyring and index version)::
+State folder layout (and `device/trust.py`'s root, keyring and index version)::
 
     STATE/models/<sha256>.tflite   the installed model and the one before it
     STATE/installed.json            {"current": {...}, "previous": {...} | null}
@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from device.files import write_atomically
 from device.manifest import (
-    CHANNELS,
     INDEX_FILE,
     Manifest,
     ManifestError,
@@ -37,12 +36,15 @@ from device.manifest import (
 )
 from device.runtime import Forecaster, forecast_latency_us
 from device.trust import (
-    KEYS_FILE,
+    MAX_ROOT_BYTES,
+    Root,
     TrustError,
-    learn_rotations,
+    read_root,
     record_index_version,
+    root_file,
     seen_index_version,
     trusted_keys,
+    update_root,
 )
 
 FETCH_TIMEOUT_S = 30
@@ -62,7 +64,7 @@ class IndexMismatch(SyncError):
 class SyncResult:
     status: str  # installed | up-to-date
     manifest: Manifest
-    learned_keys: list[str] = field(default_factory=list)  # key ids a rotation announced
+    learned_roots: list[int] = field(default_factory=list)  # root versions walked to
 
 
 def fetch(url: str, *, max_bytes: int) -> bytes | None:
@@ -91,27 +93,6 @@ def fetch(url: str, *, max_bytes: int) -> bytes | None:
     return content
 
 
-def choose_manifest(channel_url: str, device_class: str, store: int,
-                    public_keys: Ed25519PublicKey | list[Ed25519PublicKey]) -> Manifest:
-    """For a channel without an index (published before there was one): the canary manifest
-    if this store is in the canary group, else the stable one."""
-    base = channel_url.rstrip("/")
-    found: dict[str, Manifest] = {}
-    for channel in CHANNELS:
-        url = f"{base}/{device_class}/{channel}.json"
-        envelope = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
-        if envelope is None:
-            continue
-        manifest = _verified_manifest(url, envelope, public_keys, device_class)
-        if manifest.channel != channel:
-            raise SyncError(f"{url}: manifest says channel {manifest.channel!r}")
-        found[channel] = manifest
-    for channel in CHANNELS:
-        if channel in found and found[channel].covers(store):
-            return found[channel]
-    raise SyncError(f"{base}: no release for device class {device_class!r} and store {store}")
-
-
 def _verified_manifest(url: str, envelope: bytes, public_keys, device_class: str) -> Manifest:
     try:
         manifest = verify_envelope(envelope, public_keys, device_class=device_class)
@@ -132,18 +113,17 @@ def _refuse_expired(url: str, what: str, expires_at: dt.datetime, state: str) ->
 
 
 def read_index(channel_url: str, device_class: str, state: Path,
-               public_keys: list[Ed25519PublicKey]) -> ReleaseIndex | None:
+               public_keys: list[Ed25519PublicKey]) -> ReleaseIndex:
     """The class's signed index, verified, not expired and not older than the newest this
-    device has seen (which it then remembers). None only for a channel without an index when
-    this device has never seen one: a device that has is not sent back to unindexed files."""
+    device has seen (which it then remembers). A channel without an index is refused, whether
+    or not this device saw one before: its manifests alone cannot say what was withdrawn."""
     url = f"{channel_url.rstrip('/')}/{device_class}/{INDEX_FILE}"
     envelope = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
     seen = seen_index_version(state)
     if envelope is None:
-        if seen is None:
-            return None
-        raise SyncError(f"{url}: not found, but this device has seen index version {seen}: a "
-                        "channel without its signed index is refused; keeping the installed model")
+        raise SyncError(f"{url}: not found: a channel without its signed index is refused "
+                        "(its manifests alone cannot show a withdrawn canary); keeping the "
+                        "installed model")
     try:
         index = verify_index(envelope, public_keys, device_class=device_class)
     except ManifestError as exc:
@@ -183,17 +163,20 @@ def manifest_from_index(channel_url: str, index: ReleaseIndex, store: int,
     return manifest
 
 
-def learn_keys(channel_url: str, state: Path,
-               public_keys: list[Ed25519PublicKey]) -> tuple[list[Ed25519PublicKey], list[str]]:
-    """The trusted keys after the channel's key rotations (`keys.json`, if any)."""
-    url = f"{channel_url.rstrip('/')}/{KEYS_FILE}"
-    content = fetch(url, max_bytes=MANIFEST_MAX_BYTES)
-    if content is None:
-        return public_keys, []
+def learn_roots(channel_url: str, state: Path,
+                public_key_pem: bytes | None) -> tuple[Root, list[int]]:
+    """The device's root after walking the channel's root versions from its own (before its
+    first: from version 1 and a key it was given, its keyring or `public_key_pem`)."""
+    base = channel_url.rstrip("/")
+
+    def fetch_root(version: int) -> bytes | None:
+        return fetch(f"{base}/{root_file(version)}", max_bytes=MAX_ROOT_BYTES)
+
     try:
-        return learn_rotations(state, content, public_keys)
-    except ManifestError as exc:
-        raise SyncError(f"{url}: {exc}") from exc
+        given = [] if read_root(state) else trusted_keys(state, public_key_pem)
+        return update_root(state, fetch_root, given)
+    except (ManifestError, TrustError) as exc:
+        raise SyncError(f"{base}/root: {exc}") from exc
 
 
 def smoke_test(content: bytes, manifest: Manifest) -> float:
@@ -243,29 +226,24 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
 
 def sync(channel_url: str, device_class: str, store: int, state: Path,
          public_key_pem: bytes | None = None) -> SyncResult:
-    """Learn announced key rotations, read the class's signed index, fetch the manifest it
-    names for this store, verify it (signature, expiry, class, size, sha256, LiteRT smoke
-    test) and install. `public_key_pem` is trusted for this run besides the device's keyring."""
-    try:
-        keys = trusted_keys(state, public_key_pem)
-    except TrustError as exc:
-        raise SyncError(str(exc)) from exc
-    keys, learned = learn_keys(channel_url, state, keys)
+    """Walk the channel's root versions, read the class's index signed by the root's release
+    keys, fetch the manifest it names for this store, verify it (signature, expiry, class,
+    size, sha256, LiteRT smoke test) and install. `public_key_pem` (or the keyring) vouches for
+    the channel's first root only, before the device has one."""
+    root, learned = learn_roots(channel_url, state, public_key_pem)
+    keys = root.role_keys("release")
     index = read_index(channel_url, device_class, state, keys)
-    if index is None:
-        manifest = choose_manifest(channel_url, device_class, store, keys)
-    else:
-        try:
-            manifest = manifest_from_index(channel_url, index, store, keys)
-        except IndexMismatch:
-            # the server writes the manifests, then the index: read between the two, the index
-            # is one signing behind; once more, and a file that still differs is refused
-            index = read_index(channel_url, device_class, state, keys)
-            manifest = manifest_from_index(channel_url, index, store, keys)
+    try:
+        manifest = manifest_from_index(channel_url, index, store, keys)
+    except IndexMismatch:
+        # the server writes the manifests, then the index: read between the two, the index
+        # is one signing behind; once more, and a file that still differs is refused
+        index = read_index(channel_url, device_class, state, keys)
+        manifest = manifest_from_index(channel_url, index, store, keys)
     installed = read_state(state)
     current = installed["current"]
     if current and manifest.release_id < current["release_id"] \
-            and not (index and current["release_id"] in index.rolled_back):
+            and current["release_id"] not in index.rolled_back:
         raise SyncError(f"the {manifest.channel} manifest is release {manifest.release_id}, older "
                         f"than the installed release {current['release_id']}: a replayed manifest "
                         "is not installed (every rollback is published as a new release or "

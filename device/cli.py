@@ -19,7 +19,7 @@ from device.report import (
     record_sync,
     send_report,
 )
-from device.trust import KEYRING_FILE, read_keyring, trust_key
+from device.trust import KEYRING_FILE, ROOT_STATE_FILE, install_root, read_keyring, read_root, trust_key
 
 
 def cmd_sync(args) -> int:
@@ -37,9 +37,9 @@ def cmd_sync(args) -> int:
         _report_after_sync(args)
         raise
     record_sync(Path(args.state), result.status)
-    for learned in result.learned_keys:
-        print(f"trusts release key {learned} now: announced by a key rotation signed by a key "
-              "this device trusted")
+    for version in result.learned_roots:
+        print(f"follows root version {version} now: signed by the root keys of the version "
+              "before it and its own")
     m = result.manifest
     print(f"{result.status}: model version {m.model_version} ({m.variant}), release "
           f"{m.release_id} on {m.channel}, {m.artifact_bytes:,} B, sha256 {m.sha256[:12]}")
@@ -73,8 +73,16 @@ def _print_delivery(command: str, delivery: Delivery, server: str, state: Path) 
 
 
 def cmd_trust(args) -> int:
+    if (args.root is None) == (args.public_key is None):
+        raise ValueError("give one of --root (the channel's root at enrolment) and --public-key")
+    if args.root:
+        root = install_root(Path(args.state), Path(args.root).read_bytes())
+        print(f"follows root version {root.version} (release keys "
+              f"{', '.join(root.role_ids('release'))}; {Path(args.state) / ROOT_STATE_FILE})")
+        return 0
     kid = trust_key(Path(args.state), Path(args.public_key).read_bytes())
-    print(f"trusts release key {kid} (keyring {Path(args.state) / KEYRING_FILE})")
+    print(f"trusts release key {kid} (keyring {Path(args.state) / KEYRING_FILE}) for the "
+          "channel's first root")
     return 0
 
 
@@ -85,8 +93,10 @@ def cmd_predict(args) -> int:
 
 def cmd_status(args) -> int:
     state = read_state(Path(args.state))
-    keyring = read_keyring(Path(args.state))
-    state["trusted_keys"], state["retired_keys"] = sorted(keyring["trusted"]), keyring["retired"]
+    keyring, root = read_keyring(Path(args.state)), read_root(Path(args.state))
+    state["trusted_keys"] = list(root.role_ids("release")) if root else sorted(keyring["trusted"])
+    state["retired_keys"] = keyring["retired"]
+    state["root_version"] = root and root.version
     if state["current"] is not None:
         try:
             installed_model(Path(args.state))
@@ -97,7 +107,8 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
         return 0 if state["current"] is None or state["current"]["verified"] else 1
-    print(f"trusted release keys: {', '.join(state['trusted_keys']) or 'none installed'}")
+    print(f"trusted release keys: {', '.join(state['trusted_keys']) or 'none installed'}"
+          + (f" (root version {state['root_version']})" if state["root_version"] else ""))
     if state["current"] is None:
         print("no model installed")
     else:
@@ -163,10 +174,13 @@ def parser() -> argparse.ArgumentParser:
                                        "sync, whatever its result (queued while unreachable)")
     p.add_argument("--token-file", help="file holding the device token (with --report-to)")
     p.set_defaults(handler=cmd_sync)
-    p = sub.add_parser("trust", help="add a release signing key to this device's trusted set "
-                                      "(install the first one; later ones come by rotation)")
+    p = sub.add_parser("trust", help="install the channel's root this device starts from "
+                                      "(later roots come from the channel, version by version)")
     p.add_argument("--state", required=True)
-    p.add_argument("--public-key", required=True, help="PEM file of the release signing key")
+    p.add_argument("--root", help="the channel's root file given at enrolment "
+                                  "(root/1.root.json, or a later version)")
+    p.add_argument("--public-key", help="PEM file of the release key: the device then takes "
+                                        "the channel's root version 1 if that key signed it")
     p.set_defaults(handler=cmd_trust)
     p = sub.add_parser("predict", help="forecast a day's sales from the 14 days before it")
     p.add_argument("--state", required=True)

@@ -187,8 +187,8 @@ def open_envelope(envelope: bytes, public_key: Ed25519PublicKey | Sequence[Ed255
         # the key id is not signed, so it only picks the key; an unknown one is refused at once
         raise ManifestError(f"bad signature: the {what} names signing key {echo(named)}, which "
                             f"this device does not trust (it trusts "
-                            f"{', '.join(sorted(by_id)) or 'no key'}); a new key must be announced "
-                            "by a trusted one (shelfcast keys rotate)")
+                            f"{', '.join(sorted(by_id)) or 'no key'}); a new release key comes "
+                            "only with a new root version (shelfcast keys rotate)")
     key = by_id[named]
     try:
         key.verify(signature, signed)
@@ -244,6 +244,7 @@ def _parse_index(payload: object, device_class: str) -> ReleaseIndex:
         if stores is not None and not isinstance(stores, list):
             raise ManifestError(f"field 'releases[{k}].stores': {echo(stores)} is a JSON "
                                 f"{_kind(stores)}, expected a list of store ids or null")
+        _check_channel_stores(channel, stores, f"releases[{k}].stores")
         path = _text(entry, "manifest", f"releases[{k}]", max_chars=MAX_TEXT_CHARS)
         if path != f"{device_class}/{channel}.json":
             raise ManifestError(f"field 'releases[{k}].manifest': {echo(path)} is not "
@@ -258,13 +259,27 @@ def _parse_index(payload: object, device_class: str) -> ReleaseIndex:
                                   pattern="[0-9a-f]{64}")))
     if len({entry.channel for entry in entries}) != len(entries):
         raise ManifestError("lists a channel twice")
+    rolled_back = [_integer(rolled_back, k, "rolled_back", maximum=MAX_ID)
+                   for k in range(len(rolled_back))]
+    withdrawn = [entry.release_id for entry in entries if entry.release_id in rolled_back]
+    if withdrawn:
+        raise ManifestError(f"lists release {withdrawn[0]} both open and rolled back")
     return ReleaseIndex(
         device_class=device_class, version=_integer(payload, "version", maximum=2**53,
                                                     why="a signing counter"),
         created_at=_time(payload, "created_at").isoformat(),
-        expires_at=_time(payload, "expires_at"), releases=entries,
-        rolled_back=[_integer(rolled_back, k, "rolled_back", maximum=MAX_ID)
-                     for k in range(len(rolled_back))])
+        expires_at=_time(payload, "expires_at"), releases=entries, rolled_back=rolled_back)
+
+
+def _check_channel_stores(channel: str, stores: list | None, name: str) -> None:
+    """A canary names its stores (an empty list would cover none, or, read as null, all); the
+    stable channel covers every store (null)."""
+    if channel == "canary" and not stores:
+        raise ManifestError(f"manifest field {name!r}: {echo(stores)} for a canary, expected a "
+                            "non-empty list of store ids")
+    if channel == "stable" and stores is not None:
+        raise ManifestError(f"manifest field {name!r}: {echo(stores)} for the stable channel, "
+                            "expected null (every store)")
 
 
 def _time(container: dict, key: str) -> dt.datetime:
@@ -328,6 +343,7 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
             raise ManifestError(f"manifest field 'stores': {echo(stores)} is a JSON "
                                 f"{_kind(stores)}, expected a list of store ids or null")
         stores = [_integer(stores, k, "stores", maximum=MAX_ID) for k in range(len(stores))]
+    _check_channel_stores(payload["channel"], stores, "stores")
     artifact = _object(payload, "artifact")
     probe = _object(payload, "probe")
     sha256 = _text(artifact, "sha256", "artifact", max_chars=64, pattern="[0-9a-f]{64}")

@@ -43,7 +43,6 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight,
         gate_alert_changes,
     )
     from storage.alerts import apply_alert_changes, open_alerts
-    from storage.channel import init_signing_key
     from storage.registry import active_policies, get_version
     from storage.releases import (
         CanaryPolicy,
@@ -56,9 +55,10 @@ def advance_rollouts(catalog: Catalog, night: RegisteredNight,
     target = ReleaseTarget.from_settings(catalog.settings)
     policy = CanaryPolicy.from_settings(catalog.settings)
     lines = []
-    if not target.signing_key.exists():
-        public, key = init_signing_key(target.signing_key)
-        lines.append(f"made release signing key {key}; devices need its public key {public}")
+    if not target.signing_key.exists():  # refused where the key would be served
+        public, key = target.init_signing_key()
+        lines.append(f"made release signing key {key} and root version 1; devices start from "
+                     f"{public.parent / 'root' / '1.root.json'} (shelfcast-device trust --root)")
     with catalog.unit_of_work() as session:
         holds = fleet_holds(open_alerts(session, kind="data_drift", severity="severe",
                                         unacknowledged=True))

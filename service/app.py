@@ -11,12 +11,14 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from service.api import router
 from service.console import api as console_api
 from service.console import pages as console_pages
 from storage.catalog import Catalog
+from storage.channel import SERVED_PATH, check_servable
 from storage.errors import Conflict, NotFound, RegistryError, Unavailable
 
 MAX_BODY_BYTES = 64 * 1024
@@ -34,11 +36,31 @@ def create_app(catalog: Catalog) -> FastAPI:
     # StaticFiles resolves each path inside the folder and refuses anything outside it; it
     # needs the folder to exist, and an empty channel is a valid one (every request a 404)
     catalog.releases.mkdir(parents=True, exist_ok=True)
-    app.mount("/releases", StaticFiles(directory=catalog.releases),
-              name="releases")
+    check_servable(catalog.releases, home=catalog.home, secrets=_secrets(catalog))
+    app.mount("/releases", ChannelFiles(directory=catalog.releases), name="releases")
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     _add_error_handlers(app)
     return app
+
+
+def _secrets(catalog: Catalog) -> list[Path]:
+    """Files that must never be served: the signing key, the registry's SQLite file, Prefect's
+    home."""
+    secrets = [Path(catalog.signing_key), Path(catalog.settings.prefect_home)]
+    url = make_url(catalog.settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        secrets.append(Path(url.database))
+    return secrets
+
+
+class ChannelFiles(StaticFiles):
+    """The release folder, read-only, and only the paths a channel has (`SERVED_PATH`): any
+    other file that lands in it (a key, a database, a backup) is a 404."""
+
+    async def get_response(self, path: str, scope):
+        if not SERVED_PATH.fullmatch(path.replace("\\", "/")):
+            raise HTTPException(status_code=status.HTTP_404_NOT_FOUND)
+        return await super().get_response(path, scope)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -11,41 +11,61 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from device.manifest import CHANNELS
+from device.manifest import CHANNELS, MAX_ID
 from policy.records import CanaryErrors
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
-from storage.models import GateDecision, GatePolicy, ModelVersion, Release, TrainingRun, utcnow
+from storage.models import (
+    Device,
+    GateDecision,
+    GatePolicy,
+    ModelVersion,
+    Release,
+    Sale,
+    TrainingRun,
+    utcnow,
+)
 from storage.registry import RegistryError, active_policies, get_version
 
 
 @dataclass(frozen=True)
 class ReleaseTarget:
-    """Where releases go: the channel folder, the signing key and the canary group."""
+    """Where releases go: the channel folder, the signing key and the canary group; `home`,
+    when known, is the folder holding the keys and databases, never to be served."""
 
     root: Path
     signing_key: Path
     canary_stores: list[int]
     canary_nights: int
     manifest_valid_days: int = 7
+    home: Path | None = None
 
     @classmethod
     def from_settings(cls, settings) -> ReleaseTarget:
         return cls(settings.releases, settings.signing_key_path, list(settings.canary_stores),
-                   settings.canary_nights, settings.manifest_valid_days)
+                   settings.canary_nights, settings.manifest_valid_days, settings.home)
+
+    def check_secrets(self) -> None:
+        """Refuse (RegistryError, one line) a signing key inside the release folder (which any
+        static host publishes: a published private key lets anyone sign a model for every
+        store) and a release folder that is, or holds, the home folder."""
+        try:
+            channel_files.check_release_folder(self.root, self.home)
+            channel_files.check_outside_served(self.signing_key, [self.root])
+        except channel_files.SecretExposed as exc:
+            raise RegistryError(f"refusing to sign: {exc}") from None
+
+    def init_signing_key(self, *, force: bool = False) -> tuple[Path, str]:
+        """Make the signing key (refused where it would be served); (public path, key id)."""
+        self.check_secrets()
+        return channel_files.init_signing_key(self.signing_key, force=force, served=[self.root])
 
     def load_signing_key(self):
-        """The private key, refused when it sits inside the release folder (which any static
-        host publishes): a published private key lets anyone sign a model for every store."""
-        root, key = Path(self.root).resolve(), Path(self.signing_key).resolve()
-        if key.is_relative_to(root) or key.parent.is_relative_to(root):
-            raise RegistryError(
-                f"refusing to sign: the signing key {key} is inside the release folder {root}, "
-                "which devices and any static host can read; move the key or the release folder "
-                "(settings signing_key / release_dir)")
+        """The private key, once `check_secrets` passed."""
+        self.check_secrets()
         return channel_files.load_signing_key(self.signing_key)
 
 
@@ -120,12 +140,136 @@ def _check_releasable(session: Session, version: ModelVersion, device_class: str
     return content
 
 
+LOCK_WAIT_S = 600.0  # a promotion, rollback or night waits this long for another change
+_LOCK = "shelfcast.channel_lock"  # in session.info while the session holds the channel
+_ORPHANS = "shelfcast.orphans"  # {class: release ids indexed by a change that never committed}
+
+
+def hold_channel(session: Session, target: ReleaseTarget, *, what: str,
+                 wait: bool = True) -> None:
+    """Take the channel's one lock for the rest of the session's transaction (released when it
+    commits or rolls back), or refuse with one line (Conflict) when `wait` is False and
+    another change holds it. On taking it: a rotation that stopped is finished, and a change
+    that never committed (killed, failed) is undone by signing the channel again from the
+    registry's committed state. Every channel change (promote, rollback, the nightly ship and
+    re-sign, a key rotation) goes through here."""
+    if session.info.get(_LOCK) is not None:
+        return
+    target.check_secrets()
+    lock = channel_files.ChannelLock(target.signing_key)
+    lock.acquire(what=what, wait_s=LOCK_WAIT_S if wait else 0.0)
+    session.info[_LOCK] = lock
+
+    def committed(committed_session: Session) -> None:
+        committed_session.info.pop(_ORPHANS, None)
+        held = committed_session.info.pop(_LOCK, None)
+        if held is not None:
+            held.mark_clean()
+            held.release()
+
+    def rolled_back(rolled_session: Session) -> None:
+        rolled_session.info.pop(_ORPHANS, None)
+        held = rolled_session.info.pop(_LOCK, None)
+        if held is not None:
+            held.release()  # the marker stays: the next holder re-signs from the registry
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_rollback", rolled_back, once=True)
+    try:
+        channel_files.finish_rotation(target.signing_key)
+        if target.signing_key.exists():
+            channel_files.ensure_root(target.signing_key)
+        if lock.dirty() and target.signing_key.exists():
+            _heal_channel(session, target)
+        lock.mark_dirty()
+    except Exception:
+        session.info.pop(_LOCK, None)
+        lock.release()
+        raise
+
+
+def _heal_channel(session: Session, target: ReleaseTarget) -> None:
+    """Sign the whole channel again from the registry's committed releases: the roots, every
+    open release's manifest, every index; a manifest of a channel with no open release (left
+    by a change that never committed) is taken down."""
+    orphans = {}
+    for device_class in active_policies(session):
+        opened = open_releases(session, device_class)
+        for channel in CHANNELS:
+            if channel not in opened:
+                channel_files.withdraw(target.root, device_class, channel)
+        # releases the stopped change indexed but never committed: a device that took one
+        # may go back to the committed release (the index lists it as rolled back)
+        indexed = channel_files.indexed_release_ids(target.root, device_class)
+        known = set(session.scalars(select(Release.id).where(Release.id.in_(indexed)))) \
+            if indexed else set()
+        orphans[device_class] = sorted(set(indexed) - known)
+    session.info[_ORPHANS] = orphans  # for every index this transaction signs
+    resign_open_releases(session, target)
+
+
+def rotate_release_key(session: Session, target: ReleaseTarget, *, by: str,
+                       root_keys: list[Path] | None = None, new_root_key: bool = False,
+                       root_threshold: int | None = None,
+                       add_root_keys: list[Path] | None = None) -> tuple[Path, str, str, int]:
+    """Rotate the release key under the channel's lock (refused at once, one line, while
+    another change holds it): root version N+1 signed by the root keys, copied into the
+    channel, then every open release and index signed with the new key. Returns (new public
+    key path, old key id, new key id, N+1)."""
+    hold_channel(session, target, what="keys rotate", wait=False)
+    rotated = channel_files.rotate_signing_key(
+        target.signing_key, by=by, root_keys=root_keys or [], new_root_key=new_root_key,
+        root_threshold=root_threshold, add_root_keys=add_root_keys or [])
+    channel_files.publish_roots(target.root, target.signing_key)
+    resign_open_releases(session, target)
+    return rotated
+
+
 def lock_device_class(session: Session, device_class: str) -> None:
     """Serialize release changes of one class until the caller's transaction ends: a second
     promotion or rollback waits here, then sees the first one's releases (PostgreSQL row locks
     on the class's policies; SQLite already serializes writers)."""
     session.execute(select(GatePolicy.id).where(GatePolicy.device_class == device_class)
                     .with_for_update())
+
+
+def check_canary_stores(session: Session, device_class: str, stores: object) -> list[int]:
+    """The canary stores, once they are a non-empty list of distinct store ids (1 to
+    2147483647) and, where the registry knows the class's fleet (its active enrolled devices,
+    else the stores with sales), stores of that fleet with at least one of its stores left
+    outside the canary; else a one-line RegistryError, before anything is signed. An empty
+    list would be signed as a canary for every store; a store that cannot exist bricks it."""
+    if not isinstance(stores, list | tuple) or not stores:
+        raise RegistryError(f"canary stores {stores!r} for {device_class!r}: expected a non-empty "
+                            "list of store ids (setting canary_stores, e.g. [1])")
+    for store in stores:
+        if isinstance(store, bool) or not isinstance(store, int) or not 1 <= store <= MAX_ID:
+            raise RegistryError(f"canary store {store!r} for {device_class!r} is not a store id "
+                                f"(1 to {MAX_ID}); fix setting canary_stores")
+    if len(set(stores)) != len(stores):
+        raise RegistryError(f"canary stores {list(stores)} for {device_class!r} name a store "
+                            "twice; fix setting canary_stores")
+    fleet = set(session.scalars(select(Device.store).where(
+        Device.device_class == device_class, Device.revoked_at.is_(None))))
+    known = "enrolled devices of the class"
+    if not fleet:
+        fleet, known = set(session.scalars(select(Sale.store).distinct())), "stores with sales"
+    if fleet:
+        unknown = sorted(set(stores) - fleet)
+        if unknown:
+            raise RegistryError(f"canary stores {unknown} for {device_class!r} are not among the "
+                                f"{known} ({_few(fleet)}); fix setting canary_stores")
+        if not fleet - set(stores):
+            raise RegistryError(f"canary stores {sorted(stores)} for {device_class!r} are every "
+                                f"one of the {known}: a canary needs at least one store outside "
+                                "it; fix setting canary_stores")
+    return list(stores)
+
+
+def _few(stores: set[int]) -> str:
+    shown = sorted(stores)
+    return ", ".join(map(str, shown[:10])) + (f" and {len(shown) - 10} more"
+                                               if len(shown) > 10 else "")
 
 
 def end_release(release: Release, *, by: str, reason: str) -> None:
@@ -143,9 +287,12 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
     lock_device_class(session, device_class)
     version = get_version(session, version_id)
     content = _check_releasable(session, version, device_class)
+    stores = check_canary_stores(session, device_class, target.canary_stores) \
+        if channel == "canary" else None
+    # the lock first: it may finish a stopped rotation, which changes the key
+    hold_channel(session, target, what=f"release of version {version_id} to {device_class}")
     key = target.load_signing_key()
     current = open_releases(session, device_class)
-    stores = list(target.canary_stores) if channel == "canary" else None
     release = Release(model_version_id=version.id, device_class=device_class, channel=channel,
                       stores=stores or [], released_by=by, reason=reason,
                       as_of=as_of or latest_as_of(session))
@@ -187,16 +334,22 @@ def _sign_and_publish(target: ReleaseTarget, release: Release, version: ModelVer
 def publish_index(session: Session, target: ReleaseTarget, device_class: str, key, *,
                   now: dt.datetime) -> Path:
     """Sign the class's index of its open releases (their manifests written already) and the
-    releases rolled back, valid for the target's `manifest_valid_days`."""
+    releases rolled back, valid for the target's `manifest_valid_days`; the roots are copied
+    into the channel first."""
     lock_device_class(session, device_class)  # one writer per class: versions never repeat
+    hold_channel(session, target, what=f"signing the index of {device_class}")
+    channel_files.publish_roots(target.root, target.signing_key)
     session.flush()
     releases = [{"release_id": r.id, "channel": r.channel, "stores": r.stores or None}
                 for r in open_releases(session, device_class).values()]
-    rolled_back = session.scalars(
+    rolled_back: list[int] = session.scalars(
         select(Release.id).join(ModelVersion, Release.model_version_id == ModelVersion.id)
         .where(Release.device_class == device_class, Release.ended_at.is_not(None),
                ModelVersion.status == "retired")
         .order_by(Release.id.desc()).limit(channel_files.MAX_ROLLED_BACK)).all()
+    # (on SQLite a release id the stopped change used may be given again: then it is no orphan)
+    rolled_back = [*rolled_back, *(release_id for release_id in session.info.get(
+        _ORPHANS, {}).get(device_class, []) if session.get(Release, release_id) is None)]
     return channel_files.publish_index(
         target.root, device_class, releases, list(rolled_back), key, created_at=now.isoformat(),
         expires_at=(now + dt.timedelta(days=target.manifest_valid_days)).isoformat())
@@ -206,7 +359,9 @@ def resign_open_releases(session: Session, target: ReleaseTarget) -> list[Releas
     """Sign every open release's manifest and every class's index again with a fresh expiry
     (the nightly does this): the same release ids, so devices see nothing new, only a channel
     that is alive."""
+    hold_channel(session, target, what="re-signing the channel")
     key = target.load_signing_key()
+    channel_files.refresh_root(target.signing_key)  # a root a month from expiry is renewed
     now = utcnow()
     resigned = []
     for _, release in released_models(session):
@@ -227,6 +382,7 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
     no night promotes it again. Returns the new release (None: a canary withdrawn with no
     stable release to fall back to)."""
     lock_device_class(session, device_class)
+    hold_channel(session, target, what=f"rollback of {device_class}")
     current = open_releases(session, device_class)
     if not current:
         raise RegistryError(f"device class {device_class!r} has no open release to roll back")

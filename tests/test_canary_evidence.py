@@ -91,6 +91,7 @@ def test_a_canary_graduates_only_once_enough_canary_devices_report_it_installed_
 
 def test_failing_canary_devices_roll_the_canary_back_retire_it_and_an_alert_says_why(shipping):
     early = enroll(shipping, 1)
+    enroll(shipping, 7)  # a store outside the canary: a canary of every enrolled store is refused
     reports(shipping, early, None, "failed", reason="before the canary: no evidence")
     canary = start(shipping)
     healthy, failing = enroll(shipping, 1), enroll(shipping, 1)

@@ -1,7 +1,7 @@
 """The channel hardened with TUF's ideas: one signed index per device class that devices read
-first (a withdrawn canary is a signed change, a replayed or expired index is refused), and a
-trusted set of keys on the device that learns a rotated key from an announcement signed by the
-key it replaces."""
+first (a withdrawn canary is a signed change, a replayed, expired or missing index is refused),
+and devices that walk the chain of roots to a rotated key (tests/test_trust_chain.py has the
+attacks on that chain)."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ def test_a_replayed_older_index_is_refused_even_with_its_own_consistent_manifest
         device_sync(shipping)
     assert read_state(shipping["state"])["current"]["model_version"] == shipping["v2"]
     index_path(shipping["root"], "sensor").unlink()  # nor may the index simply disappear
-    with pytest.raises(SyncError, match=f"not found, but this device has seen index version "
-                                        f"{second}"):
+    with pytest.raises(SyncError, match="not found: a channel without its signed index is "
+                                        "refused"):
         device_sync(shipping)
     # a release folder made anew (the index file lost) still signs above what devices saw
     with shipping["sessions"]() as session, session.begin():
@@ -194,10 +194,20 @@ def test_a_lower_release_is_installed_only_when_the_index_lists_the_running_one_
     assert stable_manifest.exists()
 
 
-def test_a_channel_without_an_index_still_serves_a_device_that_never_saw_one(shipping):
+def test_a_channel_that_lost_its_index_is_refused_by_a_device_that_never_saw_one(shipping):
+    """The attack: a canary rolled back, then a mirror serves its old manifest again and drops
+    the index that withdrew it; a new device in the canary store must not install it."""
     promote(shipping, shipping["v1"])
-    index_path(shipping["root"], "sensor").unlink()  # a channel published before the index
-    assert device_sync(shipping).status == "installed"
+    promote(shipping, shipping["v2"], "canary")
+    canary = manifest_path(shipping["root"], "sensor", "canary")
+    withdrawn = canary.read_bytes()
+    with shipping["sessions"]() as session, session.begin():
+        rollback(session, shipping["target"], "sensor", by="test", reason="bad canary")
+    canary.write_bytes(withdrawn)
+    index_path(shipping["root"], "sensor").unlink()
+    with pytest.raises(SyncError, match="without its signed index is refused"):
+        device_sync(shipping, store=1)
+    assert read_state(shipping["state"])["current"] is None
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -256,7 +266,7 @@ def rotate(shipping, tmp_path, monkeypatch) -> tuple[int, str, str]:
                    SHELFCAST_SIGNING_KEY=str(shipping["target"].signing_key))
 
 
-def test_a_device_that_missed_two_rotations_learns_both_and_then_refuses_the_old_key(
+def test_a_device_that_missed_two_rotations_walks_both_roots_and_then_refuses_the_old_key(
         shipping, tmp_path, monkeypatch, capsys):
     promote(shipping, shipping["v1"])
     state = shipping["state"]
@@ -265,16 +275,16 @@ def test_a_device_that_missed_two_rotations_learns_both_and_then_refuses_the_old
                         str(shipping["public"])]) == 0
     assert device_sync(shipping, public=False).status == "installed"
     old_private = load_signing_key(shipping["target"].signing_key)
-    for _ in range(2):
+    for version in (2, 3):
         code, out, err = rotate(shipping, tmp_path, monkeypatch)
         assert code == 0, err
-        assert "announced in" in out and "1 open release manifest(s)" in out
+        assert f"root version {version} names it" in out
     new_public = shipping["public"].read_bytes()
     assert new_public != first_key
-    rotations = json.loads((shipping["root"] / "keys.json").read_bytes())["rotations"]
-    first, second = (json.loads(r["payload"]) for r in rotations)
-    assert (first["rotated_by"], first["new_key_id"]) == ("ops-kim", second["previous_key_id"])
-    assert rotations[0]["key_id"] == first["previous_key_id"] != first["new_key_id"]
+    roots = [json.loads(json.loads((shipping["root"] / "root" / f"{n}.root.json").read_bytes())
+                        ["payload"]) for n in (1, 2, 3)]
+    assert [r["version"] for r in roots] == [1, 2, 3] and roots[2]["created_by"] == "ops-kim"
+    assert len({r["roles"]["release"]["key_ids"][0] for r in roots}) == 3
     # the device still has only the first key, and its cron line still names the old file
     old_file = tmp_path / "old.pub.pem"
     old_file.write_bytes(first_key)
@@ -283,10 +293,9 @@ def test_a_device_that_missed_two_rotations_learns_both_and_then_refuses_the_old
                         "--store", "7", "--state", str(state), "--public-key",
                         str(old_file)]) == 0
     out = capsys.readouterr().out
-    assert out.count("trusts release key") == 2 and "up-to-date" in out
+    assert out.count("follows root version") == 2 and "up-to-date" in out
     keyring = read_keyring(state)
-    assert len(keyring["trusted"]) == 1 and len(keyring["retired"]) == 2
-    assert next(iter(keyring["trusted"].values())).encode() == new_public
+    assert len(keyring["retired"]) == 2
     # whoever still holds the old private key cannot sign for this device any more
     index = index_path(shipping["root"], "sensor")
     index.write_bytes(signed_envelope(index_payload(shipping), old_private))
@@ -305,7 +314,7 @@ def test_a_manifest_signed_by_an_unknown_key_is_refused_with_one_line(shipping, 
                         str(stranger)])
     err = capsys.readouterr().err
     assert code == 4 and err.count("\n") == 1
-    assert "index names signing key" in err and "which this device does not trust" in err
+    assert "root version 1 names signing key" in err and "which this device does not trust" in err
     code = device_main(["sync", "--channel", shipping["url"], "--device-class", "sensor",
                         "--store", "7", "--state", str(shipping["state"] / "empty")])
     assert code == 4 and "no trusted release key" in capsys.readouterr().err
@@ -321,4 +330,4 @@ def test_rotation_refuses_a_signing_key_inside_the_release_folder(shipping, tmp_
                            SHELFCAST_RELEASE_DIR=str(shipping["root"]),
                            SHELFCAST_SIGNING_KEY=str(inside))
     assert code == 2 and "refusing to sign" in err
-    assert not (shipping["root"] / "keys.json").exists()
+    assert not (shipping["root"] / "root" / "2.root.json").exists()

@@ -123,8 +123,16 @@ def test_a_connection_dropped_mid_download_is_refused(serving_v1_with_v2_publish
 
 
 def test_manifest_signed_by_another_key_is_refused(serving_v1_with_v2_published, tmp_path):
-    shipping, _, _ = serving_v1_with_v2_published
-    other_public, _ = init_signing_key(tmp_path / "other" / "key.pem")
+    shipping, _, manifest = serving_v1_with_v2_published
+    init_signing_key(tmp_path / "other" / "key.pem")
+    other = load_signing_key(tmp_path / "other" / "key.pem")
+    manifest_path(shipping["root"], "sensor", "stable").write_bytes(
+        signed_envelope(manifest, other))
+    reindex(shipping)  # the index names the new file: only the manifest's signature is wrong
+    _refused(shipping, "bad signature: the manifest names signing key .*, which this device "
+                       "does not trust")
+    # a device that has its root ignores a key on its command line: the root's keys decide
+    other_public = tmp_path / "other" / "key.pub.pem"
     _refused(shipping, "bad signature", public=other_public)
 
 
@@ -167,6 +175,10 @@ def test_manifest_for_another_class_is_refused(serving_v1_with_v2_published):
     handheld_state = shipping["state"].with_name("handheld-device")
     manifest_path(shipping["root"], "handheld", "stable").parent.mkdir()
     manifest_path(shipping["root"], "handheld", "stable").write_bytes(sensor.read_bytes())
+    with pytest.raises(SyncError, match="without its signed index is refused"):
+        sync(shipping["url"], "handheld", 7, handheld_state, shipping["public"].read_bytes())
+    (shipping["root"] / "handheld" / "index.json").write_bytes(
+        (shipping["root"] / "sensor" / "index.json").read_bytes())  # mix and match
     with pytest.raises(SyncError, match="for device class 'sensor'"):
         sync(shipping["url"], "handheld", 7, handheld_state, shipping["public"].read_bytes())
     assert read_state(handheld_state)["current"] is None

@@ -144,9 +144,18 @@ def fleet_cli(shipping, database_url, tmp_path, monkeypatch, capsys, *args) -> l
     return json.loads(capsys.readouterr().out)
 
 
+def sign_index_with_a_stranger(shipping, tmp_path) -> None:
+    """The class's index as someone without the release key would sign it."""
+    from storage.channel import index_path, init_signing_key, load_signing_key, signed_envelope
+
+    init_signing_key(tmp_path / "other" / "key.pem")
+    index = index_path(shipping["root"], "sensor")
+    payload = json.loads(json.loads(index.read_bytes())["payload"])
+    index.write_bytes(signed_envelope(payload, load_signing_key(tmp_path / "other" / "key.pem")))
+
+
 def test_a_device_syncs_from_the_service_reports_and_fleet_status_shows_its_release(
         shipping, service, database_url, tmp_path, monkeypatch, capsys):
-    from storage.channel import init_signing_key
     from storage.releases import release_version
 
     sessions, state = shipping["sessions"], shipping["state"]
@@ -171,12 +180,13 @@ def test_a_device_syncs_from_the_service_reports_and_fleet_status_shows_its_rele
     assert (shown["id"], shown["store"], shown["release_id"], shown["problems"]) == \
         (device_id, 7, first, [])
 
-    # a newer release the device refuses (a key it does not trust): failed sync, old release
+    # a newer release the device refuses (signed by a key it does not trust): failed sync,
+    # old release
     with sessions() as session, session.begin():
         second = release_version(session, shipping["target"], shipping["v2"], "sensor",
                                  channel="stable", by="test", reason="test").id
-    stranger, _ = init_signing_key(tmp_path / "other" / "key.pem")
-    assert device(*sync[:-1], stranger).returncode == 4
+    sign_index_with_a_stranger(shipping, tmp_path)
+    assert device(*sync).returncode == 4
     assert report(service, tokens, state).returncode == 0
     [shown] = fleet_cli(shipping, database_url, tmp_path, monkeypatch, capsys, "--device-class",
                         "sensor")
@@ -267,14 +277,17 @@ def test_the_report_queue_keeps_only_the_newest_reports(tmp_path):
 
 
 def test_the_release_folder_is_served_read_only_and_never_outside_itself(shipping, service):
-    (shipping["root"] / "hello.txt").write_text("hi")
+    (shipping["root"] / "sensor").mkdir()
+    (shipping["root"] / "sensor" / "index.json").write_text("hi")
+    (shipping["root"] / "hello.txt").write_text("a file no channel has: not served")
     (shipping["root"].parent / "secret.txt").write_text("secret")
     host, port = service.removeprefix("http://").split(":")
-    for method, path, expected in [("GET", "/releases/hello.txt", 200),
+    for method, path, expected in [("GET", "/releases/sensor/index.json", 200),
+                                   ("GET", "/releases/hello.txt", 404),
                                    ("GET", "/releases/../secret.txt", 404),
                                    ("GET", "/releases/..%2Fsecret.txt", 404),
                                    ("GET", "/releases/%2e%2e/secret.txt", 404),
-                                   ("PUT", "/releases/hello.txt", 405)]:
+                                   ("PUT", "/releases/sensor/index.json", 405)]:
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
         connection.request(method, path, body=b"x" if method == "PUT" else None)
         response = connection.getresponse()
@@ -297,8 +310,7 @@ def test_the_service_starts_without_tensorflow_or_prefect_and_the_device_report_
 
 def test_sync_with_report_to_reports_every_result_and_queues_while_the_service_is_away(
         shipping, service, tmp_path):
-    from storage.channel import init_signing_key
-    from storage.releases import release_version
+    from storage.releases import release_version, resign_open_releases
 
     sessions, state = shipping["sessions"], shipping["state"]
     with sessions() as session, session.begin():
@@ -324,13 +336,15 @@ def test_sync_with_report_to_reports_every_result_and_queues_while_the_service_i
     assert "sent 1 report(s)" in done.stdout and token not in done.stdout + done.stderr
     assert reported() == [(first, "installed")]
     assert device(*sync, "--report-to", service, "--token-file", tokens).returncode == 0
-    stranger, _ = init_signing_key(tmp_path / "other" / "key.pem")
     with sessions() as session, session.begin():
         release_version(session, shipping["target"], shipping["v2"], "sensor", channel="stable",
                         by="test", reason="test")
-    done = device(*sync[:-1], stranger, "--report-to", service, "--token-file", tokens)
+    sign_index_with_a_stranger(shipping, tmp_path)
+    done = device(*sync, "--report-to", service, "--token-file", tokens)
     assert done.returncode == 4  # the sync's own exit code, the report went anyway
     assert reported() == [(first, "installed"), (first, "up-to-date"), (first, "refused")]
+    with sessions() as session, session.begin():  # the night's re-sign heals the channel
+        resign_open_releases(session, shipping["target"])
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))

@@ -198,7 +198,7 @@ def test_an_expired_channel_is_refused_reported_and_healed_by_the_nightly_re_sig
     assert done.returncode == 0 and f"release {second} on stable" in done.stdout
 
 
-def test_a_device_learns_a_rotated_key_from_the_channel_and_keeps_reporting(
+def test_a_device_walks_to_the_rotated_root_from_the_channel_and_keeps_reporting(
         shipping, fleet, database_url, tmp_path):
     release(shipping, shipping["v1"], "stable")
     device = fleet(7)
@@ -210,7 +210,7 @@ def test_a_device_learns_a_rotated_key_from_the_channel_and_keeps_reporting(
     new_release = release(shipping, shipping["v2"], "stable")  # signed by the new key only
     done = device.sync()
     assert done.returncode == 0, done.stderr
-    assert "trusts release key" in done.stdout and f"release {new_release} on" in done.stdout
+    assert "follows root version 2" in done.stdout and f"release {new_release} on" in done.stdout
     assert device.reports()[-1][:3] == (new_release, "installed", True)
     status = device.run("status", "--state", device.state, "--json")
     keys = json.loads(status.stdout)

@@ -29,6 +29,8 @@ from storage.channel import (
     manifest_path,
     manifest_payload,
     publish,
+    publish_index,
+    publish_roots,
     signed_envelope,
 )
 from storage.models import Sale
@@ -262,12 +264,23 @@ def device_on_release_1(channel_server, model_files, tmp_path):
     public, _ = init_signing_key(tmp_path / "keys" / "release.pem")
     key = load_signing_key(tmp_path / "keys" / "release.pem")
     state = tmp_path / "device"
+    publish_roots(root, tmp_path / "keys" / "release.pem")
+
+    def index(release_id: int) -> None:
+        """Sign the index over the manifest file as it is, so the device reaches its checks."""
+        now = dt.datetime.now(dt.UTC)
+        publish_index(root, "sensor", [{"release_id": release_id, "channel": "stable",
+                                        "stores": None}], [], key, created_at=now.isoformat(),
+                      expires_at=(now + dt.timedelta(days=1)).isoformat())
+
     publish(root, payload_for(model_files[0], 1), model_files[0], key)
+    index(1)
     assert sync(url, "sensor", 7, state, public.read_bytes()).status == "installed"
     publish(root, payload_for(model_files[1], 2), model_files[1], key)  # not synced yet
 
     def sign(payload: object) -> None:
         manifest_path(root, "sensor", "stable").write_bytes(signed_envelope(payload, key))
+        index(2)
 
     return dict(url=url, state=state, public=public.read_bytes(), sign=sign,
                 release_2=payload_for(model_files[1], 2), serving=predict(state, WINDOW, dt.date(2018, 1, 3)))

@@ -171,9 +171,12 @@ def manifests(draw) -> dict:
     which a test that spoils fields must not change."""
     device_class = draw(st.sampled_from(sorted(MAX_ARTIFACT_BYTES)))
     content = draw(st.binary(min_size=1, max_size=64))
+    channel = draw(st.sampled_from(["canary", "stable"]))
+    # a canary names its stores; the stable channel covers every store (null)
+    stores = draw(st.lists(IDS, min_size=1, max_size=5, unique=True)) if channel == "canary" \
+        else None
     return json.loads(json.dumps(manifest_payload(
-        release_id=draw(IDS), channel=draw(st.sampled_from(["canary", "stable"])),
-        device_class=device_class, stores=draw(st.none() | st.lists(IDS, max_size=5)),
+        release_id=draw(IDS), channel=channel, device_class=device_class, stores=stores,
         model_version=draw(IDS), variant=draw(st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)),
         sha256=hashlib.sha256(content).hexdigest(),
         artifact_bytes=draw(st.integers(1, MAX_ARTIFACT_BYTES[device_class])),

@@ -46,30 +46,31 @@ def db_upgrade(args) -> None:
 
 
 def keys_init(args) -> None:
-    from storage.channel import init_signing_key
+    from storage.releases import ReleaseTarget
 
     catalog = get_catalog()
-    public, key_id = init_signing_key(catalog.signing_key, force=args.force)
+    # refused when the key would land in the release folder, or that folder is the home
+    public, key_id = ReleaseTarget.from_settings(catalog.settings).init_signing_key(
+        force=args.force)
     print(f"release signing key {key_id}: private {catalog.signing_key} (keep it here), "
-          f"public {public} (give it to every device: shelfcast-device trust --public-key)")
+          f"public {public}; root version 1: {public.parent / 'root' / '1.root.json'} (give it "
+          "to every device: shelfcast-device trust --root FILE)")
 
 
 def keys_rotate(args) -> None:
-    from storage.channel import rotate_signing_key
-    from storage.models import utcnow
-    from storage.releases import ReleaseTarget, resign_open_releases
+    from storage.releases import ReleaseTarget, rotate_release_key
 
     catalog = get_catalog()
     target = ReleaseTarget.from_settings(catalog.settings)
-    old_key = target.load_signing_key()  # refused inside the release folder, like any signing
+    # refused at once while another change of the channel (a night, a promotion) holds its lock
     with catalog.unit_of_work() as session:
-        public, old_id, new_id = rotate_signing_key(target.signing_key, target.root, old_key,
-                                                    now=utcnow().isoformat(), by=user(args.by))
-        resigned = resign_open_releases(session, target)
-    print(f"release signing key {new_id} replaces {old_id}: announced in "
-          f"{target.root / 'keys.json'} (signed by {old_id}; devices that trust it learn the new "
-          f"key at their next sync); {len(resigned)} open release manifest(s) and the indexes "
-          f"re-signed; new public key {public}")
+        public, old_id, new_id, version = rotate_release_key(
+            session, target, by=user(args.by), root_keys=args.root_key or [],
+            new_root_key=args.new_root_key, add_root_keys=args.add_root_key or [],
+            root_threshold=args.root_threshold)
+    print(f"release signing key {new_id} replaces {old_id}: root version {version} names it, "
+          f"signed by the root key(s) of version {version - 1}; devices walk to it at their "
+          f"next sync; every open release manifest and index re-signed; new public key {public}")
 
 
 def add_parsers(sub) -> None:
@@ -102,6 +103,16 @@ def add_parsers(sub) -> None:
     k = keys.add_parser("rotate", help="replace the signing key: announce the new public key "
                                        "signed by the old one, re-sign the open releases")
     k.add_argument("--by", help="who rotates it (default: the OS user)")
+    k.add_argument("--root-key", action="append", type=Path, metavar="FILE",
+                   help="a root private key kept offline that signs the new root (repeat for a "
+                        "threshold above 1); default: the root key beside the release key")
+    k.add_argument("--new-root-key", action="store_true",
+                   help="replace the root key too (the old root keys sign the new root)")
+    k.add_argument("--add-root-key", action="append", type=Path, metavar="FILE",
+                   help="add the root key in this private-key file (e.g. one then kept "
+                        "offline) to the new root, for a threshold above 1")
+    k.add_argument("--root-threshold", type=int,
+                   help="root keys that must sign the next root (default: unchanged)")
     k.set_defaults(handler=keys_rotate)
 
     p = sub.add_parser("db", help="registry schema")
