@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from policy.canary import CanaryEvidence
 from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Device, DeviceReport, Release, utcnow
 from storage.registry import active_policies
@@ -168,23 +169,6 @@ def expected_release(releases: dict[str, Release], store: int) -> Release | None
     (as a device picks from its class's signed index), so the canary in the canary stores."""
     covering = [r for r in releases.values() if not r.stores or store in r.stores]
     return max(covering, key=lambda r: r.id, default=None)
-
-
-@dataclass(frozen=True)
-class CanaryEvidence:
-    """What the canary stores' devices of a class said about a canary release: each active
-    device counts once, by its last report, and only when that report came after the release
-    and within the staleness window."""
-
-    enrolled: int  # active devices of the class in the canary stores
-    reporting: int  # of those, with a report since the release and not stale
-    healthy: int  # reporting the canary release installed, smoke test passed, sync not failed
-    failed: int  # reporting a failed or refused sync, or a failing smoke test
-    failures: list[str]  # one line per failed device, for the step and the alert
-
-    def summary(self) -> str:
-        return (f"{self.healthy} of {self.enrolled} canary device(s) report it installed and "
-                f"healthy, {self.failed} of {self.reporting} reporting failed")
 
 
 def canary_evidence(session: Session, release: Release, *,

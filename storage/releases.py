@@ -15,6 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from device.manifest import CHANNELS, MAX_ID
+from policy.canary import CanaryPolicy, judge_canary
 from policy.records import CanaryErrors
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
@@ -419,43 +420,6 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
 
 
 @dataclass(frozen=True)
-class CanaryPolicy:
-    """What the canary stores' devices must show before a canary goes to the fleet, and how
-    many of them failing pulls it back, and how much worse than the fleet model its stores'
-    forecasts may be. Settings canary_min_devices, canary_min_share, canary_max_failed_share,
-    device_stale_hours, canary_max_mape_loss."""
-
-    min_devices: int = 1  # reporting the canary installed and healthy, at least
-    min_share: float = 0.5  # of the canary stores' enrolled devices of the class, at least
-    max_failed_share: float = 0.5  # of the reporting ones failing: above it, roll back
-    stale_after: dt.timedelta = dt.timedelta(hours=24)  # older reports are not evidence
-    # MAPE points the canary stores' error may exceed the fleet model's on the same windows;
-    # above it, roll back. Like the gate's max_loss, but on a few stores' few days: wider
-    max_mape_loss: float = 2.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.min_devices, bool) or not isinstance(self.min_devices, int) \
-                or self.min_devices < 1:
-            raise RegistryError(f"canary_min_devices must be a whole number of at least 1, got "
-                                f"{self.min_devices!r}")
-        for name, value in (("canary_min_share", self.min_share),
-                            ("canary_max_failed_share", self.max_failed_share)):
-            if not 0.0 <= value <= 1.0:
-                raise RegistryError(f"{name} must be a share from 0 to 1, got {value!r}")
-        if self.stale_after <= dt.timedelta(0):
-            raise RegistryError(f"device_stale_hours must be positive, got {self.stale_after}")
-        if not 0.0 <= self.max_mape_loss <= 100.0:
-            raise RegistryError(f"canary_max_mape_loss must be from 0 to 100 MAPE points, got "
-                                f"{self.max_mape_loss!r}")
-
-    @classmethod
-    def from_settings(cls, settings) -> CanaryPolicy:
-        return cls(settings.canary_min_devices, settings.canary_min_share,
-                   settings.canary_max_failed_share,
-                   dt.timedelta(hours=settings.device_stale_hours), settings.canary_max_mape_loss)
-
-
-@dataclass(frozen=True)
 class RolloutStep:
     device_class: str
     action: str  # canary | graduated | held | waiting | unchanged | rolled back | replaced
@@ -467,7 +431,7 @@ class RolloutStep:
 def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
                     candidate: ModelVersion | None, *, as_of: dt.date,
                     canary_blockers: list[str], fleet_holds: list[str],
-                    canary_policy: CanaryPolicy = CanaryPolicy(),
+                    canary_policy: CanaryPolicy | None = None,
                     canary_errors: CanaryErrors | None = None,
                     now: dt.datetime | None = None) -> list[RolloutStep]:
     """One night's rollout for a class.
@@ -489,7 +453,8 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
         errors = canary_errors if canary_errors and canary_errors.canary_release == canary.id \
             else None
         step = _judge_canary(session, target, canary, as_of=as_of, blockers=canary_blockers,
-                             holds=fleet_holds, policy=canary_policy, errors=errors, now=now)
+                             holds=fleet_holds, policy=canary_policy or CanaryPolicy(),
+                             errors=errors, now=now)
         better = _replaces_canary(session, candidate, canary) \
             if step.action in ("held", "waiting") and candidate is not None \
             and candidate.id != canary.model_version_id and candidate.status != "retired" else None
@@ -530,70 +495,37 @@ def advance_rollout(session: Session, target: ReleaseTarget, device_class: str,
 def _judge_canary(session: Session, target: ReleaseTarget, canary: Release, *, as_of: dt.date,
                   blockers: list[str], holds: list[str], policy: CanaryPolicy,
                   errors: CanaryErrors | None = None, now: dt.datetime | None) -> RolloutStep:
-    """Tonight's verdict on an open canary: rolled back, held, waiting or graduated."""
-    # storage.devices reads open releases from this module; imported here to keep one direction
+    """Tonight's verdict on an open canary (`policy.canary.judge_canary`), carried out: rolled
+    back, held, waiting or graduated."""
+    # storage.devices and storage.approvals read open releases from this module; imported here
+    # to keep one direction
+    from storage.approvals import awaits_approval
     from storage.devices import canary_evidence
 
     device_class = canary.device_class
-    age = (as_of - (canary.as_of or as_of)).days
     name = f"canary release {canary.id} (version {canary.model_version_id})"
-    evidence = canary_evidence(session, canary, stale_after=policy.stale_after, now=now)
-    why = None
-    if evidence.failed and evidence.failed > policy.max_failed_share * evidence.reporting:
-        why = (f"{evidence.failed} of {evidence.reporting} reporting canary device(s) failed "
-               f"(more than {policy.max_failed_share:.0%}): " + "; ".join(evidence.failures[:3])
-               + (f"; and {len(evidence.failures) - 3} more" if len(evidence.failures) > 3 else ""))
-    elif errors and errors.windows and errors.canary_mape_pct > errors.stable_mape_pct \
-            + policy.max_mape_loss:
-        why = (f"its stores' forecast error is worse than the fleet model's beyond the "
-               f"{policy.max_mape_loss:g}-point margin: {errors.summary()}")
-    if why:
-        fallback = rollback(session, target, device_class, by="nightly", reason=why)
+    verdict = judge_canary(
+        name=name, device_class=device_class, stores=canary.stores,
+        age_nights=(as_of - (canary.as_of or as_of)).days, canary_nights=target.canary_nights,
+        evidence=canary_evidence(session, canary, stale_after=policy.stale_after, now=now),
+        errors=errors, blockers=blockers, holds=holds,
+        awaiting_approval=awaits_approval(session, canary), policy=policy)
+    if verdict.action == "rolled back":
+        fallback = rollback(session, target, device_class, by="nightly", reason=verdict.why)
         return RolloutStep(device_class, "rolled back",
                            f"{name} rolled back and version {canary.model_version_id} retired: "
-                           f"{why}" + (f"; canary stores back on release {fallback.id}"
-                                       if fallback else "; no stable release to fall back to"),
+                           f"{verdict.why}" + (f"; canary stores back on release {fallback.id}"
+                                               if fallback else
+                                               "; no stable release to fall back to"),
                            fallback and fallback.id, canary.model_version_id)
-    if evidence.enrolled:
-        judged = evidence.summary()
-        enough = evidence.healthy >= policy.min_devices \
-            and evidence.healthy >= policy.min_share * evidence.enrolled
-    else:
-        judged = (f"no {device_class} device enrolled in canary stores {canary.stores or 'all'}: "
-                  "judged on nights and forecast quality alone")
-        enough = True
-    if blockers:
-        return RolloutStep(device_class, "held", f"{name} held: " + "; ".join(blockers),
-                           canary.id, canary.model_version_id)
-    if age < target.canary_nights:
-        return RolloutStep(device_class, "waiting", f"{name}: night {age} of "
-                           f"{target.canary_nights}; {judged}", canary.id, canary.model_version_id)
-    if not enough:
-        return RolloutStep(device_class, "waiting",
-                           f"{name} waits for its devices: {judged}; it needs at least "
-                           f"{policy.min_devices} and {policy.min_share:.0%} of them",
-                           canary.id, canary.model_version_id)
-    if errors and errors.stable_version is not None and not errors.windows:
-        return RolloutStep(device_class, "waiting", f"{name} waits for its stores' actuals: "
-                           f"{errors.summary()}", canary.id, canary.model_version_id)
-    if holds:
-        return RolloutStep(device_class, "held", f"{name} held from the fleet: "
-                           + "; ".join(holds), canary.id, canary.model_version_id)
-    # imported here: storage.approvals reads open releases from this module
-    from storage.approvals import awaits_approval
-
-    if waiting_for := awaits_approval(session, canary):
-        return RolloutStep(device_class, "waiting", waiting_for, canary.id,
+    if verdict.action != "graduated":
+        return RolloutStep(device_class, verdict.action, verdict.why, canary.id,
                            canary.model_version_id)
-    errors_judged = f"; {errors.summary()}, within {policy.max_mape_loss:g} points" \
-        if errors and errors.windows else ""
     stable = release_version(session, target, canary.model_version_id, device_class,
                              channel="stable", by="nightly", as_of=as_of,
-                             reason=f"canary release {canary.id} ran {age} clean nights"
-                             + (f"; {judged}" if evidence.enrolled else "") + errors_judged)
+                             reason=f"canary release {canary.id} {verdict.why}")
     return RolloutStep(device_class, "graduated", f"{name} graduated to the fleet: release "
-                       f"{stable.id} ({age} clean nights; {judged}{errors_judged})", stable.id,
-                       canary.model_version_id)
+                       f"{stable.id} ({verdict.summary})", stable.id, canary.model_version_id)
 
 
 def _replaces_canary(session: Session, candidate: ModelVersion, canary: Release) -> str | None:

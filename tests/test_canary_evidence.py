@@ -12,7 +12,6 @@ from sqlalchemy import select
 from monitoring.alerts import canary_rollback_changes
 from storage.alerts import apply_alert_changes, open_alerts
 from storage.devices import ReportRecord, enroll_device, record_report, revoke_device
-from storage.errors import RegistryError
 from storage.models import GateDecision, ModelVersion, Release, utcnow
 from storage.releases import CanaryPolicy, advance_rollout, open_releases, release_version
 
@@ -189,7 +188,7 @@ def test_a_clearly_better_candidate_replaces_a_canary_in_flight_and_a_merely_sma
     (dict(max_failed_share=-0.1), "canary_max_failed_share"),
     (dict(stale_after=dt.timedelta(0)), "device_stale_hours")])
 def test_a_canary_policy_out_of_range_names_its_setting(bad, setting):
-    with pytest.raises(RegistryError, match=setting):
+    with pytest.raises(ValueError, match=setting):
         CanaryPolicy(**bad)
 
 
@@ -208,3 +207,28 @@ def test_a_manual_stable_release_of_another_version_ends_the_canary_in_flight_an
         assert ended.ended_by == "ops"
         assert ended.end_reason == (f"superseded by a stable release of version {shipping['v2']}, "
                                     "which the canary stores take too: hotfix")
+
+
+def test_the_canary_verdict_is_a_pure_function_of_its_evidence_in_the_order_it_states():
+    from policy.canary import CanaryEvidence, judge_canary
+
+    healthy = CanaryEvidence(enrolled=2, reporting=2, healthy=2, failed=0, failures=[])
+    failing = CanaryEvidence(enrolled=2, reporting=2, healthy=0, failed=2,
+                             failures=["device 1: smoke test failed", "device 2: refused"])
+    facts = dict(name="canary release 7 (version 3)", device_class="sensor", stores=[1],
+                 age_nights=3, canary_nights=3, evidence=healthy, errors=None, blockers=[],
+                 holds=[], awaiting_approval=None, policy=CanaryPolicy())
+
+    def verdict(**changes):
+        return judge_canary(**(facts | changes))
+
+    assert verdict().action == "graduated" and "ran 3 clean nights" in verdict().why
+    assert verdict(evidence=failing, blockers=["quality alert 4"]).action == "rolled back", \
+        "failing devices pull a canary back before anything else is weighed"
+    assert verdict(blockers=["quality alert 4"]).why == \
+        "canary release 7 (version 3) held: quality alert 4"
+    assert verdict(age_nights=1).why.startswith("canary release 7 (version 3): night 1 of 3")
+    assert "waits for its devices" in verdict(evidence=CanaryEvidence(2, 0, 0, 0, [])).why
+    assert verdict(holds=["severe drift alert 9"]).action == "held"
+    assert verdict(awaiting_approval="canary release 7 (version 3) waits for an approval").why \
+        == "canary release 7 (version 3) waits for an approval"
