@@ -5,6 +5,7 @@ one-line message (post/redirect/get)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -123,14 +124,19 @@ def home():
     return RedirectResponse("/tonight", status.HTTP_303_SEE_OTHER)
 
 
+METRIC_LABELS = {"mape_pct": "MAPE %", "wape_pct": "WAPE %", "mase": "MASE"}
+
+
 @router.get("/tonight")
 def tonight_page(request: Request, user: MaybeUser, session: SessionDep):
     if user is None:
         return _login_first(request)
     page = views.tonight(session)
-    pareto = [(v["artifact_bytes"], v["mape_pct"], v["variant"], bool(v["passed_for"]))
-              for v in page.get("variants", [])]
+    metric = (page.get("night") or {}).get("gate_metric", "mape_pct")
+    pareto = [(v["artifact_bytes"], v[metric] if v.get(metric) is not None else math.nan,
+               v["variant"], bool(v["passed_for"])) for v in page.get("variants", [])]
     return _render(request, "tonight.html", user, page, pareto=pareto,
+                   pareto_metric=METRIC_LABELS.get(metric, metric),
                    trend=_dated(page.get("error_trend", {})))
 
 

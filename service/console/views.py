@@ -63,7 +63,10 @@ def tonight(session: Session) -> dict:
                   "start": run.start, "start_reason": run.start_reason,
                   "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
                   "series": run.series_count, "train_windows": run.train_windows,
-                  "test_windows": run.test_windows, "demand": demand_line(night)},
+                  "test_windows": run.test_windows, "demand": demand_line(night),
+                  # what the night's gate measured (MASE where `auto` found sparse demand)
+                  "gate_metric": next((d.reasons[0]["rule"] for v in night.versions
+                                       for d in v.decisions or []), "mape_pct")},
         "timings_s": {k: round(v, 1) for k, v in (run.timings_s or {}).items()},
         "variants": variant_rows(night),
         "decisions": class_decisions(night),
