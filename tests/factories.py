@@ -110,6 +110,17 @@ def run_cli(argv, monkeypatch, tmp_path, **env) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def promote(shipping, version_id: int, channel: str = "stable", *, device_class: str = "sensor",
+            night=None, target=None) -> int:
+    """Release `version_id` to `device_class` on `channel` over the `shipping` fixture's
+    registry and channel (`target` instead of its own); the release id."""
+    from storage.releases import release_version
+
+    with shipping["sessions"]() as session, session.begin():
+        return release_version(session, target or shipping["target"], version_id, device_class,
+                               channel=channel, by="test", reason="test", as_of=night).id
+
+
 # -- the ops console: generated nights and people --------------------------------------------
 
 PASSWORD = "a long enough password"

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from factories import run_cli
+from factories import promote, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,13 +26,7 @@ from storage.channel import (
     publish_index,
     signed_envelope,
 )
-from storage.releases import release_version, rollback
-
-
-def promote(shipping, version_id, channel="stable"):
-    with shipping["sessions"]() as session, session.begin():
-        return release_version(session, shipping["target"], version_id, "sensor",
-                               channel=channel, by="test", reason="test").id
+from storage.releases import rollback
 
 
 def device_sync(shipping, store=7, *, state=None, public=None):

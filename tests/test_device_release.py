@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from factories import promote
 from sqlalchemy import select
 
 from device.agent import SyncError, predict, read_state, sync
@@ -16,13 +17,7 @@ from device.cli import main as device_main
 from storage.channel import init_signing_key, load_signing_key, manifest_path, signed_envelope
 from storage.models import ModelVersion
 from storage.registry import RegistryError
-from storage.releases import advance_rollout, release_history, release_version, rollback
-
-
-def promote(shipping, version_id, channel="stable", device_class="sensor", night=None):
-    with shipping["sessions"]() as session, session.begin():
-        return release_version(session, shipping["target"], version_id, device_class,
-                               channel=channel, by="test", reason="test", as_of=night).id
+from storage.releases import advance_rollout, release_history, rollback
 
 
 def device_sync(shipping, *, store=7, device_class="sensor", public=None):

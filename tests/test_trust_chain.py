@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from factories import run_cli
+from factories import promote, run_cli
 
 from device.agent import SyncError, predict, read_state, sync
 from device.trust import read_root
@@ -30,12 +30,6 @@ from storage.releases import (
     rollback,
     rotate_release_key,
 )
-
-
-def promote(shipping, version_id, channel="stable"):
-    with shipping["sessions"]() as session, session.begin():
-        return release_version(session, shipping["target"], version_id, "sensor",
-                               channel=channel, by="test", reason="test").id
 
 
 def rotate(shipping, **options):

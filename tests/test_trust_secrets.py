@@ -9,21 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from factories import run_cli
+from factories import promote, run_cli
 
 from device.manifest import ManifestError, parse_index
 from storage.catalog import Catalog
 from storage.channel import SecretExposed, check_servable, init_signing_key
 from storage.devices import enroll_device
 from storage.registry import RegistryError
-from storage.releases import release_version
 from storage.settings import Settings
-
-
-def promote(shipping, version_id, channel="stable", target=None):
-    with shipping["sessions"]() as session, session.begin():
-        return release_version(session, target or shipping["target"], version_id, "sensor",
-                               channel=channel, by="test", reason="test").id
 
 
 def database(shipping) -> str:
