@@ -135,7 +135,7 @@ def intermittent_references(matrix: SalesMatrix, test: WindowSet) -> dict[str, n
     keys = pd.MultiIndex.from_arrays([test.series, test.target_pos])
     rows = pd.MultiIndex.from_arrays([rolled["unique_id"].to_numpy(), rolled["ds"].to_numpy()])
     found = rows.get_indexer(keys)
-    for name, model in zip(INTERMITTENT_REFERENCES, models, strict=False):
+    for name, model in zip(INTERMITTENT_REFERENCES[:len(models)], models, strict=True):
         column = rolled[repr(model)].to_numpy()
         forecasts[name] = np.where(found >= 0, column[np.maximum(found, 0)], mean)
     return forecasts

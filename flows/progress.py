@@ -53,13 +53,15 @@ def say(message: str, *, kind: str = DETAIL) -> None:
         show(line, kind=kind)
 
 
-def show(line: str, *, kind: str = DETAIL) -> None:
-    """Write a progress line: to stderr (the log file while the terminal is quiet), and to the
-    quiet terminal if it is a step or a failure, or a detail after a long silence."""
+def show(line: str, *, kind: str = DETAIL, log: bool = True) -> None:
+    """Write a progress line: to stderr (the log file while the terminal is quiet) unless not
+    `log`, and to the quiet terminal if it is a step or a failure, or a detail after a long
+    silence."""
     global _last_shown
     # not print(): a flow's log_prints would turn it into a log record below the level shown
     with _lock:
-        _write(sys.stderr, line)
+        if log:
+            _write(sys.stderr, line)
         now = time.monotonic()
         if _terminal is None:
             _last_shown = now
@@ -69,17 +71,11 @@ def show(line: str, *, kind: str = DETAIL) -> None:
 
 
 def show_forwarded(event: tuple[float, dict]) -> None:
-    """Show on the quiet terminal a line a Dask worker said (`subscribe_topic(PROGRESS_TOPIC,
-    show_forwarded)`), as `show` would; the worker wrote it to its own log already (a local
-    worker's log is this process's stderr), so it is not written to stderr again."""
-    global _last_shown
+    """Show a line a Dask worker said (`subscribe_topic(PROGRESS_TOPIC, show_forwarded)`); the
+    worker wrote it to its own log already (a local worker's log is this process's stderr),
+    so it is not logged again."""
     _, message = event
-    with _lock:
-        now = time.monotonic()
-        if _terminal is not None and (message["kind"] != DETAIL
-                                      or now - _last_shown >= SILENT_AT_MOST_S):
-            _write(_terminal, message["line"])
-            _last_shown = now
+    show(message["line"], kind=message["kind"], log=False)
 
 
 def _write(stream: TextIO, line: str) -> None:

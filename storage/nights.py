@@ -92,18 +92,19 @@ def stored_evidence(run: TrainingRun) -> NightEvidence:
         released={}, demand=DemandMix.from_dict(run.demand) if run.demand else None)
 
 
-def replay_quality(run: TrainingRun, values: dict, chosen_metric: str, *,
-                   baseline_variant: str) -> dict[str, bool]:
-    """Which of a registered night's versions would pass the rules that judge a model on its
-    own under the policy `values` (fields as policy.limits names them), by variant."""
+def replay_quality(run: TrainingRun, policies: list[dict], chosen_metric: str, *,
+                   baseline_variant: str) -> list[dict[str, bool]]:
+    """Per policy of `policies` (fields as policy.limits names them), which of a registered
+    night's versions would pass the rules that judge a model on its own, by variant."""
     evidence = stored_evidence(run)
-    choice = resolve_metric(chosen_metric, evidence.demand)
-    limits = limits_for(values, choice.metric)
     if baseline_variant not in evidence.candidates or not evidence.references:
-        return {}
-    return {version.variant: evaluate_gate(gate_input(
-                version, evidence, choice, baseline_variant=baseline_variant), limits
-            ).quality_passed for version in run.versions if version.variant in evidence.candidates}
+        return [{} for _ in policies]
+    choice = resolve_metric(chosen_metric, evidence.demand)
+    inputs = {version.variant: gate_input(version, evidence, choice,
+                                          baseline_variant=baseline_variant)
+              for version in run.versions if version.variant in evidence.candidates}
+    return [{variant: evaluate_gate(given, limits_for(values, choice.metric)).quality_passed
+             for variant, given in inputs.items()} for values in policies]
 
 
 def _champion_figures(current: ModelVersion | None, evidence: NightEvidence,
@@ -192,8 +193,8 @@ def suggest_for_class(session: Session, device_class: str, *, baseline_variant: 
     for run in runs:
         errors = {v.variant: gate_error(d) for v in run.versions for d in v.decisions
                   if d.device_class == device_class}
-        now = replay_quality(run, values, policy.metric, baseline_variant=baseline_variant)
-        then = replay_quality(run, proposed, policy.metric, baseline_variant=baseline_variant)
+        now, then = replay_quality(run, [values, proposed], policy.metric,
+                                   baseline_variant=baseline_variant)
         passing = [v for v, ok in then.items() if ok]
         replay.append({"as_of": run.as_of.isoformat(), "passes_now": sum(now.values()),
                        "would_pass": len(passing), "variants": len(then),
