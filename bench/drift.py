@@ -44,6 +44,9 @@ SHIFT_SIZES = {
     REAL: (0.50, 1.00, 2.00),
 }
 KINDS = ("store", "item")
+# the article's volume: about 50 units a store-item-day (issue 25's "article's volumes"); a
+# shifted member selling at least this much a series-day gets its own row as well
+ARTICLE_SERIES_DAY = 40.0
 FIRST_NIGHT = dt.date(2017, 9, 1)
 
 
@@ -63,6 +66,7 @@ class Run:
     se_pct: float | None = None
     start_error_days: int | None = None
     others_named: tuple[str, ...] = ()
+    per_series_day: float | None = None  # its sales a store-item-day before the shift
 
 
 def _span(config: DriftConfig, nights: int) -> tuple[dt.date, dt.date]:
@@ -110,11 +114,14 @@ def shifted_runs(sales: pd.DataFrame, first_night: dt.date, targets: dict[str, f
     for k, key in enumerate(keys):
         kind, member = key.split()
         night, finding = found.get(key, (None, None))
+        other = "item" if kind == "store" else "store"
+        series = sales.loc[sales[kind] == int(member), other].nunique()
         runs.append(Run(
             regime, kind, targets[key], int(member), seed, night,
             tuple(round(float(p), 4) for p in curves[k, sizes.index(targets[key])]),
             finding and finding.level_change_pct, finding and finding.se_pct,
-            finding and (finding.since - first_night).days, tuple(sorted(others))))
+            finding and (finding.since - first_night).days, tuple(sorted(others)),
+            round(before.volumes[key].member_per_day / max(series, 1), 2)))
     return runs
 
 
@@ -242,7 +249,8 @@ def full_check_seconds(stores: int, items: int, *, config: DriftConfig) -> dict:
 def summarise(results: dict, *, power: float = 0.8) -> list[dict]:
     """One row per regime, kind and size: stated against measured power by night, the largest
     gap between them in points, the nights each needs to reach `power`, and what the check said
-    of the size and start when it named the member."""
+    of the size and start when it named the member. Where only some shifted members sell at
+    the article's volume (`ARTICLE_SERIES_DAY`), those runs get a row of their own too."""
     window = results["config"]["window_days"]
     target_nights = results["config"]["target_nights"]
     rows = []
@@ -250,7 +258,12 @@ def summarise(results: dict, *, power: float = 0.8) -> list[dict]:
         groups: dict[tuple[str, float], list[dict]] = {}
         for run in regime["runs"]:
             groups.setdefault((run["kind"], run["shift"]), []).append(run)
+            if (run.get("per_series_day") or 0) >= ARTICLE_SERIES_DAY:
+                groups.setdefault((f"{run['kind']} at >= {ARTICLE_SERIES_DAY:g} a series-day",
+                                   run["shift"]), []).append(run)
         for (kind, shift), runs in sorted(groups.items()):
+            if " >= " in kind and len(runs) == len(groups[(kind.split()[0], shift)]):
+                continue  # every member sells that much: the row above says it
             stated = np.mean([r["stated"] for r in runs], axis=0)
             measured = np.array([np.mean([r["first_named"] is not None and r["first_named"] <= k
                                           for r in runs]) for k in range(1, window + 1)])
@@ -338,7 +351,8 @@ def power_plot_png(results: dict) -> bytes:
     for ax in axes.flat[len(regimes):]:
         ax.set_visible(False)
     for ax, regime in zip(axes.flat, regimes, strict=False):  # the grid may have spare cells
-        for i, row in enumerate(r for r in rows if r["regime"] == regime):
+        for i, row in enumerate(r for r in rows if r["regime"] == regime
+                                and r["kind"] in KINDS):  # not the article-volume subsets
             color = f"C{i}"
             nights = range(1, len(row["stated"]) + 1)
             label = f"{row['kind']} +{row['shift_pct']} %"

@@ -170,3 +170,20 @@ def test_a_burst_that_is_over_is_told_from_a_lasting_level():
     lasting = rng.poisson(np.r_[[100.0] * 6, [160.0] * 8]).astype(float)
     assert rule.burst(promo, rest, 5600.0, 22400.0, 1.0) == (6, 8)
     assert rule.burst(lasting, rest, 5600.0, 22400.0, 1.0) is None
+
+
+def test_the_bench_gives_runs_at_the_articles_volume_a_row_of_their_own():
+    from bench.drift import ARTICLE_SERIES_DAY, summarise
+
+    def run(volume: float, named: int | None) -> dict:
+        return {"kind": "item", "shift": 0.2, "per_series_day": volume, "first_named": named,
+                "stated": [0.5, 0.9, 1.0], "estimate_pct": 20.0, "start_error_days": 0,
+                "others_named": []}
+
+    results = {"config": {"window_days": 3, "target_nights": 3},
+               "regimes": [{"regime": "r", "runs": [run(ARTICLE_SERIES_DAY + 5, 1),
+                                                     run(ARTICLE_SERIES_DAY - 20, None)]}]}
+    rows = {row["kind"]: row for row in summarise(results)}
+    assert rows["item"]["runs"] == 2 and rows["item"]["within_target_nights"] == 0.5
+    subset = rows[f"item at >= {ARTICLE_SERIES_DAY:g} a series-day"]
+    assert subset["runs"] == 1 and subset["within_target_nights"] == 1.0
