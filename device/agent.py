@@ -56,6 +56,11 @@ class SyncError(RuntimeError):
     """Why a sync refused a release; the installed model is unchanged."""
 
 
+class ChannelUnavailable(SyncError):
+    """The channel could not be reached or read (network, DNS, a server error): nothing was
+    refused, the installed model keeps serving, and a later sync may succeed."""
+
+
 class IndexMismatch(SyncError):
     """The manifest file is not the one the index names (perhaps re-signed since)."""
 
@@ -77,17 +82,18 @@ def fetch(url: str, *, max_bytes: int) -> bytes | None:
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
-        raise SyncError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+        unavailable = ChannelUnavailable if exc.code >= 500 else SyncError
+        raise unavailable(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except FileNotFoundError:
         return None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, FileNotFoundError):
             return None
-        raise SyncError(f"{url}: {exc.reason}") from exc
+        raise ChannelUnavailable(f"{url}: unreachable: {exc.reason}") from exc
     except http.client.IncompleteRead as exc:
         raise SyncError(f"{url}: truncated download ({len(exc.partial)} bytes arrived)") from exc
     except OSError as exc:
-        raise SyncError(f"{url}: {exc}") from exc
+        raise ChannelUnavailable(f"{url}: unreachable: {exc}") from exc
     if len(content) > max_bytes:
         raise SyncError(f"{url}: larger than the {max_bytes} bytes expected")
     return content

@@ -11,7 +11,17 @@ import sys
 import traceback
 from pathlib import Path
 
-from device.agent import SyncError, installed_model, latency_us, predict, read_state, sync
+from device.agent import (
+    ChannelUnavailable,
+    SyncError,
+    installed_model,
+    latency_us,
+    predict,
+    read_state,
+    sync,
+)
+from device.manifest import MAX_ID
+from device.messages import echo
 from device.report import (
     QUEUE_DIR,
     Delivery,
@@ -32,8 +42,8 @@ def cmd_sync(args) -> int:
         result = sync(args.channel, args.device_class, args.store, Path(args.state),
                       Path(args.public_key).read_bytes() if args.public_key else None)
     except Exception as exc:  # recorded and reported, then failed as before
-        record_sync(Path(args.state), "refused" if isinstance(exc, SyncError) else "failed",
-                    str(exc))
+        refused = isinstance(exc, SyncError) and not isinstance(exc, ChannelUnavailable)
+        record_sync(Path(args.state), "refused" if refused else "failed", str(exc))
         _report_after_sync(args)
         raise
     record_sync(Path(args.state), result.status)
@@ -133,7 +143,9 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     delivery = send_report(args.server, Path(args.token_file), Path(args.state))
     _print_delivery("shelfcast-device report", delivery, args.server, Path(args.state))
-    return EXIT_REFUSED if delivery.queued else 0
+    if not delivery.queued:
+        return 0
+    return EXIT_UNAVAILABLE if delivery.unreachable else EXIT_REFUSED
 
 
 def _day(text: str) -> dt.date:
@@ -141,6 +153,14 @@ def _day(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _store(text: str) -> int:
+    """A store id as the registry keeps them: a whole number from 1 to MAX_ID."""
+    if text.isdigit() and len(text) <= len(str(MAX_ID)) and 1 <= int(text) <= MAX_ID:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a store id from 1 to {MAX_ID}, got "
+                                     f"{echo(text)}")
 
 
 class UsageError(ValueError):
@@ -166,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="fetch, verify and install the model for this device")
     p.add_argument("--channel", required=True, help="base URL (or folder) of the release channel")
     p.add_argument("--device-class", required=True)
-    p.add_argument("--store", required=True, type=int)
+    p.add_argument("--store", required=True, type=_store)
     p.add_argument("--state", required=True, help="folder holding the installed models")
     p.add_argument("--public-key", help="PEM file of a release signing key, trusted for this "
                                         "run besides the keyring (see `trust`)")
@@ -227,6 +247,8 @@ def _classify(exc: BaseException) -> tuple[int, str]:
     first = (str(exc).strip().splitlines() or [""])[0][:400]
     if isinstance(exc, KeyboardInterrupt):
         return 130, "interrupted"
+    if isinstance(exc, ChannelUnavailable):
+        return EXIT_UNAVAILABLE, first
     if isinstance(exc, SyncError):
         return EXIT_REFUSED, first
     if isinstance(exc, FileNotFoundError):

@@ -44,6 +44,7 @@ class Delivery:
     queued: int  # reports still waiting in the queue
     dropped: list[str]  # why queued reports the service refused for good were dropped
     problem: str | None = None  # why the queue still waits
+    unreachable: bool = False  # it waits because the service was not reached (or erred: 5xx)
 
 
 def record_sync(state: Path, result: str, reason: str = "") -> None:
@@ -107,7 +108,7 @@ def send_report(server: str, token_file: Path, state: Path) -> Delivery:
                      json.dumps(report).encode())
     _prune(queue)
     url = f"{server.rstrip('/')}/api/v1/reports"
-    sent, dropped, problem = 0, [], None
+    sent, dropped, problem, unreachable = 0, [], None, False
     for path in sorted(queue.glob("*.json")):
         status, detail = _post(url, token, path.read_bytes())
         if 200 <= status < 300:
@@ -118,8 +119,9 @@ def send_report(server: str, token_file: Path, state: Path) -> Delivery:
             dropped.append(f"HTTP {status}: {detail}")
         else:
             problem = detail if status == 0 else f"{url}: HTTP {status}: {detail}"
+            unreachable = status == 0 or status >= 500
             break
-    return Delivery(sent, len(list(queue.glob("*.json"))), dropped, problem)
+    return Delivery(sent, len(list(queue.glob("*.json"))), dropped, problem, unreachable)
 
 
 def read_report_target(server: str, token_file: Path, *, option: str = "--server") -> str:

@@ -7,10 +7,36 @@ forecast for a window is the one the gate saw.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 on /dev/null meanwhile. LiteRT's C++ writes "INFO: Created TensorFlow
+    Lite XNNPACK delegate for CPU." there when the interpreter applies its default delegate
+    (in `allocate_tensors`); no Python option or environment variable turns it off, and it
+    would make a device's one-line refusal two lines. Held only around that call: Python's
+    own errors are raised, not written, and print after it."""
+    with _stderr_lock:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class Forecaster:
@@ -19,7 +45,8 @@ class Forecaster:
 
     def __init__(self, model_content: bytes, *, num_threads: int = 1):
         self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        with native_stderr_silenced():
+            self.interpreter.allocate_tensors()
         inputs = self.interpreter.get_input_details()
         # names are stripped from the file: tell the inputs apart by type
         history = [d for d in inputs if d["dtype"] == np.float32]

@@ -28,7 +28,9 @@ def ingest_drop(catalog: Catalog, drop: str) -> str:
 
 
 def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.DataFrame, dt.date]:
-    """Stored sales up to and including `as_of` (default: the last day with sales)."""
+    """Stored sales up to and including `as_of` (default: the last day with sales). A day
+    after the last day with sales, or one without sales, is refused in one line before
+    anything is recorded: checked on it, drift would compare nothing and report none."""
     from storage.sales import load_sales, sales_date_range
 
     as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
@@ -42,7 +44,12 @@ def load_sales_up_to(catalog: Catalog, as_of: dt.date | str | None) -> tuple[pd.
         as_of = as_of or last
         sales = load_sales(session, end=as_of)
     if sales.empty:
-        raise ValueError(f"no sales stored on or before {as_of}")
+        raise ValueError(f"--as-of {as_of}: no sales stored on or before it: ingest that "
+                         "day's sales first")
+    newest = sales["date"].max().date()
+    if newest < as_of:
+        raise ValueError(f"--as-of {as_of} has no sales stored (the last day with sales before "
+                         f"it is {newest}): ingest that day's sales first")
     return sales, as_of
 
 

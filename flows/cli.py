@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from flows.commands import bench, checks, data, fleet, night, people, registry
+from flows.commands import audit, bench, checks, data, fleet, night, people, registry
 from flows.errors import EXIT_OK, classify
 
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # each command module adds its own commands, in the order `--help` lists them
-    for module in (data, night, bench, checks, fleet, registry, people):
+    for module in (data, night, bench, checks, fleet, registry, people, audit):
         module.add_parsers(sub)
     return parser
 

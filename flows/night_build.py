@@ -1,13 +1,13 @@
-"""A night's build in its working folder: the windows, weights and `.tflite` files its steps
-hand each other (`NightWork`), and the steps themselves as plain functions (the flow's tasks
-in `flows/tasks.py` wrap them), each calling `compression/` on what the folder holds."""
+"""A night's build in its place in the artifact store: the windows, weights and `.tflite`
+files its steps hand each other (`NightWork`, by URL: a folder, or an object store that Dask
+workers on other machines reach), and the steps themselves as plain functions (the flow's
+tasks in `flows/tasks.py` wrap them), each calling `compression/` on what the store holds."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import pandas as pd
 
@@ -37,11 +37,12 @@ def _build_key(recipe, plan: StartPlan) -> str:
 
 @dataclass(frozen=True)
 class NightWork:
-    """One build of a night: the folder (beside its artifacts) where its steps leave the windows,
-    weights and `.tflite` files they hand each other, and the series partitions its held-out
-    windows are forecast in. Small, so it travels to every task; the arrays stay in files."""
+    """One build of a night: the store URL (beside its artifacts) where its steps leave the
+    windows, weights and `.tflite` files they hand each other, and the series partitions its
+    held-out windows are forecast in. Small, so it travels to every task; the arrays stay in
+    the store."""
 
-    folder: str
+    store: str
     recipe: TrainRecipe  # read once by the flow: every task trains with the same
     warm_from: dict[str, str]  # variant -> URI of its parent's Keras weights (a warm start)
     series_count: int
@@ -49,15 +50,21 @@ class NightWork:
     test_windows: int
     partitions: list[list[int]]
 
-    @property
-    def windows_file(self) -> Path:
-        return Path(self.folder) / "windows.npz"
+    def url(self, name: str) -> str:
+        """The URL of the build's file `name`."""
+        from storage.store import join
 
-    def weights_file(self, variant: str) -> Path:
-        return Path(self.folder) / f"{variant}.weights.npz"
+        return join(self.store, name)
+
+    @property
+    def windows_file(self) -> str:
+        return self.url("windows.npz")
+
+    def weights_file(self, variant: str) -> str:
+        return self.url(f"{variant}.weights.npz")
 
     def artifact_uri(self, variant: str) -> str:
-        return (Path(self.folder) / f"{variant}.tflite").resolve().as_uri()
+        return self.url(f"{variant}.tflite")
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class NightBuild:
 
 
 @lru_cache(maxsize=2)
-def _split(windows_file: Path):
+def _split(windows_file: str):
     """The night's split, read once per process (a Dask worker runs many of a night's steps)."""
     from compression.windows import split_from_arrays
     from storage.artifacts import load_arrays
@@ -91,7 +98,7 @@ def _split(windows_file: Path):
 
 
 @lru_cache(maxsize=2)
-def _yardstick(windows_file: Path):
+def _yardstick(windows_file: str):
     from compression.evaluation import yardstick
 
     return yardstick(_split(windows_file))
@@ -106,24 +113,24 @@ def prepare_build(catalog: Catalog, run_key: str, recipe: TrainRecipe, plan: Sta
 
     from compression.evaluate import series_partitions
     from compression.windows import bounded_split, night_split, split_arrays
-    from device.files import write_atomically
+    from storage import store
     from storage.artifacts import save_arrays
 
-    folder = catalog.night_work(run_key, _build_key(recipe, plan))
-    windows_file = folder / "windows.npz"
-    counted = folder / "windows.json"  # the training windows there were before the budget
-    if windows_file.exists() and counted.exists():
+    place = catalog.night_work(run_key, _build_key(recipe, plan))
+    windows_file = store.join(place, "windows.npz")
+    counted = store.join(place, "windows.json")  # training windows there were before the budget
+    if store.exists(windows_file) and store.exists(counted):
         split = _split(windows_file)
-        train_windows = json.loads(counted.read_text())["train_windows"]
+        train_windows = json.loads(store.read_bytes(counted))["train_windows"]
     else:
         whole = night_split(sales, recipe)
         train_windows = len(whole.train)
         split = bounded_split(whole, recipe)
         del whole
         save_arrays(windows_file, split_arrays(split))
-        write_atomically(counted, json.dumps({"train_windows": train_windows}).encode())
+        store.write_bytes(counted, json.dumps({"train_windows": train_windows}).encode())
     series_count = len(split.matrix.series)
-    return NightWork(folder=str(folder), recipe=recipe, warm_from=dict(plan.weights),
+    return NightWork(store=place, recipe=recipe, warm_from=dict(plan.weights),
                      series_count=series_count,
                      train_windows=train_windows, test_windows=len(split.test),
                      partitions=series_partitions(series_count,
@@ -138,44 +145,62 @@ def train_variant(work: NightWork, variant: str, base: TrainedFile | None) -> Tr
 
     from compression import build
     from compression.variants import VARIANTS_BY_NAME
-    from device.files import write_atomically
+    from storage import store
     from storage.artifacts import load_arrays, read_artifact, save_arrays
 
     weights_file = work.weights_file(variant)
-    done = weights_file.with_suffix(".json")
-    if done.exists():
-        return TrainedFile(str(weights_file), **json.loads(done.read_text()))
-    base_weights = list(load_arrays(Path(base.weights_file)).values()) if base else None
+    done = work.url(f"{variant}.weights.json")
+    if store.exists(done):
+        return TrainedFile(weights_file, **json.loads(store.read_bytes(done)))
+    base_weights = list(load_arrays(base.weights_file).values()) if base else None
     parent = work.warm_from.get(variant)
     trained = build.train_variant(VARIANTS_BY_NAME[variant], _split(work.windows_file),
                                   work.recipe, base_weights=base_weights, progress=say,
                                   warm_from=read_artifact(parent) if parent else None)
     save_arrays(weights_file, {f"w{i}": w for i, w in enumerate(trained.weights)})
     meta = {"hyperparams": trained.hyperparams, "train_s": trained.train_s}
-    write_atomically(done, json.dumps(meta).encode())  # last: the weights are complete
-    return TrainedFile(str(weights_file), **meta)
+    store.write_bytes(done, json.dumps(meta).encode())  # last: the weights are complete
+    return TrainedFile(weights_file, **meta)
 
 
 def export_variant(work: NightWork, variant: str, source: TrainedFile) -> ExportedVariant:
     """Export one variant to `.tflite` (int8 variants from their base's weights); the file goes
-    to the build's folder for the LiteRT measurement partitions. A re-run of the build reuses
-    an export already there (its record is written last, after the file)."""
-    import pickle
-
+    to the build's place in the store for the LiteRT measurement partitions. A re-run of the
+    build reuses an export already there (its record is written last, after the file)."""
     from compression import build
     from compression.variants import VARIANTS_BY_NAME
-    from device.files import write_atomically
-    from storage.artifacts import load_arrays
+    from storage import store
+    from storage.artifacts import load_arrays, save_arrays
 
-    done = Path(work.folder) / f"{variant}.export.pickle"
-    if done.exists():  # the build's own folder: written by this night's export, never fetched
-        return pickle.loads(done.read_bytes())
+    done = work.url(f"{variant}.export.npz")
+    if store.exists(done):  # no pickle: the store may be shared with other machines
+        return _exported_from(load_arrays(done))
     exported = build.export_variant(VARIANTS_BY_NAME[variant],
-                                    list(load_arrays(Path(source.weights_file)).values()),
+                                    list(load_arrays(source.weights_file).values()),
                                     _split(work.windows_file).test, loss=work.recipe.loss)
-    write_atomically(Path(work.artifact_uri(variant).removeprefix("file://")), exported.content)
-    write_atomically(done, pickle.dumps(exported))
+    store.write_bytes(work.artifact_uri(variant), exported.content)
+    save_arrays(done, _export_arrays(exported))
     return exported
+
+
+def _export_arrays(exported: ExportedVariant) -> dict:
+    import numpy as np
+
+    arrays = {"content": np.frombuffer(exported.content, np.uint8),
+              "keras_forecast": exported.keras_forecast,
+              "counts": np.array([exported.params, exported.nonzero_params], np.int64),
+              "export_s": np.array([exported.export_s])}
+    if exported.keras_weights is not None:
+        arrays["keras_weights"] = np.frombuffer(exported.keras_weights, np.uint8)
+    return arrays
+
+
+def _exported_from(arrays: dict) -> ExportedVariant:
+    weights = arrays.get("keras_weights")
+    return ExportedVariant(arrays["content"].tobytes(), arrays["keras_forecast"],
+                           int(arrays["counts"][0]), int(arrays["counts"][1]),
+                           float(arrays["export_s"][0]),
+                           weights.tobytes() if weights is not None else None)
 
 
 def forecast_partition(work: NightWork, artifact_uri: str, part: int,
@@ -228,6 +253,6 @@ def score_references(work: NightWork) -> dict[str, Evaluation]:
 def discard_work(work: NightWork) -> None:
     """Once the night is registered its windows and weights are not needed again (until then a
     re-run reuses them)."""
-    import shutil
+    from storage.store import remove_tree
 
-    shutil.rmtree(work.folder, ignore_errors=True)
+    remove_tree(work.store)

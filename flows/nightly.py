@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from contextlib import contextmanager
 
@@ -123,6 +124,7 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     from the last approved weights, or cold: on schedule, on severe drift, on new series, or
     when `cold`), compress, measure, gate, register, advance the staged rollout, notify,
     summarise."""
+    began = dt.datetime.now(dt.UTC)
     catalog = get_catalog()
     timings: dict[str, float] = {}
     marker = begin_night(catalog, flow_run.name)
@@ -153,7 +155,8 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, recipe=recipe,
                          sales=sales,
                          fingerprint=fingerprint, build=build, records=records,
-                         released=released, timings_s=timings, plan=plan, demand=demand)
+                         released=released, timings_s=timings, plan=plan, demand=demand,
+                         started_at=began)
         discard_work(work)
     rollout_timing: dict[str, float] = {}
     with timed(rollout_timing, "rollout_s"):

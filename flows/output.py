@@ -7,6 +7,8 @@ import argparse
 import datetime as dt
 import json
 
+from storage.models import MAX_RECORD_ID
+
 
 def iso_date(text: str) -> dt.date:
     """An argparse type: a calendar date as YYYY-MM-DD, else a one-line error echoing what came
@@ -20,16 +22,13 @@ def iso_date(text: str) -> dt.date:
     raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {shown}")
 
 
-MAX_ID = 2**31 - 1  # the registry's integer range, the same on SQLite and PostgreSQL
-
-
 def record_id(text: str) -> int:
     """An argparse type: a registry id (a whole number from 1 to 2,147,483,647), else a
     one-line error echoing what came (cut to 40 characters)."""
-    if text.isdigit() and len(text) <= 10 and 1 <= int(text) <= MAX_ID:
+    if text.isdigit() and len(text) <= len(str(MAX_RECORD_ID)) and 1 <= int(text) <= MAX_RECORD_ID:
         return int(text)
     shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
-    raise argparse.ArgumentTypeError(f"expected an id from 1 to {MAX_ID}, got {shown}")
+    raise argparse.ArgumentTypeError(f"expected an id from 1 to {MAX_RECORD_ID}, got {shown}")
 
 
 def print_json(value) -> None:

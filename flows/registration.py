@@ -4,6 +4,7 @@ and gated in one transaction, and the timings added after."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
@@ -56,6 +57,7 @@ def released_artifacts(catalog: Catalog) -> dict[int, str]:
     """Every released model (each class's stable and canary artifact) whose artifact can be
     read, by version id: they are measured on tonight's windows like the candidates."""
     from storage.artifacts import read_artifact
+    from storage.errors import Unavailable
     from storage.releases import released_models
 
     with catalog.session() as session:
@@ -65,7 +67,7 @@ def released_artifacts(catalog: Catalog) -> dict[int, str]:
     for version_id, uri in artifacts.items():
         try:
             read_artifact(uri)
-        except OSError as exc:
+        except (OSError, Unavailable) as exc:
             say(f"released version {version_id} not measured tonight: {exc}", kind=FAILURE)
             continue
         readable[version_id] = uri
@@ -80,7 +82,7 @@ def save_artifacts(catalog: Catalog, run_key: str, build: NightBuild,
 
     records = []
     for item in build.variants:
-        uri, sha256 = save_artifact(catalog.artifacts, run_key, item.variant.name, item.content)
+        uri, sha256 = save_artifact(catalog.artifact_store, run_key, item.variant.name, item.content)
         if item.weights is not None:
             save_weights(uri, item.weights)
         f = item.figures
@@ -98,11 +100,19 @@ def save_artifacts(catalog: Catalog, run_key: str, build: NightBuild,
     return records
 
 
+def _flow_run_id() -> str | None:
+    """The id of the Prefect flow run this night runs in, for links from the console."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
 def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
              recipe: TrainRecipe, sales: pd.DataFrame, fingerprint: str, build: NightBuild,
              records: list[VersionRecord],
              released: dict[int, Evaluation], timings_s: dict[str, float],
-             plan: StartPlan, demand: DemandMix) -> RegisteredNight:
+             plan: StartPlan, demand: DemandMix,
+             started_at: dt.datetime | None = None) -> RegisteredNight:
     """Register the run, its versions and every gate decision in one transaction."""
     from compression.variants import BASELINE
     from storage.lineage import current_lineage
@@ -113,8 +123,10 @@ def register(catalog: Catalog, *, run_key: str, as_of: dt.date, profile: str,
         data_start=sales["date"].min().date(), data_end=sales["date"].max().date(),
         data_sha256=fingerprint, series_count=build.series_count,
         train_windows=build.train_windows, test_windows=build.test_windows, seed=recipe.seed,
-        config=recipe.as_dict(), timings_s=timings_s, lineage=current_lineage(),
-        start=plan.start, start_reason=plan.reason, demand=demand.as_dict())
+        config=recipe.as_dict(), timings_s=timings_s,
+        lineage=dataclasses.replace(current_lineage(), flow_run_id=_flow_run_id()),
+        start=plan.start, start_reason=plan.reason, demand=demand.as_dict(),
+        started_at=started_at)
     evidence = NightEvidence(
         candidates={item.variant.name: item.figures.evaluation for item in build.variants},
         references=build.references, released=released, demand=demand)
@@ -140,8 +152,6 @@ def add_timings(session, run_key: str, timings_s: dict[str, float]) -> dict[str,
 def record_timings(catalog: Catalog, night: RegisteredNight,
                    timings_s: dict[str, float]) -> RegisteredNight:
     """Phases timed after the night was registered (the rollout), added to its run."""
-    import dataclasses
-
     with catalog.unit_of_work() as session:
         added = add_timings(session, night.run_key, timings_s)
     return dataclasses.replace(night, timings_s={**night.timings_s, **added})

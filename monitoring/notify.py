@@ -45,9 +45,10 @@ class Notification:
 
 def alert_notification(alert) -> Notification:
     """What ops read for an alert: severity and kind in the title, the message, the report
-    link and how to acknowledge."""
+    link, how to acknowledge it and how to silence alerts like it for a while."""
     body = alert.message + (f"\nreport: {alert.link}" if alert.link else "") \
-        + f"\nacknowledge: shelfcast alerts ack {alert.id} --by NAME"
+        + f"\nacknowledge: shelfcast alerts ack {alert.id} --by NAME" \
+        + f"\nsilence: shelfcast alerts silence {alert.kind} --for 4h --reason WHY --by NAME"
     return Notification(f"[shelfcast {alert.severity}] {alert.kind.replace('_', ' ')}", body)
 
 

@@ -18,6 +18,7 @@ class Lineage:
     git_commit: str | None  # None: not run from a git checkout
     git_dirty: bool | None  # uncommitted changes to tracked files at training time
     packages: dict[str, str | None]
+    flow_run_id: str | None = None  # the Prefect flow run that trained it (None: outside one)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class RunRecord:
     start: str = "cold"  # warm | cold, see StartPlan
     start_reason: str = ""
     demand: dict[str, Any] = field(default_factory=dict)  # policy.demand.DemandMix.as_dict()
+    started_at: dt.datetime | None = None  # when the night's flow began (UTC)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The FastAPI application: `create_app(catalog)` wires the device API, the release channel
-folder (read-only static files), the ops console (pages and their JSON twins) and how
-failures map to HTTP statuses."""
+folder (read-only static files), the ops console (pages and their JSON twins), the API docs
+(for logged-in users), the limits and security headers, and how failures map to HTTP
+statuses; `server_options` is how `shelfcast serve` runs it under uvicorn."""
 
 from __future__ import annotations
 
@@ -14,24 +15,31 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from service import api_docs, metrics
 from service.api import router
 from service.console import api as console_api
 from service.console import pages as console_pages
+from service.headers import SecurityHeaders
+from service.inputs import PlainUrls
+from service.throttle import Throttle
 from storage.catalog import Catalog
 from storage.channel import SERVED_PATH, check_servable
 from storage.errors import Conflict, NotFound, RegistryError, Unavailable
+from storage.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(catalog: Catalog) -> FastAPI:
     """The service over `catalog`'s registry and release folder."""
-    app = FastAPI(title="Shelfcast", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None)
+    app = FastAPI(title="Shelfcast", docs_url=None, openapi_url=None, redoc_url=None)
     app.state.catalog = catalog
+    app.state.throttle = Throttle(catalog.settings)
     app.include_router(router)
+    app.include_router(api_docs.router)
     app.include_router(console_api.router)
     app.include_router(console_pages.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     # StaticFiles resolves each path inside the folder and refuses anything outside it; it
     # needs the folder to exist, and an empty channel is a valid one (every request a 404)
@@ -39,8 +47,19 @@ def create_app(catalog: Catalog) -> FastAPI:
     check_servable(catalog.releases, home=catalog.home, secrets=_secrets(catalog))
     app.mount("/releases", ChannelFiles(directory=catalog.releases), name="releases")
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(metrics.RequestMetrics)
+    app.add_middleware(PlainUrls)
+    app.add_middleware(SecurityHeaders)  # the outermost: on every answer, refusals too
     _add_error_handlers(app)
     return app
+
+
+def server_options(settings: Settings) -> dict:
+    """uvicorn's options for the client address: X-Forwarded-For and -Proto are believed only
+    from `trusted_proxies` (uvicorn would otherwise trust 127.0.0.1 by default)."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 def _secrets(catalog: Catalog) -> list[Path]:

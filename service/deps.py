@@ -1,16 +1,24 @@
-"""What routes depend on: the catalog, a read session, and the device behind a bearer token."""
+"""What routes depend on: the catalog, a read session, the device behind a bearer token, the
+service's limits, the client's address, and the one type of a record id that comes in."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
+from annotated_types import Ge, Le
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from service.throttle import Throttle
 from storage.catalog import Catalog
 from storage.devices import DeviceView, authenticate
+from storage.models import MAX_RECORD_ID
+
+RecordId = Annotated[int, Ge(1), Le(MAX_RECORD_ID)]
+"""A registry id from a path, a query, a form or a body: outside 1..2**31-1 a 422, never a
+query the database would refuse."""
 
 bearer = HTTPBearer(auto_error=False, description="the device token from `shelfcast devices enroll`")
 
@@ -43,3 +51,16 @@ def current_device(session: SessionDep,
 
 
 CurrentDevice = Annotated[DeviceView, Depends(current_device)]
+
+
+async def get_throttle(request: Request) -> Throttle:
+    return request.app.state.throttle
+
+
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn reports it: the TCP peer's, or X-Forwarded-For's only
+    when that peer is a configured trusted proxy (`trusted_proxies`)."""
+    return request.client.host if request.client else "unknown"

@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from service.inputs import Line
 from storage.devices import MAX_REASON_CHARS, ReportRecord
+from storage.models import MAX_RECORD_ID
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -18,10 +20,10 @@ class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     reported_at: AwareDatetime
-    release_id: int | None = Field(ge=1, le=2**31 - 1)
+    release_id: int | None = Field(ge=1, le=MAX_RECORD_ID)
     sha256: str | None = Field(pattern=SHA256_PATTERN)
     sync_result: Literal["installed", "up-to-date", "refused", "failed"] | None
-    sync_reason: str = Field(default="", max_length=MAX_REASON_CHARS)
+    sync_reason: Line = Field(default="", max_length=MAX_REASON_CHARS)
     smoke_test_ok: bool | None
     latency_us_p50: float | None = Field(ge=0.0, le=1e9)
     free_bytes: int = Field(ge=0, le=2**63 - 1)

@@ -1,5 +1,6 @@
-"""The artifact store: content-addressed `.tflite` files under a folder, written atomically, and
-the arrays a night's steps hand each other (windows, weights) beside them."""
+"""The artifact store: content-addressed `.tflite` files under a store URL (a folder by
+default, or an object store: `storage.store`), with the Keras weights of each model beside it,
+and the arrays a night's steps hand each other (windows, weights) as `.npz` bytes."""
 
 from __future__ import annotations
 
@@ -9,28 +10,25 @@ from pathlib import Path
 
 import numpy as np
 
-from device.files import write_atomically
+from storage import store
 
 
-def save_artifact(root: Path, run_key: str, variant: str, content: bytes) -> tuple[str, str]:
-    """Write `content` to root/run_key/variant-<sha12>.tflite; return (uri, sha256).
+def save_artifact(root: str | Path, run_key: str, variant: str, content: bytes) -> tuple[str, str]:
+    """Write `content` to <root>/run_key/variant-<sha12>.tflite (`root` a folder or a store
+    URL); return (uri, sha256).
 
-    Writing twice is harmless: the same content lands at the same path.
+    Writing twice is harmless: the same content lands at the same place.
     """
     sha256 = hashlib.sha256(content).hexdigest()
-    folder = Path(root) / run_key
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{variant}-{sha256[:12]}.tflite"
-    if not path.exists():
-        write_atomically(path, content)
-    return path.resolve().as_uri(), sha256
+    uri = store.join(store.as_url(root), run_key, f"{variant}-{sha256[:12]}.tflite")
+    if not store.exists(uri):
+        store.write_bytes(uri, content)
+    return uri, sha256
 
 
 def read_artifact(uri: str) -> bytes:
-    """The bytes at a file:// URI of the artifact store (an artifact, or weights beside one)."""
-    if not uri.startswith("file://"):
-        raise ValueError(f"unsupported artifact URI {uri!r}: only file:// is stored here")
-    return Path(uri.removeprefix("file://")).read_bytes()
+    """The bytes at an artifact store URI (an artifact, or weights beside one)."""
+    return store.read_bytes(store.check_url(uri))
 
 
 def weights_uri(artifact_uri: str) -> str:
@@ -44,25 +42,27 @@ def weights_uri(artifact_uri: str) -> str:
 def save_weights(artifact_uri: str, content: bytes) -> str:
     """Write the Keras weights of the model behind `artifact_uri` beside it; return their URI."""
     uri = weights_uri(artifact_uri)
-    write_atomically(Path(uri.removeprefix("file://")), content)
+    store.write_bytes(uri, content)
     return uri
 
 
 def weights_stored(artifact_uri: str) -> bool:
-    return Path(weights_uri(artifact_uri).removeprefix("file://")).is_file()
+    return store.exists(weights_uri(artifact_uri))
 
 
-def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write named arrays as one `.npz` file (no pickled objects), atomically, so a reader on
-    another machine sees the whole file or none. Returns the path."""
+def save_arrays(location: str | Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write named arrays as one `.npz` file (no pickled objects) at `location` (a path or a
+    store URL), whole or not at all, so a reader on another machine sees all of it or none.
+    Returns its URL."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, buffer.getvalue())
-    return path
+    url = store.as_url(location)
+    store.write_bytes(url, buffer.getvalue())
+    return url
 
 
-def load_arrays(path: Path) -> dict[str, np.ndarray]:
+def load_arrays(location: str | Path) -> dict[str, np.ndarray]:
     """The arrays `save_arrays` wrote, in their order."""
-    with np.load(path, allow_pickle=False) as stored:
+    content = store.read_bytes(store.as_url(location))
+    with np.load(io.BytesIO(content), allow_pickle=False) as stored:
         return {name: stored[name] for name in stored.files}

@@ -74,11 +74,18 @@ class Catalog:
     def drops(self) -> Path:
         return self.home / "drops"
 
-    def night_work(self, run_key: str, build_key: str) -> Path:
-        """Where one build of a night keeps what its steps hand each other (windows, weights):
-        beside its artifacts, so a step on another machine that sees the artifact folder finds
-        them, and a re-run of the same build finds the steps already done."""
-        return self.artifacts / run_key / f"work-{build_key}"
+    @property
+    def artifact_store(self) -> str:
+        """The artifact store's URL (`storage.store`): the artifact folder by default."""
+        return self.settings.artifact_store_url
+
+    def night_work(self, run_key: str, build_key: str) -> str:
+        """Where one build of a night keeps what its steps hand each other (windows, weights,
+        exports), as a store URL: beside its artifacts, so a step on another machine that
+        reaches the store finds them, and a re-run of the same build finds the steps done."""
+        from storage.store import join
+
+        return join(self.artifact_store, run_key, f"work-{build_key}")
 
     # -- the registry ---------------------------------------------------------------------
 

@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 
 from policy.canary import CanaryEvidence
 from storage.errors import Conflict, NotFound, RegistryError
-from storage.models import Device, DeviceReport, Release, utcnow
+from storage.models import MAX_RECORD_ID, Device, DeviceReport, Release, Sale, utcnow
 from storage.registry import active_policies
 from storage.releases import open_releases
 
-MAX_STORE = 2**31 - 1
 SYNC_RESULTS = ("installed", "up-to-date", "refused", "failed")
 FAILED_SYNC_RESULTS = ("refused", "failed")
 MAX_REASON_CHARS = 500
@@ -99,8 +98,8 @@ def enroll_device(session: Session, *, store: int, device_class: str, by: str,
                   name: str | None = None) -> Enrolment:
     """Add a device for `store` and `device_class` (a class with a gate policy) and make its
     token; only the token's sha256 is stored."""
-    if isinstance(store, bool) or not isinstance(store, int) or not 1 <= store <= MAX_STORE:
-        raise RegistryError(f"store must be a whole number from 1 to {MAX_STORE}, got {store!r}")
+    if isinstance(store, bool) or not isinstance(store, int) or not 1 <= store <= MAX_RECORD_ID:
+        raise RegistryError(f"store must be a whole number from 1 to {MAX_RECORD_ID}, got {store!r}")
     classes = active_policies(session)
     if device_class not in classes:
         raise NotFound(f"unknown device class {device_class[:40]!r}; known: "
@@ -115,6 +114,14 @@ def enroll_device(session: Session, *, store: int, device_class: str, by: str,
     session.add(device)
     session.flush()
     return Enrolment(DeviceView.of(device), token)
+
+
+def check_store_known(session: Session, store: int) -> None:
+    """Refuse (NotFound) a store the registry holds no sales of: a device there would get no
+    canary verdict and no forecast worth making, and the id is most likely a typo."""
+    if session.scalar(select(Sale.store).where(Sale.store == store).limit(1)) is None:
+        raise NotFound(f"store {store} has no sales in the registry: check the store id, or "
+                       "ingest its sales first (shelfcast ingest FILE.csv)")
 
 
 def get_device(session: Session, device_id: int) -> Device:

@@ -30,6 +30,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from policy.limits import MASE_DEFAULTS
 
+# the registry's integer ids fit a 32-bit signed INTEGER, on SQLite and PostgreSQL alike; an id
+# that comes in (a URL, a form, a body) is checked against it before any query
+MAX_RECORD_ID = 2**31 - 1
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -284,6 +288,27 @@ class Alert(Base):
             postgresql_where=text("resolved_at IS NULL"),
         ),
     )
+
+
+class AlertSilence(Base):
+    """A silence, as Alertmanager's: alerts its matchers match are shown as silenced, left out
+    of the open-alert count and not notified, from its start until it ends (or is ended early).
+    A matcher left empty matches any value."""
+
+    __tablename__ = "alert_silences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    store: Mapped[int | None] = mapped_column(Integer)
+    item: Mapped[int | None] = mapped_column(Integer)
+    device_class: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(String(128))  # who ended it before its end time
+
+    __table_args__ = (Index("ix_alert_silences_ends_at", "ends_at"),)
 
 
 class Device(Base):

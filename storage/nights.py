@@ -3,6 +3,8 @@ one transaction, and read a registered night back as the flow, the CLI and the s
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,6 +35,8 @@ from storage.registry import (
 from storage.releases import champion, open_releases
 
 COMPARISON_RULES = ("champion", "slice_regression")  # the rest judge a model on its own
+# the phases a night times after its run row is written (the flow's timings, see flows/nightly)
+AFTER_REGISTRATION = ("register_s", "rollout_s")
 
 
 def register_and_gate(session: Session, *, run: RunRecord, versions: list[VersionRecord],
@@ -150,6 +154,27 @@ def classes_without_a_forecaster(run: TrainingRun) -> list[str]:
     passing = {d.device_class for v in run.versions for d in v.decisions if quality_passed(d)}
     every = {d.device_class for v in run.versions for d in v.decisions}
     return sorted(every - passing)
+
+
+def night_span(run: TrainingRun) -> tuple[dt.datetime, dt.datetime]:
+    """When the night began and ended (UTC). The run row is written at registration
+    (`finished_at`), with the moment the flow began (`started_at`); the phases timed after
+    registration (the registration itself, the rollout) end it. A run registered before the
+    flow recorded its start has `started_at` at registration: its start is estimated from the
+    wall-clock phase timings before it (ingest to saving the artifacts; the per-task sums,
+    `*_task_s`, overlap in parallel and are left out), a lower bound."""
+    wall = {k: float(v) for k, v in (run.timings_s or {}).items()
+            if not k.endswith("_task_s") and isinstance(v, int | float)}
+    after = sum(wall.get(k, 0.0) for k in AFTER_REGISTRATION)
+    registered, started = _utc(run.finished_at or run.started_at), _utc(run.started_at)
+    if registered - started < dt.timedelta(seconds=1):
+        started = registered - dt.timedelta(seconds=sum(wall.values()) - after)
+    return started, registered + dt.timedelta(seconds=after)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands datetimes back naive; the registry writes UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def registered_night(session: Session, run_key: str, *, status: str) -> RegisteredNight:

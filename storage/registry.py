@@ -149,6 +149,8 @@ def register_run(session: Session, *, run: RunRecord, versions: list[VersionReco
     fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
     fields["lineage"] = dataclasses.asdict(run.lineage)
     fields["evaluation"] = evidence.as_dict() if evidence else {}
+    if fields["started_at"] is None:  # a run recorded without its start: the row's moment
+        del fields["started_at"]
     record = TrainingRun(status="completed", finished_at=utcnow(), code_version=code_version(run),
                          **fields)
     session.add(record)

@@ -19,6 +19,7 @@ from policy.canary import CanaryPolicy, judge_canary
 from policy.records import CanaryErrors
 from storage import channel as channel_files
 from storage.artifacts import read_artifact
+from storage.errors import Conflict
 from storage.models import (
     Device,
     GateDecision,
@@ -277,31 +278,62 @@ def end_release(release: Release, *, by: str, reason: str) -> None:
     release.ended_at, release.ended_by, release.end_reason = utcnow(), by, reason
 
 
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What publishing a version to a class's channel will do, checked and not yet done: the
+    stores it covers (None: every store), the open release it supersedes on that channel and
+    the open canary a stable release closes."""
+
+    version: ModelVersion
+    device_class: str
+    channel: str
+    stores: list[int] | None
+    supersedes: Release | None
+    closes_canary: Release | None
+    content: bytes
+
+
+def plan_release(session: Session, target: ReleaseTarget, version_id: int, device_class: str,
+                 *, channel: str) -> ReleasePlan:
+    """Check a release of `version_id` to `device_class`'s `channel` (RegistryError, one line,
+    when it cannot be done) and say what it replaces; writes nothing."""
+    if channel not in CHANNELS:
+        raise RegistryError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
+    version = get_version(session, version_id)
+    content = _check_releasable(session, version, device_class)
+    stores = check_canary_stores(session, device_class, target.canary_stores) \
+        if channel == "canary" else None
+    current = open_releases(session, device_class)
+    return ReleasePlan(version, device_class, channel, stores, current.get(channel),
+                       current.get("canary") if channel == "stable" else None, content)
+
+
 def release_version(session: Session, target: ReleaseTarget, version_id: int, device_class: str,
                     *, channel: str, by: str, reason: str, as_of: dt.date | None = None) -> Release:
     """Publish a version to a class's channel: supersede the open release there, sign and write
     the manifest. A stable release also closes an open canary: of the same version it graduated;
     of another, the canary stores' devices would take the newer stable release anyway (they run
     the highest release covering their store), so the canary ends, saying so."""
-    if channel not in CHANNELS:
-        raise RegistryError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
     lock_device_class(session, device_class)
-    version = get_version(session, version_id)
-    content = _check_releasable(session, version, device_class)
-    stores = check_canary_stores(session, device_class, target.canary_stores) \
-        if channel == "canary" else None
+    plan = plan_release(session, target, version_id, device_class, channel=channel)
     # the lock first: it may finish a stopped rotation, which changes the key
     hold_channel(session, target, what=f"release of version {version_id} to {device_class}")
+    return apply_release(session, target, plan, by=by, reason=reason, as_of=as_of)
+
+
+def apply_release(session: Session, target: ReleaseTarget, plan: ReleasePlan, *, by: str,
+                  reason: str, as_of: dt.date | None = None) -> Release:
+    """Carry out `plan` under the channel's lock: the new release row, its signed manifest,
+    the superseded and closed releases ended, the class's index signed again."""
     key = target.load_signing_key()
-    current = open_releases(session, device_class)
+    version, device_class, channel = plan.version, plan.device_class, plan.channel
     release = Release(model_version_id=version.id, device_class=device_class, channel=channel,
-                      stores=stores or [], released_by=by, reason=reason,
+                      stores=plan.stores or [], released_by=by, reason=reason,
                       as_of=as_of or latest_as_of(session))
-    if channel in current:
-        end_release(current[channel], by=by, reason=f"superseded: {reason}")
-    closes_canary = channel == "stable" and "canary" in current
-    if closes_canary:
-        canary = current["canary"]
+    if plan.supersedes is not None:
+        end_release(plan.supersedes, by=by, reason=f"superseded: {reason}")
+    canary = plan.closes_canary
+    if canary is not None:
         end_release(canary, by=by, reason="graduated to stable"
                     if canary.model_version_id == version.id else
                     f"superseded by a stable release of version {version.id}, which the canary "
@@ -309,9 +341,10 @@ def release_version(session: Session, target: ReleaseTarget, version_id: int, de
     session.flush()
     session.add(release)
     session.flush()
-    path = _sign_and_publish(target, release, version, content, key, now=release.released_at)
+    path = _sign_and_publish(target, release, version, plan.content, key,
+                             now=release.released_at)
     release.manifest_uri = path.resolve().as_uri()
-    if closes_canary:
+    if canary is not None:
         channel_files.withdraw(target.root, device_class, "canary")
     version.status = "released"
     session.flush()
@@ -375,6 +408,37 @@ def resign_open_releases(session: Session, target: ReleaseTarget) -> list[Releas
     return resigned
 
 
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What rolling back a class will do: the release undone (its version retired) and the
+    release whose version serves instead (None: a canary withdrawn with no stable release)."""
+
+    device_class: str
+    undone: Release
+    restored: Release | None
+
+
+def plan_rollback(session: Session, device_class: str) -> RollbackPlan:
+    """The newest open release of a class to undo, and what replaces it: for an open canary
+    the stable release, else the previous stable version not retired; Conflict (one line) when
+    there is nothing to roll back or nothing to roll back to. Writes nothing."""
+    current = open_releases(session, device_class)
+    if not current:
+        raise Conflict(f"device class {device_class!r} has no open release to roll back")
+    if "canary" in current:
+        return RollbackPlan(device_class, current["canary"], current.get("stable"))
+    undone = current["stable"]
+    earlier = session.scalars(select(Release).where(
+        Release.device_class == device_class, Release.channel == "stable",
+        Release.id < undone.id, Release.model_version_id != undone.model_version_id,
+    ).order_by(Release.id.desc())).all()
+    previous = next((r for r in earlier if r.model_version.status != "retired"), None)
+    if previous is None:
+        raise Conflict(f"device class {device_class!r} has no earlier stable release to roll "
+                       "back to")
+    return RollbackPlan(device_class, undone, previous)
+
+
 def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: str,
              reason: str) -> Release | None:
     """Undo the newest open release of a class. An open canary is withdrawn and the stable
@@ -384,36 +448,25 @@ def rollback(session: Session, target: ReleaseTarget, device_class: str, *, by: 
     stable release to fall back to)."""
     lock_device_class(session, device_class)
     hold_channel(session, target, what=f"rollback of {device_class}")
-    current = open_releases(session, device_class)
-    if not current:
-        raise RegistryError(f"device class {device_class!r} has no open release to roll back")
-    if "canary" in current:
-        undone = current["canary"]
+    plan = plan_rollback(session, device_class)
+    undone, restored = plan.undone, plan.restored
+    if undone.channel == "canary":
         end_release(undone, by=by, reason=f"rolled back: {reason}")
         undone.model_version.status = "retired"
         session.flush()
         channel_files.withdraw(target.root, device_class, "canary")
-        if "stable" not in current:
+        if restored is None:
             publish_index(session, target, device_class, target.load_signing_key(), now=utcnow())
             return None
         # the canary stores go back to the fleet's version under a new, higher release id, so
         # devices can refuse every manifest older than the one they run
-        return release_version(session, target, current["stable"].model_version_id, device_class,
+        return release_version(session, target, restored.model_version_id, device_class,
                                channel="stable", by=by,
                                reason=f"republished after canary release {undone.id} was rolled "
                                       f"back: {reason}")
-    undone = current["stable"]
-    earlier = session.scalars(select(Release).where(
-        Release.device_class == device_class, Release.channel == "stable",
-        Release.id < undone.id, Release.model_version_id != undone.model_version_id,
-    ).order_by(Release.id.desc())).all()
-    previous = next((r for r in earlier if r.model_version.status != "retired"), None)
-    if previous is None:
-        raise RegistryError(f"device class {device_class!r} has no earlier stable release to "
-                            "roll back to")
     undone.model_version.status = "retired"
     session.flush()
-    return release_version(session, target, previous.model_version_id, device_class,
+    return release_version(session, target, restored.model_version_id, device_class,
                            channel="stable", by=by,
                            reason=f"rollback of release {undone.id} (version "
                                   f"{undone.model_version_id}): {reason}")

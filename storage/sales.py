@@ -15,7 +15,7 @@ from sqlalchemy import String, cast, delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from device.messages import echo
-from storage.errors import Conflict
+from storage.errors import Conflict, NotFound
 from storage.models import IngestBatch, Sale
 
 SALES_COLUMNS = ("date", "store", "item", "sales")
@@ -217,10 +217,14 @@ def read_sales_csv(
     path = Path(path)
     try:
         content = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound(f"{path}: no such sales file (nothing loaded)") from exc
     except OSError as exc:
         raise SalesValidationError(str(path), [f"{path}: cannot read: {exc.strerror}"]) from exc
     if not content.strip():
         raise SalesValidationError(str(path), [f"{path}: empty file"])
+    if b"\0" in content:  # pandas' reader drops a NUL and reads `5\0` as 5
+        raise SalesValidationError(str(path), _nul_problems(path, content))
     try:
         # header=None: a row with more fields than the header is a ParserError naming its line
         # (with the header read as such, pandas would take the first column for an index)
@@ -236,6 +240,21 @@ def read_sales_csv(
     raw.index = raw.index - 1  # row i is file line i + 2, as validate_sales_frame counts
     raw.columns = cells.iloc[0].fillna("").tolist()
     return validate_sales_frame(raw, str(path), earliest=earliest), hashlib.sha256(content).hexdigest()
+
+
+def _nul_problems(path: Path, content: bytes) -> list[str]:
+    """One problem per field holding a NUL byte, naming its line, column and value."""
+    lines = content.decode("utf-8", errors="replace").split("\n")
+    header = [name.strip() for name in lines[0].rstrip("\r").split(",")]
+    problems = []
+    for number, line in enumerate(lines, start=1):
+        for position, value in enumerate(line.rstrip("\r").split(",")):
+            if "\0" in value:
+                column = header[position] if position < len(header) else f"field {position + 1}"
+                problems.append(f"{path}:{number}: column {column!r}: {echo(value)} holds a NUL "
+                                "byte")
+    return problems
+
 
 def ingest_sales(
     session: Session, sales: pd.DataFrame, *, source: str, sha256: str, replace: bool = False

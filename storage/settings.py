@@ -7,7 +7,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".shelfcast"), description="data directory")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite file if unset")
     artifact_dir: Path | None = None
+    artifact_store: str | None = Field(default=None, description=(
+        "URL of the store for artifacts and the files a night's tasks hand each other, when "
+        "not the artifact folder: s3://bucket/prefix (credentials and AWS_ENDPOINT_URL from "
+        "the environment) or a shared mount; Dask workers on other machines need only this"))
     report_dir: Path | None = None
     release_dir: Path | None = None
     signing_key: Path | None = None
@@ -48,8 +52,31 @@ class Settings(BaseSettings):
     cold_every_days: int = Field(default=7, ge=1, le=366, description=(
         "a night retrains from nothing (cold) when the last cold run is this many days old; "
         "nights between fine-tune the last approved weights (warm)"))
+    prefect_ui_url: str | None = Field(default=None, description=(
+        "the Prefect UI's address, e.g. http://prefect-host:4200: the console links each night, "
+        "model version and alert to the flow run that made it"))
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description=(
         "hours a console login lasts; logging out ends it sooner"))
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "addresses of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "`shelfcast serve` believes, e.g. [\"127.0.0.1\"]; empty: none, the client address is "
+        "the TCP peer's"))
+    console_cookie_secure: bool = Field(default=False, description=(
+        "mark the session cookie Secure always; otherwise only when the request came over "
+        "https (directly, or through a trusted proxy)"))
+    rate_limit_storage: str = Field(default="memory://", description=(
+        "where the login and report counters live (a `limits` storage URI): memory:// for one "
+        "process, redis://host:6379 for several workers"))
+    login_account_limit: str = Field(default="5 per 15 minutes", description=(
+        "failed logins of one user name before it is locked until the oldest falls out"))
+    login_address_limit: str = Field(default="20 per 15 minutes", description=(
+        "failed logins from one client address before it is refused"))
+    login_concurrent_checks: int = Field(default=1, ge=1, le=64, description=(
+        "password checks (64 MiB argon2 each) that run at once; more wait"))
+    login_check_wait_s: float = Field(default=1.0, ge=0, le=60, description=(
+        "seconds a login waits for a free password check before a 503"))
+    device_report_limit: str = Field(default="120 per hour", description=(
+        "reports one device token may send"))
     dask_address: str | None = Field(default=None, description=(
         "the Dask scheduler a night's tasks run on, e.g. tcp://scheduler:8786; unset: a local "
         "Dask cluster, one single-threaded worker process per core; 'none': in this process, "
@@ -62,6 +89,24 @@ class Settings(BaseSettings):
     quality: dict[str, float | int] = Field(
         default_factory=dict, description="overrides of monitoring.quality.QualityConfig")
 
+    @field_validator("login_account_limit", "login_address_limit", "device_report_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value[:60]!r} is not a rate such as '5 per 15 minutes'") from exc
+        return value
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        from storage.store import as_url
+
+        return None if value is None else as_url(value)
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'registry.sqlite').resolve()}"
@@ -69,6 +114,13 @@ class Settings(BaseSettings):
     @property
     def artifacts(self) -> Path:
         return self.artifact_dir or self.home / "artifacts"
+
+    @property
+    def artifact_store_url(self) -> str:
+        """Where artifacts go: `artifact_store`, else the artifact folder as a file:// URL."""
+        from storage.store import as_url
+
+        return as_url(self.artifact_store or self.artifacts)
 
     @property
     def reports(self) -> Path:

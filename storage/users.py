@@ -11,17 +11,18 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Action, ConsoleSession, User, utcnow
+from storage.passwords import password_problem
 
 ROLES = ("viewer", "ops", "admin")  # each can do what the ones before it can
 VIAS = ("console", "cli", "api")
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-MIN_PASSWORD_CHARS = 8
-MAX_PASSWORD_CHARS = 1024
+# what the audit trail never stores: C0 control characters (NUL above all) but tab and newline
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 _hasher = PasswordHasher()
 # verified against when the name is unknown, so a wrong name costs as long as a wrong password
@@ -40,9 +41,9 @@ def add_user(session: Session, name: str, *, role: str, password: str, by: str) 
                             "'_', '.' or '-', starting with a letter, 1-64 long")
     if role not in ROLES:
         raise RegistryError(f"unknown role {str(role)[:20]!r}; expected one of {ROLES}")
-    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-        raise RegistryError(f"the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} "
-                            f"characters, got {len(password)}")
+    problem = password_problem(password, name=name)
+    if problem is not None:
+        raise RegistryError(problem)
     if find_user(session, name) is not None:
         raise Conflict(f"user {name!r} exists already")
     user = User(name=name, role=role, password_hash=_hasher.hash(password), created_by=by)
@@ -154,17 +155,41 @@ def user_by_api_token(session: Session, token: str) -> User | None:
 
 def record_action(session: Session, *, actor: str, via: str, action: str, target: str,
                   note: str = "") -> Action:
-    """One row of the audit trail."""
+    """One row of the audit trail; control characters in what people typed (a name tried at
+    the login, a note) are stored as U+FFFD, and the actor and target cut to their columns."""
     if via not in VIAS:
         raise RegistryError(f"unknown channel {via!r}; expected one of {VIAS}")
-    row = Action(actor=actor, via=via, action=action, target=target, note=note or "")
+    row = Action(actor=_printable(actor)[:128], via=via, action=action,
+                 target=_printable(target)[:128], note=_printable(note or ""))
     session.add(row)
     session.flush()
     return row
 
 
-def list_actions(session: Session, *, limit: int = 100) -> list[Action]:
-    return list(session.scalars(select(Action).order_by(Action.id.desc()).limit(limit)))
+def _printable(text: str) -> str:
+    return _CONTROL.sub("\ufffd", text)
+
+
+def list_actions(session: Session, *, limit: int = 100, actor: str | None = None,
+                 action: str | None = None, since: dt.datetime | None = None) -> list[Action]:
+    """The audit trail, newest first: only `actor`'s acts, only `action` (a name such as
+    `release.promote`, or its family `release`), only from `since` on, if given."""
+    stmt = actions_query(actor=actor, action=action, since=since)
+    return list(session.scalars(stmt.order_by(Action.id.desc()).limit(limit)))
+
+
+def actions_query(*, actor: str | None = None, action: str | None = None,
+                  since: dt.datetime | None = None) -> Select:
+    """The audit trail's rows `list_actions` filters (unordered, unlimited)."""
+    stmt = select(Action)
+    if actor is not None:
+        stmt = stmt.where(Action.actor == actor)
+    if action is not None:
+        stmt = stmt.where(or_(Action.action == action, Action.action.startswith(f"{action}.",
+                                                                                 autoescape=True)))
+    if since is not None:
+        stmt = stmt.where(Action.at >= since)
+    return stmt
 
 
 def action_as_dict(action: Action) -> dict:

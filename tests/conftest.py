@@ -285,3 +285,32 @@ from hypothesis import settings  # noqa: E402 - kept beside the profiles it regi
 settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True, max_examples=60)
 settings.register_profile("fuzzing", deadline=None, print_blob=True, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def object_store(monkeypatch):
+    """An S3-compatible object store on 127.0.0.1 (moto's server, stopped at the end) with a
+    bucket `nights`; its endpoint and credentials in the environment, as a deployment gives
+    them. Yields the environment variables a worker elsewhere would need."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from storage import store
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "shelfcast-test",
+           "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-0123456789", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store._filesystem.cache_clear()  # a filesystem made earlier knows another endpoint
+    boto3.client("s3").create_bucket(Bucket="nights")
+    try:
+        yield env
+    finally:
+        store._filesystem.cache_clear()
+        server.stop()

@@ -107,6 +107,7 @@ def test_an_ops_person_does_the_days_work_and_a_viewer_is_refused(browser, serve
     row.find_element(By.CSS_SELECTOR, "button").click()
     arrives(browser, "/alerts?msg=")
     assert "acknowledged by olu" in browser.find_element(By.ID, "message").text
+    browser.get(f"{served}/alerts?state=acknowledged")
     assert "by olu: store 2 had a holiday" in browser.find_element(By.ID, alert_id).text
 
     browser.get(f"{served}/releases")

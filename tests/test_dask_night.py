@@ -1,13 +1,18 @@
 """A night on a real Dask cluster: a `dask scheduler` and two `dask worker` processes on
-loopback, the registry on PostgreSQL, the artifacts in a folder every process sees. Nothing
-may assume one machine: the workers get no registry URL and no data directory, only the
-tasks' small records and the files in the shared artifact folder."""
+loopback, the registry on PostgreSQL, the artifacts and the night's working files in an
+S3-compatible object store (moto's server on loopback). Nothing may assume one machine: the
+workers run in a mount namespace of their own where the test's folder (the flow's home, its
+registry settings, its artifact folder) is an empty tmpfs (when the suite runs as root, as CI
+does), with no registry URL and no data directory: only the tasks' small records, the store's
+URL in them and the store's credentials in their environment."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,27 +31,70 @@ WORKERS = 2
 START_TIMEOUT_S = 90
 
 
+# LSTM-64 of the test's night (its data, its recipe) trained, exported and measured in one
+# process: the artifact's sha256 and MAPE as a JSON line
+ONE_PROCESS_LSTM64 = """
+import hashlib, json
+from dataclasses import replace
+from compression import recipe as recipes
+from compression.build import export_variant, measure_variant, train_variant
+from compression.evaluation import yardstick
+from compression.variants import VARIANTS_BY_NAME
+from compression.windows import night_split
+from storage.synthetic import generate_sales
+
+sales = generate_sales(stores=2, items=2, start="2016-01-01", end="2017-12-31", seed=1)
+tiny = replace(recipes.PROFILES["quick"], epochs=1, fine_tune_epochs=1, batch_size=128)
+lstm64 = VARIANTS_BY_NAME["lstm64"]
+split = night_split(sales, tiny)
+exported = export_variant(lstm64, train_variant(lstm64, split, tiny).weights, split.test)
+figures = measure_variant(lstm64, exported, yardstick(split), tiny).figures
+print(json.dumps({"sha256": hashlib.sha256(exported.content).hexdigest(),
+                  "mape_pct": figures.mape_pct}))
+"""
+ISOLATED = os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
 @pytest.fixture
-def dask_cluster(tmp_path):
-    """`dask scheduler` and two single-threaded `dask worker`s on 127.0.0.1; every process is
-    stopped at the end. Yields (scheduler address, worker log files)."""
+def worker_home():
+    """The workers' own folder, outside the test's: their working directory, HOME and Prefect
+    home."""
+    folder = Path(tempfile.mkdtemp(prefix="shelfcast-worker-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _without(hidden: Path) -> list[str]:
+    """A command prefix: a new mount namespace in which `hidden` is an empty tmpfs."""
+    if not ISOLATED:
+        return []
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'mount -t tmpfs -o size=1m none "{hidden}" && exec "$@"', "sh"]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path, object_store, worker_home):
+    """`dask scheduler` and two single-threaded `dask worker`s on 127.0.0.1, the workers blind
+    to `tmp_path` (`_without`) and knowing only the object store's credentials; every process
+    is stopped at the end. Yields (scheduler address, worker log files)."""
     from distributed import Client
 
     logs = tmp_path / "dask"
     logs.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHELFCAST_", "PREFECT_"))}
     env.update(PYTHONPATH=str(ROOT), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-               PREFECT_HOME=str(tmp_path / "worker-prefect"),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", **ONE_THREAD_PER_WORKER)
+               HOME=str(worker_home), PREFECT_HOME=str(worker_home / "prefect"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", **ONE_THREAD_PER_WORKER, **object_store)
     address = f"tcp://127.0.0.1:{free_port()}"
     processes = [start_process([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                          address.rsplit(":", 1)[1], "--no-dashboard"], env, logs / "scheduler.log")]
     worker_logs = [logs / f"worker-{n}.log" for n in range(1, WORKERS + 1)]
     try:
         for n, log in enumerate(worker_logs, start=1):
-            processes.append(start_process([str(BIN / "dask"), "worker", address, "--name", f"w{n}",
-                                     "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
-                                     "--no-dashboard"], env, log))
+            processes.append(start_process([*_without(tmp_path), str(BIN / "dask"), "worker", address,
+                                            "--name", f"w{n}", "--nthreads", "1", "--nworkers",
+                                            "1", "--host", "127.0.0.1", "--no-dashboard"],
+                                           env, log, cwd=worker_home))
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
@@ -78,10 +126,10 @@ def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
     from storage.settings import get_settings
 
     address, worker_logs = dask_cluster
-    shared = tmp_path / "shared"
-    monkeypatch.setenv("SHELFCAST_HOME", str(tmp_path / "home"))
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHELFCAST_HOME", str(home))
     monkeypatch.setenv("SHELFCAST_DATABASE_URL", database_url)
-    monkeypatch.setenv("SHELFCAST_ARTIFACT_DIR", str(shared / "artifacts"))
+    monkeypatch.setenv("SHELFCAST_ARTIFACT_STORE", "s3://nights/shelfcast")
     monkeypatch.setenv("SHELFCAST_PARTITION_SERIES", "2")  # 4 series: 2 partitions per model
     tiny = replace(recipes.PROFILES["quick"], epochs=1, fine_tune_epochs=1, batch_size=128)
     monkeypatch.setitem(recipes.PROFILES, "quick", tiny)
@@ -99,6 +147,12 @@ def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
         with get_catalog().unit_of_work() as session:
             ingest_sales(session, tiny_sales, source="tiny", sha256=sales_fingerprint(tiny_sales))
             lenient_policies(session)
+        if ISOLATED:  # the flow's home exists here, and not where the night's tasks run
+            from distributed import Client
+
+            assert home.exists()
+            with Client(address, timeout=10) as client:
+                assert not any(client.run(os.path.exists, str(home)).values())
         # not through the environment: the flow module, imported once per process, reads it
         runner = night_task_runner(get_settings().model_copy(update={"dask_address": address}))
         assert runner.address == address
@@ -113,10 +167,12 @@ def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
 
     assert result.night.status == "completed"
     assert sorted(v.variant for v in versions) == sorted(v.name for v in VARIANTS)
+    from storage.store import read_bytes
+
     for version in versions:
-        path = Path(version.artifact_uri.removeprefix("file://"))
-        assert path.is_relative_to(shared / "artifacts") and path.stat().st_size == \
-            version.artifact_bytes
+        assert version.artifact_uri.startswith("s3://nights/shelfcast/")
+        assert len(read_bytes(version.artifact_uri)) == version.artifact_bytes
+    assert not (home / "artifacts").exists(), "the night wrote artifacts to the flow's disk"
 
     # every training, export and LiteRT forecast ran in a worker process, and both worked
     ran = {log.name: re.findall(r"\] ((?:train|export|forecast) [\w ]+?) \.\.\.$",
@@ -130,17 +186,22 @@ def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
         {v.name for v in VARIANTS}
     assert sum(s.startswith("forecast lstm64 part") for s in steps) == 2
 
-    # the same seed gives the same model on a worker as in this process: LSTM-64 trained,
-    # exported and measured here scores exactly what the night registered
-    from compression.build import export_variant, measure_variant, train_variant
-    from compression.evaluation import yardstick
-    from compression.variants import VARIANTS_BY_NAME
-    from compression.windows import night_split
+    # the same seed gives the same model on a worker as in one process with the workers'
+    # thread settings (TensorFlow's sums depend on its thread count): LSTM-64 trained and
+    # exported there is byte for byte what the night registered, and scores the same
+    import json
+    import subprocess
 
-    lstm64 = VARIANTS_BY_NAME["lstm64"]
-    split = night_split(tiny_sales, tiny)
-    exported = export_variant(lstm64, train_variant(lstm64, split, tiny).weights, split.test)
-    here = measure_variant(lstm64, exported, yardstick(split), tiny)
+    reference = subprocess.run(
+        [sys.executable, "-c", ONE_PROCESS_LSTM64], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **ONE_THREAD_PER_WORKER}, check=True)
+    here = json.loads(reference.stdout.strip().splitlines()[-1])
     (registered,) = [v for v in versions if v.variant == "lstm64"]
-    assert registered.mape_pct == here.figures.mape_pct
-    assert not list((shared / "artifacts").glob("*/work-*")), "working files left behind"
+    assert registered.sha256 == here["sha256"]
+    assert registered.mape_pct == here["mape_pct"]
+
+    import boto3
+
+    objects = [o["Key"] for o in boto3.client("s3").list_objects_v2(
+        Bucket="nights").get("Contents", [])]
+    assert not [key for key in objects if "/work-" in key], "working files left behind"

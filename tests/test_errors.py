@@ -61,7 +61,7 @@ def one_line_error(err: str) -> str:
      "max_latency_ms must be a finite number"),
     (["gate", "set", "sensor", "--max-bytes", "99999999999999"], {}, EXIT_BAD_INPUT,
      "max_artifact_bytes must be a finite number from 1 to 2147483647"),
-    (["ingest", "/nonexistent/sales.csv"], {}, EXIT_BAD_INPUT, "cannot read"),
+    (["ingest", "/nonexistent/sales.csv"], {}, EXIT_NOT_FOUND, "no such sales file"),
     (["models", "list"], {"SHELFCAST_CONFIG": "/nonexistent/shelfcast.toml"}, EXIT_NOT_FOUND,
      "settings file /nonexistent/shelfcast.toml (SHELFCAST_CONFIG) does not exist"),
 ])
@@ -170,21 +170,28 @@ def postgres_or_sqlite_policies(tmp_path_factory):
 # -- conflicts: concurrent writers on PostgreSQL -------------------------------------------------
 
 
-def _cli_in_process(argv: list[str], env: dict, hold_s: float) -> tuple[int, str]:
-    """Run the CLI in a fresh process whose registry writes hold their transaction open for
-    `hold_s` seconds before committing, so two of them overlap."""
+def _cli_in_process(argv: list[str], env: dict, hold_s: float, holding=None,
+                    after=None) -> tuple[int, str]:
+    """Run the CLI in a fresh process. With `hold_s`, its registry writes hold their
+    transaction open that long before committing, and it sets the event `holding` then; with
+    `after`, it starts its command only once that event is set: the second writer begins while
+    the first holds its uncommitted rows, however slowly each process started."""
     import os
 
     os.environ.update(env)
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
-    @event.listens_for(Session, "before_commit")
-    def _hold(session) -> None:
-        time.sleep(hold_s)
+    if hold_s:
+        @event.listens_for(Session, "before_commit")
+        def _hold(session) -> None:
+            holding.set()
+            time.sleep(hold_s)
 
     from flows.cli import main
 
+    if after is not None:
+        after.wait(timeout=120)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
@@ -192,11 +199,12 @@ def _cli_in_process(argv: list[str], env: dict, hold_s: float) -> tuple[int, str
 
 
 def _race(argv_a, argv_b, env):
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        first = pool.apply_async(_cli_in_process, (argv_a, env, 1.5))
-        time.sleep(0.5)
-        second = pool.apply_async(_cli_in_process, (argv_b, env, 0.0))
-        return first.get(timeout=120), second.get(timeout=120)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        holding = manager.Event()
+        first = pool.apply_async(_cli_in_process, (argv_a, env, 1.5, holding, None))
+        second = pool.apply_async(_cli_in_process, (argv_b, env, 0.0, None, holding))
+        return first.get(timeout=180), second.get(timeout=180)
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)],

@@ -254,7 +254,7 @@ def test_an_unreachable_service_queues_the_report_and_a_later_run_delivers_it(
     nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
     closed.close()
     done = report(nowhere, tokens, state)
-    assert done.returncode == 4 and "queued" in done.stderr
+    assert done.returncode == 5 and "queued" in done.stderr  # unavailable
     assert len(list((state / "report-queue").glob("*.json"))) == 1
     done = report(service, tokens, state)
     assert done.returncode == 0 and "sent 2 report(s)" in done.stdout

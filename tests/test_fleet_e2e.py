@@ -103,6 +103,15 @@ class Device:
 
 @pytest.fixture
 def fleet(shipping, served, tmp_path, monkeypatch, database_url):
+    """Devices of stores 1 to 8, which have sales (a device is enrolled only for a store the
+    registry knows)."""
+    from storage.sales import ingest_sales, sales_fingerprint
+    from storage.synthetic import generate_sales
+
+    sales = generate_sales(stores=8, items=1, start="2017-01-01", end="2017-01-14", seed=3)
+    with shipping["sessions"]() as session, session.begin():
+        ingest_sales(session, sales, source="fleet", sha256=sales_fingerprint(sales))
+
     def device(store: int) -> Device:
         return Device(shipping, served, tmp_path, monkeypatch, database_url, store)
     return device

@@ -60,6 +60,18 @@ def tiny_profile(monkeypatch):
         lstm.PROFILES["quick"], epochs=1, fine_tune_epochs=1, batch_size=128))
 
 
+@pytest.fixture
+def few_variants(monkeypatch):
+    """Nights of three variants (the baseline, a smaller LSTM, the baseline in int8): for tests
+    of the night's machinery (crash, full disk, lost registry, the demo), not of the variants,
+    which tests/test_compression.py and the Dask night build all twelve of."""
+    import compression.variants as variants
+
+    few = tuple(v for v in variants.VARIANTS if v.name in ("lstm64", "lstm16", "int8"))
+    monkeypatch.setattr(variants, "VARIANTS", few)
+    return few
+
+
 def count(table) -> int:
     from storage.catalog import get_catalog
 
@@ -68,8 +80,7 @@ def count(table) -> int:
 
 
 def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op(
-    harness, tiny_profile, monkeypatch
-):
+        harness, tiny_profile, monkeypatch, few_variants):
     import storage.nights as registry
     from compression.variants import VARIANTS
     from flows.nightly import nightly_retrain
@@ -111,6 +122,10 @@ def test_a_crashed_night_reruns_to_completion_without_duplicates_then_is_a_no_op
     assert phases <= set(night.timings_s), night.timings_s
     with get_catalog().session() as session:
         assert session.scalar(select(TrainingRun.timings_s)) == night.timings_s
+        # the run keeps the moment its flow began, before the build that took seconds
+        run = session.scalars(select(TrainingRun)).one()
+        assert (run.finished_at - run.started_at).total_seconds() >= night.timings_s["build_s"]
+        assert run.lineage["flow_run_id"]  # the console links the night to its Prefect run
     assert night.timings_s["train_task_s"] > 0 and night.timings_s["forecast_task_s"] > 0
 
     assert "report 1" in result.drift and "no store or item drifted" in result.drift
@@ -157,7 +172,7 @@ def test_prefect_yaml_deploys_the_nightly_flow_on_a_valid_cron_schedule():
 
 
 def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tiny_profile,
-                                                                    tmp_path, monkeypatch):
+                                                                    tmp_path, monkeypatch, few_variants):
     """The README's main command, on a fresh data directory (smaller and with the tiny recipe)."""
     import contextlib
     import io
@@ -191,12 +206,12 @@ def test_the_demo_runs_its_nights_end_to_end_and_says_where_to_look(harness, tin
     assert "where to look" in out and "shelfcast alerts list --open" in out
 
 
-def test_a_full_disk_while_artifacts_are_written_fails_the_night_cleanly_and_a_rerun_completes(
-        harness, tiny_profile, monkeypatch):
+def test_a_full_disk_during_a_night_fails_it_cleanly_and_a_rerun_completes(
+        harness, tiny_profile, monkeypatch, few_variants):
     import errno
 
     import flows.nightly as nightly
-    import storage.artifacts as artifacts
+    import storage.store as store
     from storage.alerts import list_alerts
     from storage.catalog import get_catalog
     from storage.models import ModelVersion, TrainingRun
@@ -206,7 +221,7 @@ def test_a_full_disk_while_artifacts_are_written_fails_the_night_cleanly_and_a_r
     def disk_full(path, content):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(artifacts, "write_atomically", disk_full)
+    monkeypatch.setattr(store, "write_atomically", disk_full)  # every file the night writes
     monkeypatch.setattr(nightly, "save_artifacts",
                         nightly.save_artifacts.with_options(retry_delay_seconds=0))
     with pytest.raises(OSError, match="No space left"):
@@ -225,7 +240,7 @@ def test_a_full_disk_while_artifacts_are_written_fails_the_night_cleanly_and_a_r
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)],
                          indirect=True)  # a whole night: one backend keeps the suite's time
 def test_the_registry_gone_during_a_night_fails_it_and_the_rerun_records_it_on_one_engine(
-        harness, tiny_profile, database_url, tmp_path, monkeypatch, tiny_sales):
+        harness, tiny_profile, database_url, tmp_path, monkeypatch, tiny_sales, few_variants):
     """The registry goes away between training and registration (the server closes every
     connection to the night's database and refuses new ones, as a restart does): the night
     fails, nothing is half registered; the failure could not reach the registry, so the re-run

@@ -29,18 +29,18 @@ READY = DAY0 + dt.timedelta(days=3)
 
 def test_a_password_is_kept_only_as_its_argon2_hash_and_checked(sessions):
     with sessions() as session, session.begin():
-        user = add_user(session, "ana", role="ops", password="correct horse", by="test")
-        assert user.password_hash.startswith("$argon2") and "correct horse" not in user.password_hash
+        user = add_user(session, "ana", role="ops", password="correct horse battery", by="test")
+        assert user.password_hash.startswith("$argon2") and "correct horse battery" not in user.password_hash
     with sessions() as session:
-        assert verify_password(session, "ana", "correct horse").name == "ana"
+        assert verify_password(session, "ana", "correct horse battery").name == "ana"
         assert verify_password(session, "ana", "wrong horse!") is None
-        assert verify_password(session, "nobody", "correct horse") is None
+        assert verify_password(session, "nobody", "correct horse battery") is None
 
 
 @pytest.mark.parametrize("name, role, password, message", [
-    ("Ana", "ops", "long enough", "user name 'Ana'"),
-    ("ana", "root", "long enough", "unknown role 'root'"),
-    ("ana", "ops", "short", "8 to 1024 characters, got 5"),
+    ("Ana", "ops", "long enough phrase", "user name 'Ana'"),
+    ("ana", "root", "long enough phrase", "unknown role 'root'"),
+    ("ana", "ops", "short", "12 to 1024 characters, got 5"),
 ])
 def test_a_bad_user_is_refused_with_what_was_wrong(sessions, name, role, password, message):
     with sessions() as session, session.begin():
@@ -50,14 +50,14 @@ def test_a_bad_user_is_refused_with_what_was_wrong(sessions, name, role, passwor
 
 def test_a_second_user_of_the_same_name_is_a_conflict(sessions):
     with sessions() as session, session.begin():
-        add_user(session, "ana", role="ops", password="long enough", by="test")
+        add_user(session, "ana", role="ops", password="long enough phrase", by="test")
         with pytest.raises(Conflict, match="exists already"):
-            add_user(session, "ana", role="viewer", password="long enough", by="test")
+            add_user(session, "ana", role="viewer", password="long enough phrase", by="test")
 
 
 def test_a_session_ends_at_logout_and_expires(sessions):
     with sessions() as session, session.begin():
-        user = add_user(session, "ana", role="viewer", password="long enough", by="test")
+        user = add_user(session, "ana", role="viewer", password="long enough phrase", by="test")
         token = open_session(session, user, lifetime=dt.timedelta(hours=12))
         short = open_session(session, user, lifetime=dt.timedelta(hours=1))
     with sessions() as session, session.begin():
@@ -71,14 +71,14 @@ def test_a_session_ends_at_logout_and_expires(sessions):
 
 def test_a_removed_user_cannot_log_in_and_their_sessions_end(sessions):
     with sessions() as session, session.begin():
-        user = add_user(session, "ana", role="ops", password="long enough", by="test")
+        user = add_user(session, "ana", role="ops", password="long enough phrase", by="test")
         token = open_session(session, user, lifetime=dt.timedelta(hours=12))
         disable_user(session, "ana")
         with pytest.raises(Conflict, match="already removed"):
             disable_user(session, "ana")
     with sessions() as session:
         assert lookup_session(session, token) is None
-        assert verify_password(session, "ana", "long enough") is None
+        assert verify_password(session, "ana", "long enough phrase") is None
 
 
 def test_roles_are_ordered_viewer_ops_admin():
@@ -137,7 +137,7 @@ def test_cli_users_add_reads_the_password_from_a_file_and_records_who(monkeypatc
     from factories import run_cli
 
     secret = tmp_path / "pw"
-    secret.write_text("correct horse\n")
+    secret.write_text("correct horse battery\n")
     code, out, err = run_cli(["users", "add", "ana", "--role", "ops", "--password-file",
                               str(secret), "--by", "boss"], monkeypatch, tmp_path)
     assert code == 0, err

@@ -9,22 +9,33 @@ import os
 import sys
 from pathlib import Path
 
+from device.messages import echo
 from flows.output import print_json, print_table
+from storage.models import MAX_RECORD_ID
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def parse_id_range(text: str) -> list[int]:
-    """'1-5' -> [1, 2, 3, 4, 5]; '1,3,7' -> [1, 3, 7]."""
+MAX_RANGE_IDS = 10_000  # more stores, items or seeds than a benchmark could ever run
+
+
+def parse_id_range(text: str, *, first: int = 1) -> list[int]:
+    """'1-5' -> [1, 2, 3, 4, 5]; '1,3,7' -> [1, 3, 7]: ids from `first` (store and item ids
+    from 1, seeds from 0) to the registry's largest id, at most MAX_RANGE_IDS of them."""
     ids: list[int] = []
     for part in text.split(","):
-        low, sep, high = part.strip().partition("-")
-        try:
-            ids += list(range(int(low), int(high) + 1)) if sep else [int(low)]
-        except ValueError:
-            raise ValueError(f"bad id range {text[:40]!r}: expected e.g. '1-5' or '1,3,7'") from None
+        low, sep, high = (bound.strip() for bound in part.partition("-"))
+        bounds = [low, high] if sep else [low]
+        if not all(b.isdigit() and len(b) <= len(str(MAX_RECORD_ID))
+                   and first <= int(b) <= MAX_RECORD_ID for b in bounds):
+            raise ValueError(f"bad id range {echo(text)}: expected ids from {first} to "
+                             f"{MAX_RECORD_ID} as e.g. '1-5' or '1,3,7'")
+        span = range(int(low), int(bounds[-1]) + 1)
+        if len(ids) + len(span) > MAX_RANGE_IDS:
+            raise ValueError(f"bad id range {echo(text)}: more than {MAX_RANGE_IDS:,} ids")
+        ids += span
     return ids
 
 
@@ -103,7 +114,7 @@ def drift(args) -> None:
             raise ValueError(f"{args.data}: not found; pass --data PATH/m5-sample.csv or leave "
                              f"{REAL!r} out of --regimes")
         real = read_sales_csv(args.data)[0]
-    results = bench(config=config, regimes=regimes, seeds=parse_id_range(args.seeds),
+    results = bench(config=config, regimes=regimes, seeds=parse_id_range(args.seeds, first=0),
                     stable=args.nights, runs=args.runs, real_sales=real, progress=_progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -307,17 +318,20 @@ def _ingest(url: str, home: Path, *, devices: int, clients: int, seconds: float,
 
     import numpy as np
 
+    from bench.service import wait_for_service
+
     tokens = _enroll(url, devices, with_reports=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SHELFCAST_HOME": str(home), "SHELFCAST_DATABASE_URL": url}
+    env = {**os.environ, "SHELFCAST_HOME": str(home), "SHELFCAST_DATABASE_URL": url,
+           "SHELFCAST_DEVICE_REPORT_LIMIT": "1000000000 per hour"}  # throughput, not the limit
     log = (home / "serve.log").open("wb")
     service = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(port, service, home / "serve.log")
+        wait_for_service(port, service, home / "serve.log")
         body = json.dumps(FLEET_REPORT).encode()
         turn = itertools.cycle(tokens)
         lock = threading.Lock()
@@ -358,25 +372,6 @@ def _ingest(url: str, home: Path, *, devices: int, clients: int, seconds: float,
             "elapsed_s": round(elapsed, 2), "reports_per_s": round(accepted / elapsed, 1),
             "p50_ms": round(float(np.percentile(latencies_ms, 50)), 1),
             "p99_ms": round(float(np.percentile(latencies_ms, 99)), 1)}
-
-
-def _wait_for(port: int, service, log: Path) -> None:
-    import http.client
-    import time
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise RuntimeError(f"`shelfcast serve` exited with {service.returncode}: "
-                               f"{log.read_text()[-400:]}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/api/v1/health")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"`shelfcast serve` did not answer on port {port} within 60 s")
 
 
 def _status_timing(url: str, home: Path, *, devices: int) -> dict:
@@ -510,3 +505,12 @@ def add_parsers(sub) -> None:
                    help="time the pages of the registry an earlier run filled in --out")
     b.add_argument("--out", default="bench-out/console")
     b.set_defaults(handler=bench_console.console)
+
+    b = benches.add_parser("login", help="a login flood against a real `shelfcast serve`: peak "
+                                         "memory and the console's latency")
+    b.add_argument("--nights", type=int, default=30, help="generated nights in its registry")
+    b.add_argument("--flood-seconds", type=float, default=20.0)
+    b.add_argument("--unbounded", action="store_true",
+                   help="also run without the bound on concurrent password checks")
+    b.add_argument("--out", default="bench-out/login")
+    b.set_defaults(handler=bench_console.login)

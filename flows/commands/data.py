@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flows.commands.audit import record as audit
 from flows.output import user
 from storage.catalog import get_catalog
 
@@ -49,9 +50,12 @@ def keys_init(args) -> None:
     from storage.releases import ReleaseTarget
 
     catalog = get_catalog()
-    # refused when the key would land in the release folder, or that folder is the home
-    public, key_id = ReleaseTarget.from_settings(catalog.settings).init_signing_key(
-        force=args.force)
+    with catalog.unit_of_work() as session:
+        # refused when the key would land in the release folder, or that folder is the home
+        public, key_id = ReleaseTarget.from_settings(catalog.settings).init_signing_key(
+            force=args.force)
+        audit(session, user(args.by), "key.init", f"release key {key_id}",
+              "replaced the existing key (--force)" if args.force else None)
     print(f"release signing key {key_id}: private {catalog.signing_key} (keep it here), "
           f"public {public}; root version 1: {public.parent / 'root' / '1.root.json'} (give it "
           "to every device: shelfcast-device trust --root FILE)")
@@ -62,12 +66,15 @@ def keys_rotate(args) -> None:
 
     catalog = get_catalog()
     target = ReleaseTarget.from_settings(catalog.settings)
+    by = user(args.by)
     # refused at once while another change of the channel (a night, a promotion) holds its lock
     with catalog.unit_of_work() as session:
         public, old_id, new_id, version = rotate_release_key(
-            session, target, by=user(args.by), root_keys=args.root_key or [],
+            session, target, by=by, root_keys=args.root_key or [],
             new_root_key=args.new_root_key, add_root_keys=args.add_root_key or [],
             root_threshold=args.root_threshold)
+        audit(session, by, "key.rotate", f"release key {new_id}",
+              f"replaces {old_id}; root version {version}")
     print(f"release signing key {new_id} replaces {old_id}: root version {version} names it, "
           f"signed by the root key(s) of version {version - 1}; devices walk to it at their "
           f"next sync; every open release manifest and index re-signed; new public key {public}")
@@ -99,6 +106,7 @@ def add_parsers(sub) -> None:
     keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     k = keys.add_parser("init", help="make the Ed25519 key that signs release manifests")
     k.add_argument("--force", action="store_true", help="replace an existing key")
+    k.add_argument("--by", help="who makes it (default: the OS user)")
     k.set_defaults(handler=keys_init)
     k = keys.add_parser("rotate", help="replace the signing key: announce the new public key "
                                        "signed by the old one, re-sign the open releases")

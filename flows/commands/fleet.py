@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 
+from flows.commands.audit import record as audit
 from flows.output import print_json, print_table, record_id, user
 from storage.catalog import get_catalog
 
@@ -12,7 +13,7 @@ from storage.catalog import get_catalog
 def serve(args) -> None:
     import uvicorn
 
-    from service.app import create_app
+    from service.app import create_app, server_options
 
     catalog = get_catalog()
     with catalog.session():
@@ -20,16 +21,20 @@ def serve(args) -> None:
     print(f"shelfcast: serving the device API on http://{args.host}:{args.port}/api/v1 and the "
           f"release channel {catalog.releases} on /releases/", file=sys.stderr)
     uvicorn.run(create_app(catalog), host=args.host, port=args.port, log_level="info",
-                server_header=False)
+                server_header=False, **server_options(catalog.settings))
 
 
 def devices_enroll(args) -> None:
-    from storage.devices import enroll_device
+    from storage.devices import check_store_known, enroll_device
 
+    by = user(args.by)
     with get_catalog().unit_of_work() as session:
+        check_store_known(session, args.store)
         enrolment = enroll_device(session, store=args.store, device_class=args.device_class,
-                                  by=user(args.by), name=args.name)
-    device = enrolment.device
+                                  by=by, name=args.name)
+        device = enrolment.device
+        audit(session, by, "device.enroll", f"device {device.id}",
+              f"store {device.store}, {device.device_class}")
     # the token alone on stdout, so `... > device.token` keeps it; it is never shown again
     print(f"device {device.id} enrolled for store {device.store} ({device.device_class}); its "
           "token follows, shown this once: keep it on the device (--token-file)", file=sys.stderr)
@@ -52,9 +57,12 @@ def devices_list(args) -> None:
 def devices_revoke(args) -> None:
     from storage.devices import revoke_device
 
+    by = user(args.by)
     with get_catalog().unit_of_work() as session:
-        device = revoke_device(session, args.device, by=user(args.by))
+        device = revoke_device(session, args.device, by=by)
         shown = device.id, device.store, device.device_class
+        audit(session, by, "device.revoke", f"device {device.id}",
+              f"store {device.store}, {device.device_class}")
     print(f"device {shown[0]} (store {shown[1]}, {shown[2]}) revoked: its token is refused")
 
 
@@ -86,7 +94,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("devices", help="enrol, list and revoke store devices")
     devices = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = devices.add_parser("enroll", help="add a device; prints its token once")
-    v.add_argument("--store", type=int, required=True)
+    v.add_argument("--store", type=record_id, required=True)
     v.add_argument("--device-class", required=True)
     v.add_argument("--name", help="a label people recognise, e.g. 'aisle 4 shelf sensor'")
     v.add_argument("--by", help="who enrols it (default: the OS user)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from flows.commands.audit import record as audit
 from flows.output import print_json, print_table, user
 from storage.catalog import get_catalog
 
@@ -24,36 +25,35 @@ def read_password(password_file) -> str:
 
 
 def users_add(args) -> None:
-    from storage.users import add_user, record_action
+    from storage.users import add_user
 
     password = read_password(args.password_file)
     by = user(args.by)
     with get_catalog().unit_of_work() as session:
         added = add_user(session, args.name, role=args.role, password=password, by=by)
-        record_action(session, actor=by, via="cli", action="user.add", target=added.name,
-                      note=f"role {added.role}")
+        audit(session, by, "user.add", added.name, f"role {added.role}")
         shown = added.name, added.role
     print(f"user {shown[0]} added with role {shown[1]}")
 
 
 def users_remove(args) -> None:
-    from storage.users import disable_user, record_action
+    from storage.users import disable_user
 
     by = user(args.by)
     with get_catalog().unit_of_work() as session:
         removed = disable_user(session, args.name)
-        record_action(session, actor=by, via="cli", action="user.remove", target=removed.name)
+        audit(session, by, "user.remove", removed.name)
     print(f"user {args.name} removed: their sessions ended and they cannot log in; the audit "
           "trail keeps their name")
 
 
 def users_token(args) -> None:
-    from storage.users import issue_api_token, record_action
+    from storage.users import issue_api_token
 
     by = user(args.by)
     with get_catalog().unit_of_work() as session:
         token = issue_api_token(session, args.name)
-        record_action(session, actor=by, via="cli", action="user.token", target=args.name)
+        audit(session, by, "user.token", args.name)
     # the token alone on stdout, so `... > name.token` keeps it; it is never shown again
     print(f"API token for {args.name} follows, shown this once; scripts send it as "
           "'Authorization: Bearer TOKEN' (any earlier token of theirs stops working)",
@@ -74,13 +74,11 @@ def users_list(args) -> None:
 
 def releases_approve(args) -> None:
     from storage.approvals import approve_release
-    from storage.users import record_action
 
     by = user(args.by)
     with get_catalog().unit_of_work() as session:
         release = approve_release(session, args.release, by=by)
-        record_action(session, actor=by, via="cli", action="release.approve",
-                      target=f"release {release.id}", note=args.note or "")
+        audit(session, by, "release.approve", f"release {release.id}", args.note)
         shown = release.id, release.device_class, release.model_version_id
     print(f"release {shown[0]} ({shown[1]}, version {shown[2]}) approved by {by}: it goes to "
           "the fleet on the next rollout that finds it clean")
@@ -91,7 +89,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("users", help="people who use the ops console, and their roles")
     users = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     # no abbreviations: `--password SECRET` must be refused, not taken for --password-file
-    u = users.add_parser("add", help="add a user; the password is asked for (or --password-file)",
+    u = users.add_parser("add", help="add a user; the password (12 or more characters, not a "
+                                     "common one, not the name) is asked for (or --password-file)",
                          allow_abbrev=False)
     u.add_argument("name")
     u.add_argument("--role", choices=["viewer", "ops", "admin"], required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from flows.commands.audit import record as audit
 from flows.output import print_json, print_table, record_id, user
 from policy.demand import DemandMix
 from policy.limits import METRIC_CHOICES, POLICY_FIELDS
@@ -11,13 +12,6 @@ from storage.catalog import get_catalog
 
 POLICY_COLUMNS = ["device_class", "version", *(f.name for f in POLICY_FIELDS),
                   "require_approval", "created_by"]
-
-
-def audit(session, actor: str, action: str, target: str, note: str | None = None) -> None:
-    """Record a CLI write in the audit trail, under the `--by` name it was given."""
-    from storage.users import record_action
-
-    record_action(session, actor=actor, via="cli", action=action, target=target, note=note or "")
 
 
 def gate_show(args) -> None:
@@ -195,11 +189,16 @@ def alerts_list(args) -> None:
 
     with get_catalog().session() as session:
         rows = [alert_as_dict(a) for a in list_alerts(session, only_open=args.open)]
-    if args.json:
+    _rows(rows, ["id", "kind", "severity", "message", "occurrences", "last_seen",
+                 "acknowledged_by", "resolved_at"], as_json=args.json)
+
+
+def _rows(rows: list[dict], columns: list[str], *, as_json: bool) -> None:
+    """An alerts listing: JSON for scripts, else a table of `columns`."""
+    if as_json:
         print_json(rows)
-        return
-    print_table(rows, ["id", "kind", "severity", "message", "occurrences", "last_seen",
-                       "acknowledged_by", "resolved_at"])
+    else:
+        print_table(rows, columns)
 
 
 def alerts_show(args) -> None:
@@ -222,6 +221,45 @@ def alerts_ack(args) -> None:
         alert_id, by = alert.id, alert.acknowledged_by
         audit(session, by, "alert.ack", f"alert {alert_id}", args.note)
     print(f"alert {alert_id} acknowledged by {by}")
+
+
+def alerts_silence(args) -> None:
+    import datetime as dt
+
+    from policy.silences import Matchers
+    from storage.silences import create_silence
+
+    try:
+        ends_at = args.until and dt.datetime.fromisoformat(args.until)
+    except ValueError:
+        raise ValueError(f"--until {args.until!r}: expected an ISO time with its zone, e.g. "
+                         "2026-12-08T09:00+00:00") from None
+    matchers = Matchers(args.kind, args.store, args.item, args.device_class)
+    with get_catalog().unit_of_work() as session:
+        silence = create_silence(session, matchers, by=args.by, reason=args.reason,
+                                 duration=args.duration, ends_at=ends_at or None)
+        silence_id, until = silence.id, silence.ends_at.isoformat()
+        audit(session, args.by, "silence.create", f"silence {silence_id}",
+              f"{matchers.describe()} until {until}: {args.reason}")
+    print(f"silence {silence_id} until {until}: {matchers.describe()}")
+
+
+def alerts_silences(args) -> None:
+    from storage.silences import list_silences, silence_as_dict
+
+    with get_catalog().session() as session:
+        rows = [silence_as_dict(s) for s in list_silences(session, include_ended=args.all)]
+    _rows(rows, ["id", "matchers", "starts_at", "ends_at", "created_by", "reason", "ended_by",
+                 "active"], as_json=args.json)
+
+
+def alerts_unsilence(args) -> None:
+    from storage.silences import end_silence
+
+    with get_catalog().unit_of_work() as session:
+        silence = end_silence(session, args.silence, by=args.by)
+        audit(session, args.by, "silence.end", f"silence {silence.id}", silence.reason)
+    print(f"silence {args.silence} ended by {args.by}")
 
 
 def add_parsers(sub) -> None:
@@ -266,7 +304,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--by", help="who sets it (default: the OS user)")
     g.set_defaults(handler=gate_set)
 
-    p = sub.add_parser("alerts", help="list, show and acknowledge alerts")
+    p = sub.add_parser("alerts", help="list, show, acknowledge and silence alerts")
     alerts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = alerts.add_parser("list", help="alerts, newest first")
     a.add_argument("--open", action="store_true", help="only alerts not resolved yet")
@@ -281,6 +319,26 @@ def add_parsers(sub) -> None:
     a.add_argument("--by", required=True)
     a.add_argument("--note")
     a.set_defaults(handler=alerts_ack)
+    a = alerts.add_parser("silence", help="silence matching alerts for a while, with a reason "
+                          "(not counted as open, not notified)")
+    a.add_argument("kind", help="the alert kind, e.g. data_drift")
+    a.add_argument("--store", type=record_id, help="only alerts about this store")
+    a.add_argument("--item", type=record_id, help="only alerts about this item")
+    a.add_argument("--device-class", help="only alerts about this device class")
+    when = a.add_mutually_exclusive_group(required=True)
+    when.add_argument("--for", dest="duration", help="how long: 30m, 1h, 4h, 1d, 2w")
+    when.add_argument("--until", help="when it ends: an ISO time with its zone")
+    a.add_argument("--reason", required=True)
+    a.add_argument("--by", required=True)
+    a.set_defaults(handler=alerts_silence)
+    a = alerts.add_parser("silences", help="the active silences, newest first")
+    a.add_argument("--all", action="store_true", help="ended silences too")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=alerts_silences)
+    a = alerts.add_parser("unsilence", help="end a silence now")
+    a.add_argument("silence", type=record_id)
+    a.add_argument("--by", required=True)
+    a.set_defaults(handler=alerts_unsilence)
 
     p = sub.add_parser("promote", help="release a model version to a device class")
     p.add_argument("version", type=record_id)

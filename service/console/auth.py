@@ -1,5 +1,6 @@
-"""Who is asking: the console user behind the session cookie, the role a route needs, and the
-CSRF token every form and every cookie-authenticated API write must carry.
+"""Who is asking: the console user behind the session cookie, the role a route needs, the
+CSRF token every form and every cookie-authenticated API write must carry, and logging in
+(throttled, and recorded in the audit trail whatever its outcome).
 
 The session id lives only in an HttpOnly, SameSite=Lax cookie and, hashed, in the registry
 (logout ends it there). The CSRF token is derived from the session id, so it is tied to the
@@ -8,6 +9,7 @@ session and useless without it; a cross-site page can read neither.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -15,9 +17,19 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 
-from service.deps import SessionDep
-from storage.users import lookup_session, role_allows, user_by_api_token
+from service.deps import SessionDep, client_address
+from service.throttle import Throttle
+from storage.catalog import Catalog
+from storage.users import (
+    lookup_session,
+    open_session,
+    record_action,
+    role_allows,
+    user_by_api_token,
+    verify_password,
+)
 
 SESSION_COOKIE = "shelfcast_session"
 LOGIN_COOKIE = "shelfcast_login"  # a pre-login CSRF token (double submit) for the login form
@@ -45,6 +57,46 @@ class ConsoleUser:
 
     def can(self, needed: str) -> bool:
         return role_allows(self.role, needed)
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    session_id: str
+    name: str
+    role: str
+
+
+async def log_in(request: Request, catalog: Catalog, throttle: Throttle, *, name: str,
+                 password: str, via: str) -> LoggedIn:
+    """A new session for `name` if `password` is theirs. Refused: 401 (unknown name or wrong
+    password), 429 with Retry-After (too many failures for the name or the client address:
+    the password is then not even checked), 503 (too many password checks at once). Every
+    checked attempt is a row of the audit trail (`login.ok`, `login.failed`, and `login.locked`
+    on the failure that locks), with the client address as its target."""
+    name, address = name.strip(), client_address(request)
+    throttle.refuse_login(name, address)
+    async with throttle.password_check():
+        logged_in = await run_in_threadpool(_check_password, catalog, throttle, name=name,
+                                            password=password, address=address, via=via)
+    if logged_in is None:
+        throttle.refuse_login(name, address)  # this failure locked them: say so
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown name or wrong password")
+    return logged_in
+
+
+def _check_password(catalog: Catalog, throttle: Throttle, *, name: str, password: str,
+                    address: str, via: str) -> LoggedIn | None:
+    with catalog.unit_of_work() as session:
+        account = verify_password(session, name, password)
+        if account is None:
+            locked = throttle.login_failed(name, address)
+            for action in ("login.failed", "login.locked")[:1 + locked]:
+                record_action(session, actor=name, via=via, action=action, target=address)
+            return None
+        throttle.login_succeeded(name)
+        record_action(session, actor=account.name, via=via, action="login.ok", target=address)
+        return LoggedIn(open_session(session, account, lifetime=dt.timedelta(
+            hours=catalog.settings.console_session_hours)), account.name, account.role)
 
 
 def optional_user(request: Request, session: SessionDep) -> ConsoleUser | None:

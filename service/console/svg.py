@@ -1,5 +1,7 @@
-"""Small server-side plots as inline SVG: lines over nights and a size-vs-error scatter. No
-JavaScript and no plotting library; the text is escaped, the figures are numbers."""
+"""Small server-side plots as inline SVG: lines over nights and a size-vs-error scatter, with
+the gate's thresholds drawn across them and the nights of releases marked (as Grafana draws
+thresholds and annotations). No JavaScript and no plotting library; the text is escaped, the
+figures are numbers."""
 
 from __future__ import annotations
 
@@ -24,6 +26,15 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
             break
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) / step) + 1)]
+
+
+def _bytes(value: float) -> str:
+    return f"{value / 1000:g} kB" if value >= 1000 else f"{value:g} B"
+
+
+def _size_limit(value: float) -> str:
+    """A size limit as the gate policies set it: in KiB when it is a whole number of them."""
+    return f"{value / 1024:g} KiB" if value >= 1024 and value % 1024 == 0 else _bytes(value)
 
 
 def _label(value: float) -> str:
@@ -74,6 +85,45 @@ class _Frame:
         return parts
 
 
+def _thresholds(frame: _Frame, limits: list[tuple[float, str]], *, vertical: bool = False
+                ) -> list[str]:
+    """A dashed line across the plot at each (value, label), the label at its end."""
+    parts = []
+    for value, label in limits:
+        if vertical:
+            x = frame.x(value)
+            parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}" '
+                         f'class="limit"><title>{escape(label)}: {_label(value)}</title></line>')
+            parts.append(f'<text x="{x + 3:.1f}" y="{TOP - 4}" class="limit">'
+                         f'{escape(label)}</text>')
+        else:
+            y = frame.y(value)
+            parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
+                         f'class="limit"><title>{escape(label)}: {_label(value)}</title></line>')
+            parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y - 3:.1f}" text-anchor="end" '
+                         f'class="limit">{escape(label)} {_label(value)}</text>')
+    return parts
+
+
+def _markers(frame: _Frame, markers: list[tuple[dt.date, str]]) -> list[str]:
+    """A vertical line at each night of (night, label) within the plot's nights, its labels
+    joined; written where it does not overlap the previous one (each names itself on hover)."""
+    parts, free_from_x, by_night = [], -math.inf, {}
+    for night, label in sorted(markers):
+        by_night.setdefault(night, []).append(label)
+    for night, labels in by_night.items():
+        x, label = frame.x(night.toordinal()), ", ".join(labels)
+        if not LEFT <= x <= WIDTH - RIGHT:
+            continue
+        parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}" '
+                     f'class="marker"><title>{night.isoformat()}: {escape(label)}</title></line>')
+        if x >= free_from_x:
+            parts.append(f'<text x="{x + 2:.1f}" y="{TOP + 8}" class="marker">{escape(label)}'
+                         '</text>')
+            free_from_x = x + 6 + 5 * len(label)  # 9 px letters are about 5 px wide
+    return parts
+
+
 def _svg(parts: list[str], title: str) -> Markup:
     return Markup(f'<svg class="plot" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
                   f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
@@ -91,18 +141,21 @@ def _legend(names: list[str]) -> list[str]:
 
 
 def lines_over_nights(series: dict[str, list[tuple[dt.date, float]]], *, title: str,
-                      y_title: str) -> Markup:
-    """One line per named series of (night, value), a shared date axis."""
+                      y_title: str, limits: list[tuple[float, str]] = (),
+                      markers: list[tuple[dt.date, str]] = ()) -> Markup:
+    """One line per named series of (night, value), a shared date axis; a threshold line per
+    (value, label) of `limits` and a marker per (night, label) of `markers`."""
     points = [p for values in series.values() for p in values]
     if not points:
         return Markup('<p class="empty">nothing to plot yet</p>')
     days = [d.toordinal() for d, _ in points]
-    values = [v for _, v in points]
+    values = [v for _, v in points] + [value for value, _ in limits]
     frame = _Frame((min(days), max(days)), _padded(min(values), max(values)))
     first, last = min(days), max(days)
     x_ticks = [(d, dt.date.fromordinal(int(d)).isoformat())
                for d in sorted({round(first + (last - first) * i / 4) for i in range(5)})]
-    parts = frame.axes(y_title, x_ticks)
+    parts = frame.axes(y_title, x_ticks) + _markers(frame, list(markers)) \
+        + _thresholds(frame, list(limits))
     for i, (_, values_of) in enumerate(series.items()):
         path = " ".join(f"{frame.x(d.toordinal()):.1f},{frame.y(v):.1f}" for d, v in values_of)
         colour = COLOURS[i % len(COLOURS)]
@@ -115,21 +168,25 @@ def lines_over_nights(series: dict[str, list[tuple[dt.date, float]]], *, title: 
 
 
 def size_vs_error(points: list[tuple[float, float, str, bool]], *, title: str,
-                  y_title: str = "MAPE %") -> Markup:
+                  y_title: str = "MAPE %", error_limits: list[tuple[float, str]] = (),
+                  size_limits: list[tuple[float, str]] = ()) -> Markup:
     """(bytes, error, label, passed) per version on a log size axis; the Pareto front (no
-    other version both smaller and better) joined by a line."""
+    other version both smaller and better) joined by a line; the gate's error limits across
+    and its size limits upright, each (value, label)."""
     points = [p for p in points if p[0] > 0 and math.isfinite(p[1])]
     if not points:
         return Markup('<p class="empty">nothing to plot yet</p>')
-    sizes = [p[0] for p in points]
-    errors = [p[1] for p in points]
+    sizes = [p[0] for p in points] + [value for value, _ in size_limits if value > 0]
+    errors = [p[1] for p in points] + [value for value, _ in error_limits]
     frame = _Frame((min(sizes) / 1.3, max(sizes) * 1.3), _padded(min(errors), max(errors)),
                    log_x=True)
     steps = [m * 10 ** d for d in range(math.floor(frame.x0), math.ceil(frame.x1) + 1)
              for m in (1, 2, 5)]
-    x_ticks = [(v, f"{v / 1000:g} kB" if v >= 1000 else f"{v:g} B") for v in steps
-               if frame.x0 <= math.log10(v) <= frame.x1]
-    parts = frame.axes(y_title, x_ticks)
+    x_ticks = [(v, _bytes(v)) for v in steps if frame.x0 <= math.log10(v) <= frame.x1]
+    parts = frame.axes(y_title, x_ticks) + _thresholds(frame, list(error_limits)) \
+        + _thresholds(frame, [(v, f"{label} {_size_limit(v)}") for v, label in size_limits
+                              if v > 0],
+                      vertical=True)
     front, best = [], math.inf
     for size, error, _, _ in sorted(points):
         if error < best:
