@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from factories import free_port, lenient_policies, start_process, stop_process
 from sqlalchemy import select
+from test_nightly_flow import few_variants  # noqa: F401 - a fixture
 
 from flows.runner import ONE_THREAD_PER_WORKER
 
@@ -115,7 +116,7 @@ def dask_cluster(tmp_path, object_store, worker_home):
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_night_runs_its_variants_on_a_dask_scheduler_and_two_workers(
-        dask_cluster, database_url, tiny_sales, tmp_path, monkeypatch):
+        dask_cluster, database_url, tiny_sales, tmp_path, monkeypatch, few_variants):  # noqa: F811
     from compression import recipe as recipes
     from compression.variants import VARIANTS
     from flows.prefect_env import configure_prefect

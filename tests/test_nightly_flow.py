@@ -62,9 +62,10 @@ def tiny_profile(monkeypatch):
 
 @pytest.fixture
 def few_variants(monkeypatch):
-    """Nights of three variants (the baseline, a smaller LSTM, the baseline in int8): for tests
-    of the night's machinery (crash, full disk, lost registry, the demo), not of the variants,
-    which tests/test_compression.py and the Dask night build all twelve of."""
+    """Nights of three variants (the baseline, a smaller LSTM, the baseline in int8: both kinds
+    of training step and both kinds of export): for tests of the night's machinery (crash, full
+    disk, lost registry, the demo, warm starts, Dask), not of the variants, which
+    tests/test_compression.py builds all twelve of."""
     import compression.variants as variants
 
     few = tuple(v for v in variants.VARIANTS if v.name in ("lstm64", "lstm16", "int8"))

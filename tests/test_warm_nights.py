@@ -8,13 +8,18 @@ import json
 import numpy as np
 import pytest
 from factories import run_cli
-from test_nightly_flow import harness, shelfcast_home, tiny_profile  # noqa: F401 - fixtures
+from test_nightly_flow import (  # noqa: F401 - fixtures
+    few_variants,
+    harness,
+    shelfcast_home,
+    tiny_profile,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_warm_night_after_a_cold_one_starts_from_the_parents_weights_and_cold_is_asked_for(
-        harness, tiny_profile, shelfcast_home, monkeypatch, tmp_path):  # noqa: F811
+        harness, tiny_profile, shelfcast_home, monkeypatch, tmp_path, few_variants):  # noqa: F811
     import compression.lstm as lstm
     from compression.variants import VARIANTS
     from flows.nightly import nightly_retrain
