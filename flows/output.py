@@ -7,7 +7,7 @@ import argparse
 import datetime as dt
 import json
 
-from storage.models import MAX_RECORD_ID
+from device.manifest import MAX_ID
 
 
 def iso_date(text: str) -> dt.date:
@@ -25,10 +25,10 @@ def iso_date(text: str) -> dt.date:
 def record_id(text: str) -> int:
     """An argparse type: a registry id (a whole number from 1 to 2,147,483,647), else a
     one-line error echoing what came (cut to 40 characters)."""
-    if text.isdigit() and len(text) <= len(str(MAX_RECORD_ID)) and 1 <= int(text) <= MAX_RECORD_ID:
+    if text.isdigit() and len(text) <= len(str(MAX_ID)) and 1 <= int(text) <= MAX_ID:
         return int(text)
     shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
-    raise argparse.ArgumentTypeError(f"expected an id from 1 to {MAX_RECORD_ID}, got {shown}")
+    raise argparse.ArgumentTypeError(f"expected an id from 1 to {MAX_ID}, got {shown}")
 
 
 def print_json(value) -> None:

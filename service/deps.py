@@ -11,12 +11,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from device.manifest import MAX_ID
 from service.throttle import Throttle
 from storage.catalog import Catalog
 from storage.devices import DeviceView, authenticate
-from storage.models import MAX_RECORD_ID
 
-RecordId = Annotated[int, Ge(1), Le(MAX_RECORD_ID)]
+RecordId = Annotated[int, Ge(1), Le(MAX_ID)]
 """A registry id from a path, a query, a form or a body: outside 1..2**31-1 a 422, never a
 query the database would refuse."""
 

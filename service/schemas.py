@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from device.manifest import MAX_ID
 from service.inputs import Line
 from storage.devices import MAX_REASON_CHARS, ReportRecord
-from storage.models import MAX_RECORD_ID
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -20,7 +20,7 @@ class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     reported_at: AwareDatetime
-    release_id: int | None = Field(ge=1, le=MAX_RECORD_ID)
+    release_id: int | None = Field(ge=1, le=MAX_ID)
     sha256: str | None = Field(pattern=SHA256_PATTERN)
     sync_result: Literal["installed", "up-to-date", "refused", "failed"] | None
     sync_reason: Line = Field(default="", max_length=MAX_REASON_CHARS)

@@ -195,7 +195,7 @@ def alert_evidence(session: Session, alerts: list[Alert]) -> dict[int, dict]:
             if name.endswith("_html"):
                 by_link[uri] = (report, name.removesuffix("_html"))
         by_link.setdefault(report.html_uri, (report, "store"))
-    found = {}
+    found, lineages = {}, {}
     for alert in alerts:
         scope = alert.scope or {}
         report, group = by_link.get(alert.link, (None, None))
@@ -208,8 +208,11 @@ def alert_evidence(session: Session, alerts: list[Alert]) -> dict[int, dict]:
                 TrainingRun.started_at <= alert.first_seen)
                 .order_by(TrainingRun.started_at.desc()).limit(1))
         version = scope.get("model_version")
-        lineage = session.scalar(select(TrainingRun.lineage).where(TrainingRun.as_of == night)
-                                 .order_by(TrainingRun.id.desc()).limit(1)) if night else None
+        if night not in lineages:  # alerts of one night share its run: one query a night
+            lineages[night] = session.scalar(
+                select(TrainingRun.lineage).where(TrainingRun.as_of == night)
+                .order_by(TrainingRun.id.desc()).limit(1)) if night else None
+        lineage = lineages[night]
         found[alert.id] = {"drift_report": report and report.id, "report_group": group,
                            "night": night and night.isoformat(),
                            "model_version": int(version) if str(version).isdigit() else None,

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from device.manifest import MAX_ID
 from policy.canary import CanaryEvidence
 from storage.errors import Conflict, NotFound, RegistryError
-from storage.models import MAX_RECORD_ID, Device, DeviceReport, Release, Sale, utcnow
+from storage.models import Device, DeviceReport, Release, Sale, utcnow
 from storage.registry import active_policies
 from storage.releases import open_releases
 
@@ -98,8 +99,8 @@ def enroll_device(session: Session, *, store: int, device_class: str, by: str,
                   name: str | None = None) -> Enrolment:
     """Add a device for `store` and `device_class` (a class with a gate policy) and make its
     token; only the token's sha256 is stored."""
-    if isinstance(store, bool) or not isinstance(store, int) or not 1 <= store <= MAX_RECORD_ID:
-        raise RegistryError(f"store must be a whole number from 1 to {MAX_RECORD_ID}, got {store!r}")
+    if isinstance(store, bool) or not isinstance(store, int) or not 1 <= store <= MAX_ID:
+        raise RegistryError(f"store must be a whole number from 1 to {MAX_ID}, got {store!r}")
     classes = active_policies(session)
     if device_class not in classes:
         raise NotFound(f"unknown device class {device_class[:40]!r}; known: "

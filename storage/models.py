@@ -30,10 +30,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from policy.limits import MASE_DEFAULTS
 
-# the registry's integer ids fit a 32-bit signed INTEGER, on SQLite and PostgreSQL alike; an id
-# that comes in (a URL, a form, a body) is checked against it before any query
-MAX_RECORD_ID = 2**31 - 1
-
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -9,9 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+from device.manifest import MAX_ID
 from device.messages import echo
 from flows.output import print_json, print_table
-from storage.models import MAX_RECORD_ID
 
 
 def _progress(message: str) -> None:
@@ -28,10 +28,10 @@ def parse_id_range(text: str, *, first: int = 1) -> list[int]:
     for part in text.split(","):
         low, sep, high = (bound.strip() for bound in part.partition("-"))
         bounds = [low, high] if sep else [low]
-        if not all(b.isdigit() and len(b) <= len(str(MAX_RECORD_ID))
-                   and first <= int(b) <= MAX_RECORD_ID for b in bounds):
+        if not all(b.isdigit() and len(b) <= len(str(MAX_ID))
+                   and first <= int(b) <= MAX_ID for b in bounds):
             raise ValueError(f"bad id range {echo(text)}: expected ids from {first} to "
-                             f"{MAX_RECORD_ID} as e.g. '1-5' or '1,3,7'")
+                             f"{MAX_ID} as e.g. '1-5' or '1,3,7'")
         span = range(int(low), int(bounds[-1]) + 1)
         if len(ids) + len(span) > MAX_RANGE_IDS:
             raise ValueError(f"bad id range {echo(text)}: more than {MAX_RANGE_IDS:,} ids")
