@@ -18,7 +18,8 @@ from policy.records import AlertChanges, AlertRaise, AlertResolve
 def drift_alert_changes(check: DriftCheck, *, report_link: str | None) -> AlertChanges:
     """One data_drift alert per store or item whose level moved (a lasting level or a burst
     that is over, a promotion's pattern), updated each night it stays named with tonight's size
-    and start; those no longer named resolve."""
+    and start; one no_sales warning per store-item that stopped selling (left out of the level
+    test; it holds no rollout); those no longer named resolve."""
     raised = [AlertRaise(
         kind="data_drift", severity=finding.severity,
         scope={finding.kind: finding.id, "change": finding.change,
@@ -29,8 +30,15 @@ def drift_alert_changes(check: DriftCheck, *, report_link: str | None) -> AlertC
         dedup_key=f"data_drift:{finding.kind}:{finding.id}",
         message=f"{finding.message} (current {check.current_start}..{check.current_end})",
         link=report_link) for finding in check.findings]
-    return AlertChanges(raised, [AlertResolve("data_drift", "data_drift:",
-                                              frozenset(r.dedup_key for r in raised))])
+    empty = [AlertRaise(
+        kind="no_sales", severity="warning",
+        scope={**{k: v for k, v in (("store", s.store), ("item", s.item)) if v},
+               "since": s.since.isoformat(), "days": s.days, "sales_per_day": s.sales_per_day},
+        dedup_key="no_sales:" + s.scope.replace(" ", ":"), message=s.message, link=report_link)
+        for s in check.stopped]
+    return AlertChanges(raised + empty, [
+        AlertResolve("data_drift", "data_drift:", frozenset(r.dedup_key for r in raised)),
+        AlertResolve("no_sales", "no_sales:", frozenset(r.dedup_key for r in empty))])
 
 
 def quality_key(device_class: str, model_version: int) -> str:

@@ -100,6 +100,37 @@ class ScopeDrift:
 
 
 @dataclass(frozen=True)
+class StoppedSelling:
+    """A store-item that sold nothing from `since` on, for longer than its own history explains
+    (`policy.drift.stopped_selling`): out of stock, delisted or missing from the feed. It is
+    left out of the level test."""
+
+    store: int | None  # None: the item in every store
+    item: int | None  # None: every item of the store
+    since: dt.date
+    days: int
+    sales_per_day: float  # before the run
+    chance: float | None = None  # of a run this long, from the series' own history
+
+    @property
+    def scope(self) -> str:
+        return " ".join(f"{kind} {value}" for kind, value in (("store", self.store),
+                                                              ("item", self.item)) if value)
+
+    @property
+    def message(self) -> str:
+        odds = (f"; a run this long had a chance of 1 in {_one_in(self.chance)}"
+                if self.chance is not None else "")
+        return (f"{self.scope} sold nothing for {self.days} days since {self.since} (it sold "
+                f"{self.sales_per_day:.2g} a day before{odds}): out of stock, delisted or "
+                "missing from the sales feed?")
+
+
+def _one_in(chance: float) -> str:
+    return f"{1 / chance:,.0f}" if chance > 1e-9 else "more than a billion"
+
+
+@dataclass(frozen=True)
 class MemberPower:
     """What the check can see for one store or item, from `policy.drift.detection_power`: the
     nights a `target_shift` rise needs to be named with the configured power (None: more than
@@ -141,6 +172,7 @@ class DriftCheck:
     level_changes: dict[str, float] = field(default_factory=dict)  # % over the window or finding
     volumes: dict[str, rule.Volume] = field(repr=False, default_factory=dict)  # power's inputs
     untested: list[str] = field(default_factory=list)  # sold nothing in the reference days
+    stopped: list[StoppedSelling] = field(default_factory=list)  # left out of the level test
 
     @property
     def drifted(self) -> bool:
@@ -166,6 +198,8 @@ class DriftCheck:
             head += ", no store or item drifted"
         else:
             head += ": " + "; ".join(f"{f.message} [{f.severity}]" for f in self.findings)
+        if self.stopped:
+            head += "; stopped selling: " + "; ".join(s.message for s in self.stopped)
         caveats = self.power_statements()
         return head + ("; power: " + "; ".join(caveats) if caveats else "")
 
@@ -228,7 +262,8 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
                          f"needs {ref_start}..{as_of} (reference and window)")
     dispersion_start = max(first, min(ref_start, cur_start - dt.timedelta(
         days=config.dispersion_days)))
-    cube = sales_cube(sales, dispersion_start, as_of)
+    cube, stopped = _without_stopped(sales_cube(sales, dispersion_start, as_of),
+                                     config.false_alert_rate)
     reference_days = cube.days(ref_start, ref_end)
     window_days = cube.days(cur_start, cur_end)
     dispersion_days = np.r_[0:(ref_end - dispersion_start).days + 1]  # never the window's
@@ -251,7 +286,7 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
             members[by] = (ids[sold], days[sold])
     alpha = config.false_alert_rate / max(sum(len(ids) for ids, _ in members.values()), 1)
     check = DriftCheck(as_of, ref_start, ref_end, cur_start, cur_end, 0.0, {}, [], [], config,
-                       skipped=skipped, untested=untested)
+                       skipped=skipped, untested=untested, stopped=stopped)
     for by in groups:
         ids, days = members[by]
         reference, window = days[:, reference_days].sum(axis=1), days[:, window_days]
@@ -270,6 +305,12 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
             check.level_changes[key] = round(100 * float(overall[m]), 2)
             check.volumes[key] = _volume(window, reference, m, dispersions[m], thresholds[m])
         for found in verdict.named:
+            if found.shift < 0 and not window[found.member, found.start:].any():
+                # a level fallen to nothing is a supply question, not demand that moved
+                check.stopped.append(_stopped_member(by, int(ids[found.member]),
+                                                     days[found.member], cur_end,
+                                                     history.shape[1]))
+                continue
             finding = _finding(by, int(ids[found.member]), found, window, reference, dispersions,
                                verdict.yardstick, cur_start, config)
             check.findings.append(finding)
@@ -280,6 +321,38 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
         _add_reports(check, sales, groups=[by for by in GROUPS if by == "store"
                                            or len(cube.by(by)[0]) >= MIN_GROUP_MEMBERS])
     return check
+
+
+def _without_stopped(cube: SalesCube, rate: float) -> tuple[SalesCube, list[StoppedSelling]]:
+    """The cube with the store-items that stopped selling emptied (`policy.drift.
+    stopped_selling`, at `rate` a night over the series that sold in it), and those series."""
+    series = cube.sales.reshape(-1, cube.sales.shape[-1])
+    selling = int((series.sum(axis=1) > 0).sum())
+    found = rule.stopped_selling(series, rate / max(selling, 1))
+    if not found:
+        return cube, []
+    emptied = cube.sales.copy()
+    last = cube.start + dt.timedelta(days=cube.sales.shape[-1] - 1)
+    stopped = []
+    for run in found:
+        s, i = divmod(run.row, len(cube.items))
+        emptied[s, i] = 0.0
+        stopped.append(StoppedSelling(int(cube.stores[s]), int(cube.items[i]),
+                                      last - dt.timedelta(days=run.days - 1), run.days,
+                                      round(run.sales_per_day, 3), run.chance))
+    return replace(cube, sales=emptied), stopped
+
+
+def _stopped_member(by: str, member: int, member_days: np.ndarray, last: dt.date,
+                    history_days: int) -> StoppedSelling:
+    """A store (an item) that sold nothing at all since some day, from its days up to `last`
+    (the first `history_days` of them before the window)."""
+    sold = np.nonzero(member_days > 0)[0]
+    run = len(member_days) - 1 - int(sold[-1]) if len(sold) else len(member_days)
+    before = member_days[:min(len(member_days) - run, history_days)]
+    return StoppedSelling(member if by == "store" else None, member if by == "item" else None,
+                          last - dt.timedelta(days=run - 1), run,
+                          round(float(before.mean()) if len(before) else 0.0, 3))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -581,6 +654,7 @@ def report_verdict(check: DriftCheck) -> tuple[str, list[str], list[list[str]]]:
                      f"{config.target_shift:.0%} rise within {config.target_nights} nights "
                      "(see power)")
     lines = [f"{f.message} [{f.severity}], over {f.window_days} days" for f in check.findings]
+    lines += [f"left out: {s.message}" for s in check.stopped]
     lines += [f"power: {line}" for line in check.power_statements(limit=len(check.power))]
     rows = []
     for key, p in check.power.items():
@@ -613,4 +687,8 @@ def details(check: DriftCheck) -> dict:
                             "shift_in_target_nights_pct": p.shift_in_target_nights_pct,
                             "shift_in_window_pct": p.shift_in_window_pct, "visible": p.visible}
                       for key, p in check.power.items()},
-            "power_statements": check.power_statements(limit=len(check.power))}
+            "power_statements": check.power_statements(limit=len(check.power)),
+            "stopped_selling": [{"store": s.store, "item": s.item, "since": s.since.isoformat(),
+                                 "days": s.days, "sales_per_day": s.sales_per_day,
+                                 "chance": None if s.chance is None else float(f"{s.chance:.3g}")}
+                                for s in check.stopped]}

@@ -30,6 +30,14 @@ with probability at most `false_alert_rate` however many stores and items are te
 (Bonferroni over them, the maximum over start days from the exact distribution of a Gaussian
 random walk's running normalised sum, and the dispersion's own estimation error).
 
+Series that stopped selling. A store-item that sells nothing for weeks is out of stock, delisted
+or missing from the feed: a supply question for the store, not a change in demand that the
+model should follow. Real intermittent series do this often (m5-sample.csv: zero runs of 64 to
+172 days in sale-selling series). `stopped_selling` names a series whose run of zero days ending
+tonight is longer than its own history explains (zero days follow zero days with its own
+persistence, so bursty series need longer runs), and the level test leaves it out, so one
+empty shelf does not read as its store's or item's demand falling.
+
 Power. `detection_power` simulates the rule itself (the same statistic, threshold and window)
 on counts with a store's volume and dispersion, shifted from a given night on:
 P(named by night k) for each shift size; `power_summary` turns that into the smallest shift
@@ -407,3 +415,49 @@ def _pct(shift: float) -> str:
 
 def _amount(per_day: float) -> str:
     return f"{per_day:.2g}" if per_day < 10 else f"{per_day:,.0f}"
+
+
+@dataclass(frozen=True)
+class StoppedSeries:
+    """A series (row) whose zero days ending tonight are too many for its own history: the
+    run's length in days, the sales a day before it, the chances there that a day sells nothing
+    after one that sold (`pause`) and after one that did not (`persistence`), and the chance of
+    a run this long (`pause * persistence ** (days - 1)`)."""
+
+    row: int
+    days: int
+    sales_per_day: float
+    pause: float
+    persistence: float
+    chance: float
+
+
+def stopped_selling(series_days: np.ndarray, alpha: float) -> list[StoppedSeries]:
+    """The series (rows: daily sales, oldest first) whose run of zero days up to the last day
+    has a chance under `alpha` given the series' days before the run, as a two-state chain
+    (a day sells or not, depending on the day before; counted on those days, a half added to
+    each count so a series that never paused still gives a finite figure): the chance that a
+    pause starts, times that of each further empty day. Bursty series, whose empty days come
+    in runs, need long runs. A series that sold nothing before the run has no history to judge
+    by."""
+    days = np.asarray(series_days, float)
+    if days.ndim != 2:
+        raise ValueError(f"series_days must be 2-d (series x days), got shape {days.shape}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    sold = days > 0
+    total = days.shape[1]
+    last_sale = np.where(sold.any(axis=1), total - 1 - np.argmax(sold[:, ::-1], axis=1), -1)
+    run = total - 1 - last_sale
+    stopped = []
+    for row in np.nonzero((run > 0) & (last_sale >= 0))[0]:
+        before = sold[row, :last_sale[row] + 1]
+        today, tomorrow = before[:-1], before[1:]
+        pause = (float((today & ~tomorrow).sum()) + 0.5) / (float(today.sum()) + 1.0)
+        persistence = (float((~today & ~tomorrow).sum()) + 0.5) / (float((~today).sum()) + 1.0)
+        chance = pause * persistence ** (int(run[row]) - 1)
+        if chance < alpha:
+            stopped.append(StoppedSeries(int(row), int(run[row]),
+                                         float(days[row, :last_sale[row] + 1].mean()),
+                                         pause, persistence, chance))
+    return stopped

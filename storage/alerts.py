@@ -11,7 +11,7 @@ from storage.errors import Conflict, NotFound, RegistryError
 from storage.models import Alert, AlertSilence, DriftReport, TrainingRun, utcnow
 from storage.silences import active_silences, silencing
 
-ALERT_KINDS = ("data_drift", "forecast_quality", "gate_failure", "flow_failure",
+ALERT_KINDS = ("data_drift", "no_sales", "forecast_quality", "gate_failure", "flow_failure",
                "canary_rollback")
 SEVERITIES = ("info", "warning", "severe")
 

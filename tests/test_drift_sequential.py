@@ -187,3 +187,24 @@ def test_the_bench_gives_runs_at_the_articles_volume_a_row_of_their_own():
     assert rows["item"]["runs"] == 2 and rows["item"]["within_target_nights"] == 0.5
     subset = rows[f"item at >= {ARTICLE_SERIES_DAY:g} a series-day"]
     assert subset["runs"] == 1 and subset["within_target_nights"] == 1.0
+
+
+def test_a_long_run_of_empty_days_is_named_after_the_series_own_pauses():
+    """A steady seller (no empty day in 100) that sells nothing for 6 days is named; a series
+    whose empty days come in runs of a week needs a much longer run; a series that never sold
+    has no history to judge by."""
+    rng = np.random.default_rng(5)
+    steady = rng.poisson(4.0, 106).astype(float) + 1
+    steady[-6:] = 0
+    bursty = np.tile(np.r_[np.ones(7) * 3, np.zeros(7)], 8)[:106].astype(float)
+    bursty[-10:] = 0  # a run a little longer than its usual week
+    never = np.zeros(106)
+    stopped = rule.stopped_selling(np.vstack([steady, bursty, never]), alpha=0.002 / 3)
+    assert [s.row for s in stopped] == [0]
+    assert stopped[0].days == 6 and stopped[0].persistence == 0.5  # nothing to go by: even
+    assert stopped[0].chance == pytest.approx(stopped[0].pause * stopped[0].persistence ** 5)
+    assert stopped[0].pause < 0.01  # it never paused before
+    bursty[-40:] = 0  # five weeks: far beyond its pauses
+    assert [s.row for s in rule.stopped_selling(bursty[None], alpha=0.002)] == [0]
+    with pytest.raises(ValueError, match="alpha"):
+        rule.stopped_selling(bursty[None], alpha=0.0)

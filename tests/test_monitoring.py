@@ -384,3 +384,40 @@ def test_drift_check_runs_alone_on_stored_sales_and_lists_what_it_named(shifted_
     assert {"kind": "store", "id": 2} in [{"kind": n["kind"], "id": n["id"]} for n in shown["named"]]
     assert shown["report"].endswith("report-stores.html") and alert.scope["store"] == 2
     assert again["report_id"] == shown["report_id"], "the night's report is reused, not redone"
+
+
+def test_an_empty_shelf_is_a_no_sales_warning_not_its_store_drifting(stable_sales, sessions):
+    """Store 3's item 2 sells nothing from the first night on (out of stock): after two weeks
+    it is a no_sales warning naming that store-item and its start, left out of the level test
+    (its store is not named as falling), and it holds no rollout; once the item sells again
+    the warning resolves."""
+    empty = stable_sales.copy()
+    gone = (empty["store"] == 3) & (empty["item"] == 2) & (empty["date"] >= str(FIRST_NIGHT))
+    empty.loc[gone, "sales"] = 0
+    check = check_drift(empty, FIRST_NIGHT + dt.timedelta(days=8), reports=False, power=False)
+    assert check.findings == []
+    (stopped,) = check.stopped
+    assert (stopped.store, stopped.item, stopped.since, stopped.days) == (3, 2, FIRST_NIGHT, 9)
+    assert "store 3 item 2 sold nothing for 9 days since 2017-09-01" in stopped.message
+    assert "stopped selling: store 3 item 2" in check.summary()
+    with sessions() as session, session.begin():
+        (alert,) = drift_alerts(session, check, report_link=None)
+        assert (alert.kind, alert.severity, alert.dedup_key) == ("no_sales", "warning",
+                                                                 "no_sales:store:3:item:2")
+        assert alert.scope == {"store": 3, "item": 2, "since": "2017-09-01", "days": 9,
+                               "sales_per_day": stopped.sales_per_day}
+        assert fleet_holds(session) == []
+        drift_alerts(session, check_drift(stable_sales, FIRST_NIGHT + dt.timedelta(days=8),
+                                          reports=False, power=False), report_link=None)
+        assert open_alerts(session) == [] and alert.resolved_at is not None
+
+
+def test_a_store_that_sells_nothing_at_all_is_a_no_sales_warning_for_the_store(stable_sales):
+    empty = stable_sales.copy()
+    empty.loc[(empty["store"] == 4) & (empty["date"] >= str(FIRST_NIGHT)), "sales"] = 0
+    check = check_drift(empty, FIRST_NIGHT + dt.timedelta(days=2), reports=False, power=False)
+    assert [f"{f.kind} {f.id}" for f in check.findings] == []
+    assert [(s.store, s.item, s.since, s.days) for s in check.stopped] == [
+        (4, None, FIRST_NIGHT, 3)]
+    (raised,) = rules.drift_alert_changes(check, report_link=None).raised
+    assert raised.dedup_key == "no_sales:store:4" and raised.scope["store"] == 4
