@@ -324,19 +324,34 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
 
 
 def _without_stopped(cube: SalesCube, rate: float) -> tuple[SalesCube, list[StoppedSelling]]:
-    """The cube with the store-items that stopped selling emptied (`policy.drift.
-    stopped_selling`, at `rate` a night over the series that sold in it), and those series."""
+    """The cube with every store-item whose run of empty days looks like a stop emptied (at
+    `policy.drift.EMPTY_SUSPECT`: an empty shelf must not read as its store's or item's demand
+    falling), and those named as stopped selling (`policy.drift.stopped_selling` at `rate` a
+    night over the series that sold in the cube)."""
     series = cube.sales.reshape(-1, cube.sales.shape[-1])
     selling = int((series.sum(axis=1) > 0).sum())
-    found = rule.stopped_selling(series, rate / max(selling, 1))
-    if not found:
+    suspect = rule.stopped_selling(series, rule.EMPTY_SUSPECT)
+    if not suspect:
         return cube, []
     emptied = cube.sales.copy()
     last = cube.start + dt.timedelta(days=cube.sales.shape[-1] - 1)
-    stopped = []
-    for run in found:
+    named: dict[tuple[int, int], rule.StoppedSeries] = {}
+    for run in suspect:  # each is left out of the level test; the unlikely ones are named
         s, i = divmod(run.row, len(cube.items))
         emptied[s, i] = 0.0
+        if run.chance < rate / max(selling, 1):
+            named[s, i] = run
+    sold = cube.sales.sum(axis=-1) > 0  # stores x items
+    stopped = []
+    for s in sorted({s for s, _ in named}):  # a whole store empty is one warning, not many
+        mine = [i for store, i in named if store == s]
+        if len(mine) > 1 and len(mine) == sold[s].sum():
+            runs = [named.pop((s, i)) for i in mine]
+            stopped.append(StoppedSelling(
+                int(cube.stores[s]), None, last - dt.timedelta(days=min(r.days for r in runs) - 1),
+                min(r.days for r in runs), round(sum(r.sales_per_day for r in runs), 3),
+                min(r.chance for r in runs)))
+    for (s, i), run in sorted(named.items()):
         stopped.append(StoppedSelling(int(cube.stores[s]), int(cube.items[i]),
                                       last - dt.timedelta(days=run.days - 1), run.days,
                                       round(run.sales_per_day, 3), run.chance))

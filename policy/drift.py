@@ -432,14 +432,19 @@ class StoppedSeries:
     chance: float
 
 
+EMPTY_SUSPECT = 0.01  # a run of empty days this unlikely keeps its series out of the level test
+
+
 def stopped_selling(series_days: np.ndarray, alpha: float) -> list[StoppedSeries]:
     """The series (rows: daily sales, oldest first) whose run of zero days up to the last day
-    has a chance under `alpha` given the series' days before the run, as a two-state chain
-    (a day sells or not, depending on the day before; counted on those days, a half added to
-    each count so a series that never paused still gives a finite figure): the chance that a
-    pause starts, times that of each further empty day. Bursty series, whose empty days come
-    in runs, need long runs. A series that sold nothing before the run has no history to judge
-    by."""
+    has a chance under `alpha` given the series' days before the run, as a two-state chain (a
+    day sells or not, depending on the day before): the chance that a pause starts, times that
+    of each further empty day. Bursty series, whose empty days come in runs, need long runs.
+    Both chances are the upper ends of their 95 % intervals from the counted days (Jeffreys
+    for the pause; for the persistence, a prior worth two days at the series' share of empty
+    days, so a series that never paused is judged as if its empty days came alone), so a short
+    history does not make a run look rarer than it is. A series that sold nothing before the
+    run has no history to judge by."""
     days = np.asarray(series_days, float)
     if days.ndim != 2:
         raise ValueError(f"series_days must be 2-d (series x days), got shape {days.shape}")
@@ -453,8 +458,12 @@ def stopped_selling(series_days: np.ndarray, alpha: float) -> list[StoppedSeries
     for row in np.nonzero((run > 0) & (last_sale >= 0))[0]:
         before = sold[row, :last_sale[row] + 1]
         today, tomorrow = before[:-1], before[1:]
-        pause = (float((today & ~tomorrow).sum()) + 0.5) / (float(today.sum()) + 1.0)
-        persistence = (float((~today & ~tomorrow).sum()) + 0.5) / (float((~today).sum()) + 1.0)
+        pauses, selling = float((today & ~tomorrow).sum()), float(today.sum())
+        stays, empty = float((~today & ~tomorrow).sum()), float((~today).sum())
+        pause = float(stats.beta.ppf(0.975, pauses + 0.5, selling - pauses + 0.5))
+        share = (float((~before).sum()) + 0.5) / (len(before) + 1.0)
+        persistence = float(stats.beta.ppf(0.975, stays + 2 * share,
+                                           empty - stays + 2 * (1 - share)))
         chance = pause * persistence ** (int(run[row]) - 1)
         if chance < alpha:
             stopped.append(StoppedSeries(int(row), int(run[row]),

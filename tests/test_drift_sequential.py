@@ -201,10 +201,16 @@ def test_a_long_run_of_empty_days_is_named_after_the_series_own_pauses():
     never = np.zeros(106)
     stopped = rule.stopped_selling(np.vstack([steady, bursty, never]), alpha=0.002 / 3)
     assert [s.row for s in stopped] == [0]
-    assert stopped[0].days == 6 and stopped[0].persistence == 0.5  # nothing to go by: even
+    # it never paused: its empty days are judged as if they came alone, at the upper ends
+    assert stopped[0].days == 6 and stopped[0].pause < 0.03 and stopped[0].persistence < 0.05
     assert stopped[0].chance == pytest.approx(stopped[0].pause * stopped[0].persistence ** 5)
-    assert stopped[0].pause < 0.01  # it never paused before
-    bursty[-40:] = 0  # five weeks: far beyond its pauses
-    assert [s.row for s in rule.stopped_selling(bursty[None], alpha=0.002)] == [0]
+    long_history = np.tile(np.r_[np.ones(7) * 3, np.zeros(7)], 20).astype(float)
+
+    def named_after(series):
+        return next(n for n in range(1, len(series))
+                    if rule.stopped_selling(np.r_[series, np.zeros(n)][None], alpha=0.002))
+
+    assert named_after(steady[:-6]) <= 4
+    assert 30 < named_after(long_history) < 90  # far beyond its week-long pauses, and named
     with pytest.raises(ValueError, match="alpha"):
         rule.stopped_selling(bursty[None], alpha=0.0)
