@@ -16,7 +16,7 @@ from prefect.runtime import flow_run  # noqa: E402
 
 from compression.recipe import recipe_for  # noqa: E402
 from flows.rollout import record_flow_failure  # noqa: E402
-from flows.runner import night_task_runner  # noqa: E402
+from flows.runner import check_prefect_api, night_task_runner  # noqa: E402
 from flows.tasks import (  # noqa: E402
     NightBuild,
     NightWork,
@@ -126,6 +126,7 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     summarise."""
     began = dt.datetime.now(dt.UTC)
     catalog = get_catalog()
+    check_prefect_api(catalog.settings)  # a deployment's run (`shelfcast nightly` checked before)
     timings: dict[str, float] = {}
     marker = begin_night(catalog, flow_run.name)
     if drop:
@@ -169,6 +170,14 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     return result
 
 
+if __name__ not in ("flows.nightly", "__main__"):
+    # Prefect runs a deployment's entrypoint (prefect.yaml: flows/nightly.py:nightly_retrain) as
+    # a module named after the file, `nightly`, which no Dask scheduler or worker can import,
+    # and the flow goes with every task sent to them: "No module named 'nightly'" failed such a
+    # night's first task. The deployment runs the flow of the importable module instead.
+    from flows.nightly import nightly_retrain  # noqa: F811
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -180,5 +189,6 @@ if __name__ == "__main__":
     parser.add_argument("--drop")
     parser.add_argument("--cold", action="store_true", help="train every model from nothing")
     arguments = parser.parse_args()
+    check_prefect_api(get_settings())
     print(night_markdown(nightly_retrain(as_of=arguments.as_of, profile=arguments.profile,
                                          drop=arguments.drop, cold=arguments.cold)))

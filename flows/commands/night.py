@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flows.output import iso_date
 from flows.progress import STEP, log_file_for, quiet_terminal, say
+from flows.runner import check_prefect_api
 from policy.records import NightResult
 from storage.catalog import get_catalog
 
@@ -41,6 +42,7 @@ def nightly(args) -> None:
     from storage.synthetic import generate_sales, write_sales_csv
 
     catalog = get_catalog()
+    check_prefect_api(catalog.settings)  # before any work: refused, nothing changes
     with night_terminal("nightly", verbose=args.verbose) as log_file:
         if log_file:
             say(f"logs of {THIRD_PARTY}: {log_file} (shelfcast --verbose shows them here)",
@@ -99,6 +101,7 @@ def demo(args) -> None:
     from storage.synthetic import Shift, generate_sales, write_sales_csv
 
     catalog = get_catalog()
+    check_prefect_api(catalog.settings)
     catalog.drops.mkdir(parents=True, exist_ok=True)
     last = dt.date.fromisoformat(args.end)
     first_night = last - dt.timedelta(days=args.nights - 1)
