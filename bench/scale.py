@@ -9,24 +9,140 @@ resident memory, which counts pages the processes share once per process, and th
 proportional set size, which shares them out) are written to `results.json` and `results.md`,
 with a plot of cost against series.
 
-No Prefect here: the nights run in child processes exactly as `shelfcast nightly` runs them.
+No Prefect here: the nights run in child processes exactly as `shelfcast nightly` runs them,
+by default each on the local Dask cluster it starts. `--dask-address` (with PREFECT_API_URL
+reaching a Prefect server) and `--artifact-store` send them to a cluster and a store the user
+runs; `--cluster loopback` starts one on this machine for the run
+(`scripts/multi-machine-loopback.sh --cluster-only`: a Prefect server, moto's S3 server, a Dask
+scheduler and two workers) and always stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HISTORY_START = "2013-01-01"
 LAST_DAY = dt.date(2017, 12, 31)
+CLUSTERS = ("local", "loopback")
+LOOPBACK_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "multi-machine-loopback.sh"
+LOOPBACK_START_S = 300.0
+DASK_SCHEMES = ("tcp", "tls")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the nights run: the local Dask cluster each night starts (no address), or a
+    scheduler the user runs (`dask_address`), with the artifact store the workers reach (None:
+    each size's folder) and what else the nights' processes need in their environment (the
+    Prefect API, the store's credentials: never written to the results)."""
+
+    name: str = "local"
+    dask_address: str | None = None
+    artifact_store: str | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def shown(self) -> str:
+        """What the results say of it: the mode and the store's kind, no addresses."""
+        store = "folder" if not self.artifact_store else \
+            "file" if self.artifact_store.startswith("file://") else \
+            self.artifact_store.partition("://")[0]
+        return f"{self.name}, {store} store"
+
+
+def check_cluster(*, cluster: str | None = None, dask_address: str | None = None,
+                  artifact_store: str | None = None,
+                  environ: dict[str, str] | None = None) -> Cluster:
+    """The cluster of the options, checked: `cluster` one of CLUSTERS (`loopback` alone, it
+    brings its own scheduler and store); `dask_address` a `tcp://` or `tls://` host and port,
+    with PREFECT_API_URL set for the workers to report to; `artifact_store` a folder or a store
+    URL. Raises ValueError naming the bad option."""
+    environ = os.environ if environ is None else environ
+    if cluster is not None and cluster not in CLUSTERS:
+        raise ValueError(f"--cluster {cluster!r}: expected one of {', '.join(CLUSTERS)}")
+    if cluster == "loopback":
+        if dask_address or artifact_store:
+            raise ValueError("--cluster loopback starts its own scheduler and object store: "
+                             "drop --dask-address and --artifact-store")
+        return Cluster("loopback")
+    if dask_address:
+        parts = urlsplit(dask_address)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in DASK_SCHEMES or not parts.hostname or port is None:
+            raise ValueError(f"--dask-address {dask_address!r}: expected a scheduler's address, "
+                             "e.g. tcp://10.0.0.5:8786")
+        if not environ.get("PREFECT_API_URL"):
+            raise ValueError(f"--dask-address {dask_address}: set PREFECT_API_URL to a Prefect "
+                             "server the workers reach (see docs/operations.md)")
+    if artifact_store:
+        from storage.errors import RegistryError
+        from storage.store import as_url
+
+        try:
+            artifact_store = as_url(artifact_store)
+        except RegistryError as exc:
+            raise ValueError(f"--artifact-store: {exc}") from None
+    return Cluster("remote" if dask_address else "local", dask_address, artifact_store)
+
+
+@contextlib.contextmanager
+def loopback_cluster(folder: Path, progress=lambda message: None) -> Iterator[Cluster]:
+    """A Prefect server, moto's S3 server, a Dask scheduler and two workers on 127.0.0.1, as
+    `scripts/multi-machine-loopback.sh --cluster-only` starts them, for the block; stopped after
+    it whatever happens (the script stops what it started when it gets SIGTERM). Its output goes
+    to `folder`/loopback.log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings, log = folder / "loopback.env", folder / "loopback.log"
+    settings.unlink(missing_ok=True)
+    progress("loopback cluster: starting a Prefect server, an S3 server, a Dask scheduler and "
+             "two workers ...")
+    with log.open("ab") as out:
+        script = subprocess.Popen(["bash", str(LOOPBACK_SCRIPT), "--cluster-only", str(settings)],
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + LOOPBACK_START_S
+        while not settings.exists():
+            if script.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+                raise RuntimeError(f"the loopback cluster did not start (see {log}): "
+                                   f"{tail[0][:300]}")
+            time.sleep(1)
+        env = dict(line.split("=", 1) for line in settings.read_text().splitlines() if line)
+        settings.unlink()  # the store's credentials stay in memory only
+        progress(f"loopback cluster: up, Dask at {env['SHELFCAST_DASK_ADDRESS']}")
+        yield Cluster("loopback", env.pop("SHELFCAST_DASK_ADDRESS"),
+                      env.pop("SHELFCAST_ARTIFACT_STORE"), env)
+    finally:
+        _stop(script)
+        progress("loopback cluster: stopped")
+
+
+def _stop(script: subprocess.Popen, wait_s: float = 90.0) -> None:
+    """Ask the script to stop its roles (SIGTERM); its whole process group at once if it has
+    not ended in `wait_s`."""
+    if script.poll() is None:
+        script.send_signal(signal.SIGTERM)
+    try:
+        script.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(script.pid, signal.SIGKILL)
+        script.wait()
 
 
 @dataclass
@@ -49,6 +165,7 @@ class SizeResult:
     rows: int
     profile: str
     commands: list[Command]
+    cluster: str = "local, folder store"
 
     def night(self, start: str) -> Command | None:
         return next((c for c in self.commands if c.start == start), None)
@@ -170,14 +287,20 @@ def _night_record(database: Path, as_of: dt.date) -> tuple[str | None, dict[str,
         engine.dispose()
 
 
-def run_size(series: int, *, profile: str, work: Path, progress) -> SizeResult:
+def run_size(series: int, *, profile: str, work: Path, progress,
+             cluster: Cluster = Cluster()) -> SizeResult:
+    from storage.store import join
     from storage.synthetic import generate_sales, write_sales_csv
 
     stores, items = shape_for(series)
     home = work / f"series-{series}"
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHELFCAST_")}
-    env.update(SHELFCAST_HOME=str(home), PYTHONUNBUFFERED="1")
+    env.update(cluster.env, SHELFCAST_HOME=str(home), PYTHONUNBUFFERED="1")
+    if cluster.dask_address:
+        env["SHELFCAST_DASK_ADDRESS"] = cluster.dask_address
+    if cluster.artifact_store:  # a prefix per size: a run's sizes never share a store's files
+        env["SHELFCAST_ARTIFACT_STORE"] = join(cluster.artifact_store, f"series-{series}")
     shelfcast = [sys.executable, "-m", "flows.cli"]
     log = home / "commands.log"
 
@@ -206,18 +329,23 @@ def run_size(series: int, *, profile: str, work: Path, progress) -> SizeResult:
          first_night)
     step("ingest drop", ["ingest", str(drop)])
     step("night 2", ["nightly", "--as-of", str(LAST_DAY), "--profile", profile], LAST_DAY)
-    return SizeResult(series, stores, items, len(sales), profile, commands)
+    return SizeResult(series, stores, items, len(sales), profile, commands, cluster.shown)
 
 
 def scale_bench(sizes: list[int], *, profile: str, out: Path, keep: bool,
-                progress=lambda message: None) -> list[SizeResult]:
+                progress=lambda message: None, cluster: Cluster = Cluster()) -> list[SizeResult]:
+    """A cold and a warm night at each size, on `cluster` (for `loopback`: started for the run
+    and stopped after it)."""
     out.mkdir(parents=True, exist_ok=True)
     results: list[SizeResult] = []
     work_dir = out / "work" if keep else Path(tempfile.mkdtemp(prefix="shelfcast-scale-"))
     try:
-        for series in sizes:
-            results.append(run_size(series, profile=profile, work=work_dir, progress=progress))
-            write_results(results, out)  # a long run keeps what it measured so far
+        with loopback_cluster(out, progress) if cluster.name == "loopback" else \
+                contextlib.nullcontext(cluster) as running:
+            for series in sizes:
+                results.append(run_size(series, profile=profile, work=work_dir,
+                                        progress=progress, cluster=running))
+                write_results(results, out)  # a long run keeps what it measured so far
     finally:
         if not keep:
             import shutil
@@ -243,21 +371,31 @@ def _phase_columns(results: list[SizeResult]) -> list[str]:
 def unaccounted_s(command: Command) -> float | None:
     """A night's wall time outside the phases it recorded (process start, imports, Prefect's
     API start-up, the night's bookkeeping); the summed task seconds (`*_task_s`) are inside
-    the build's wall and do not count."""
-    walls = [seconds for name, seconds in command.phases_s.items()
-             if not name.endswith("_task_s")]
+    the build's wall and do not count, nor do figures other than seconds (MiB, workers)."""
+    from policy.summary import is_wall_time
+
+    walls = [seconds for name, seconds in command.phases_s.items() if is_wall_time(name)]
     return round(command.wall_s - sum(walls), 1) if walls else None
+
+
+def _column(phase: str) -> str:
+    """A phase's column head: `build_s` as `build s`, `store_read_mib` as `store_read MiB`."""
+    from policy.summary import timing_unit
+
+    unit = timing_unit(phase)
+    return phase.removesuffix("_s") + " s" if unit == "s" else \
+        f"{phase.removesuffix('_' + unit.lower())} {unit}".rstrip()
 
 
 def results_markdown(results: list[SizeResult]) -> str:
     phases = _phase_columns(results)
-    head = ["series", "night", "start", "wall s", *[p.removesuffix("_s") + " s" for p in phases],
+    head = ["series", "cluster", "night", "start", "wall s", *[_column(p) for p in phases],
             "other s", "peak RSS MiB", "peak PSS MiB", "s per series"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for result in results:
         for command in result.commands:
             other = unaccounted_s(command)
-            cells = [str(result.series), command.name, command.start or "",
+            cells = [str(result.series), result.cluster, command.name, command.start or "",
                      f"{command.wall_s:.1f}",
                      *[f"{command.phases_s[p]:.1f}" if p in command.phases_s else ""
                        for p in phases], "" if other is None else f"{other:.1f}",
@@ -270,7 +408,12 @@ def results_markdown(results: list[SizeResult]) -> str:
                  "proportional set size (PSS, shared pages divided among the processes) of the "
                  "command's process tree, sampled every 0.2 s. The `*_task` columns sum the "
                  "seconds of the build's tasks (in parallel on the Dask workers, so more than the "
-                 "build's wall); `other` is a night's wall outside its recorded phases (process "
+                 "build's wall); `store_*` are the store's reads and writes from the split to the "
+                 "saved artifacts, by the flow and the workers; `steps_task` sums the wall of the "
+                 "build's steps on the workers (their store transfers included) and "
+                 "`overhead_task` is the rest of the workers' time in the build (workers x build "
+                 "wall less the steps: Prefect's and Dask's work per task, waits on dependencies, "
+                 "idle workers); `other` is a night's wall outside its recorded phases (process "
                  "start, imports, Prefect's API start-up).")
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,10 @@ tasks in `flows/tasks.py` wrap them), each calling `compression/` on what the st
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +20,72 @@ from compression.steps import BuiltVariant, ExportedVariant, PartitionForecast
 from flows.progress import say
 from policy.records import Evaluation, StartPlan
 from storage.catalog import Catalog
+from storage.store import Transfers, transfers
+
+
+@dataclass(frozen=True)
+class ProcessCounters:
+    """One process's running totals (the flow's or a Dask worker's, named by host and pid):
+    the build steps it ran, their summed wall seconds (store transfers included), and its
+    transfers through the store. A night sums the differences over the build."""
+
+    host: str
+    pid: int
+    steps: int
+    step_s: float
+    transfers: Transfers
+
+
+_steps = (0, 0.0)
+_steps_lock = threading.Lock()
+
+
+def process_counters() -> ProcessCounters:
+    """This process's counters (the flow asks each Dask worker for its own)."""
+    return ProcessCounters(socket.gethostname(), os.getpid(), *_steps, transfers())
+
+
+Counted = dict[tuple[str, int], ProcessCounters]
+
+
+def build_costs(before: Counted, built: Counted, saved: Counted, *, workers: int,
+                build_s: float) -> dict[str, float]:
+    """Where a build's time went, as timings: the store's transfers from the split to the saved
+    artifacts, summed over the flow's process and the workers (`store_*_task_s`, `store_*_mib`);
+    the summed wall of the build's steps on the workers (`steps_task_s`, their store transfers
+    included); and the rest of the workers' time in the build, `workers` x `build_s` less the
+    steps (`overhead_task_s`): Prefect's and Dask's work per task (state reports, arguments and
+    results in transit, scheduling) and workers waiting on dependencies or idle at the end. A
+    worker that started during the build counts from zero."""
+    def since_before(later: Counted) -> tuple[Transfers, float]:
+        moved, steps_s = Transfers(), 0.0
+        for key, counters in later.items():
+            earlier = before.get(key)
+            moved += counters.transfers - (earlier.transfers if earlier else Transfers())
+            steps_s += counters.step_s - (earlier.step_s if earlier else 0.0)
+        return moved, steps_s
+
+    (moved, _), (_, steps_s) = since_before(saved), since_before(built)
+    return {"store_read_task_s": moved.read_s, "store_write_task_s": moved.write_s,
+            "store_read_mib": moved.read_bytes / 2**20,
+            "store_written_mib": moved.written_bytes / 2**20,
+            "steps_task_s": steps_s, "overhead_task_s": workers * build_s - steps_s,
+            "build_workers": workers}
+
+
+def _counted_step(step):
+    """Count a build step's run and its wall seconds in this process."""
+    @functools.wraps(step)
+    def counted(*args, **kwargs):
+        global _steps
+        started = time.perf_counter()
+        try:
+            return step(*args, **kwargs)
+        finally:
+            seconds = time.perf_counter() - started
+            with _steps_lock:
+                _steps = (_steps[0] + 1, _steps[1] + seconds)
+    return counted
 
 
 def _build_key(recipe, plan: StartPlan) -> str:
@@ -137,6 +207,7 @@ def prepare_build(catalog: Catalog, run_key: str, recipe: TrainRecipe, plan: Sta
                                                   -(-series_count // partition_series)))
 
 
+@_counted_step
 def train_variant(work: NightWork, variant: str, base: TrainedFile | None) -> TrainedFile:
     """Train (or fine-tune from its parent's weights on a warm night, or distill, or prune and
     fine-tune) one variant from its base's weights; keep its weights in the build's folder. A
@@ -163,6 +234,7 @@ def train_variant(work: NightWork, variant: str, base: TrainedFile | None) -> Tr
     return TrainedFile(weights_file, **meta)
 
 
+@_counted_step
 def export_variant(work: NightWork, variant: str, source: TrainedFile) -> ExportedVariant:
     """Export one variant to `.tflite` (int8 variants from their base's weights); the file goes
     to the build's place in the store for the LiteRT measurement partitions. A re-run of the
@@ -203,6 +275,7 @@ def _exported_from(arrays: dict) -> ExportedVariant:
                            weights.tobytes() if weights is not None else None)
 
 
+@_counted_step
 def forecast_partition(work: NightWork, artifact_uri: str, part: int,
                        label: str) -> PartitionForecast:
     """The artifact's LiteRT forecast of the held-out windows of the series in partition
@@ -216,6 +289,7 @@ def forecast_partition(work: NightWork, artifact_uri: str, part: int,
     return PartitionForecast(values, time.perf_counter() - started)
 
 
+@_counted_step
 def measure_variant(work: NightWork, variant: str, exported: ExportedVariant,
                     trained: TrainedFile | None,
                     forecasts: list[PartitionForecast]) -> BuiltVariant:
@@ -234,6 +308,7 @@ def measure_variant(work: NightWork, variant: str, exported: ExportedVariant,
     return built
 
 
+@_counted_step
 def score_forecasts(work: NightWork, forecasts: list[PartitionForecast],
                     label: str) -> Evaluation:
     """A model scored on its partitions' forecasts of the night's held-out windows."""
@@ -244,6 +319,7 @@ def score_forecasts(work: NightWork, forecasts: list[PartitionForecast],
     return evaluate(ys, combine_forecasts(ys, work.partitions, [f.values for f in forecasts]))
 
 
+@_counted_step
 def score_references(work: NightWork) -> dict[str, Evaluation]:
     from compression.evaluation import reference_evaluations
 

@@ -15,6 +15,7 @@ from prefect import flow  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 
 from compression.recipe import recipe_for  # noqa: E402
+from flows.night_build import Counted, build_costs, process_counters  # noqa: E402
 from flows.rollout import record_flow_failure  # noqa: E402
 from flows.runner import check_prefect_api, night_task_runner  # noqa: E402
 from flows.tasks import (  # noqa: E402
@@ -111,6 +112,22 @@ def task_seconds(build: NightBuild) -> dict[str, float]:
             for kind in kinds}
 
 
+def counted_now() -> tuple[Counted, int]:
+    """The counters of the flow's process and of each worker of the night's Dask cluster (each
+    process once: a cluster of threads shares the flow's), and how many workers there are."""
+    from prefect.context import FlowRunContext
+
+    mine = process_counters()
+    found = {(mine.host, mine.pid): mine}
+    client = getattr(FlowRunContext.get().task_runner, "client", None)  # a Dask runner's
+    if client is None:
+        return found, 1
+    workers = client.run(process_counters)
+    for counters in workers.values():
+        found.setdefault((counters.host, counters.pid), counters)
+    return found, len(workers)
+
+
 def _alert_on_failure(flow, flow_run, state) -> None:
     """A crashed or failed night becomes a flow_failure alert (and a notification)."""
     record_flow_failure(get_catalog(), flow_run=flow_run.name, error=str(state.message))
@@ -145,14 +162,18 @@ def nightly_retrain(as_of: str | None = None, profile: str = "full",
     run_key = run_key_for(as_of, profile, fingerprint, plan.start)
     night = night_registered(catalog, run_key)
     if night is None:
+        before, _ = counted_now()
         with timed(timings, "split_s"):
             work = prepare_build(catalog, run_key, recipe, plan, sales,
                                  catalog.settings.partition_series)
         with timed(timings, "build_s"):  # the variants, and the released models' measurement
             build, released = build_variants(catalog, work)
         timings.update(task_seconds(build))
+        built, workers = counted_now()
         with timed(timings, "save_s"):
             records = save_artifacts(catalog, run_key, build, plan)
+        timings.update(build_costs(before, built, counted_now()[0], workers=workers,
+                                   build_s=timings["build_s"]))
         night = register(catalog, run_key=run_key, as_of=as_of, profile=profile, recipe=recipe,
                          sales=sales,
                          fingerprint=fingerprint, build=build, records=records,

@@ -6,6 +6,21 @@ from __future__ import annotations
 from policy.demand import DemandMix
 from policy.records import NightResult, RegisteredNight
 
+# a night's `timings_s` holds seconds and, beside them, a build's store transfers and workers
+TIMING_UNITS = (("_mib", "MiB"), ("_workers", ""))
+
+
+def timing_unit(name: str) -> str:
+    """The unit of the night's timing `name`: "s" but for the MiB and worker counts beside."""
+    return next((unit for suffix, unit in TIMING_UNITS if name.endswith(suffix)), "s")
+
+
+def is_wall_time(name: str) -> bool:
+    """Whether the timing `name` is a phase's wall seconds, not a sum over parallel tasks
+    (`*_task_s`) nor a figure other than seconds."""
+    return timing_unit(name) == "s" and not name.endswith("_task_s")
+
+
 VARIANT_COLUMNS = ("id", "variant", "status", "artifact_bytes", "gzip_bytes", "mape_pct",
                    "wape_pct", "latency_us_p50", "passed_for")
 
@@ -182,7 +197,8 @@ def night_markdown(result: NightResult) -> str:
         lines += [f"- {hold}" for hold in result.holds]
     lines += ["", f"Notifications: {result.notifications}"]
     if night.timings_s:
-        lines += ["", "Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in night.timings_s.items())]
+        lines += ["", "Timings: " + ", ".join(f"{k} {v:.1f} {timing_unit(k)}".rstrip()
+                                              for k, v in night.timings_s.items())]
     return "\n".join(lines) + "\n"
 
 

@@ -9,12 +9,22 @@
 # object store, then stops everything it started and drops the database. Downloads nothing.
 #
 #   scripts/multi-machine-loopback.sh     # from anywhere; needs `make install` and PostgreSQL
+#   scripts/multi-machine-loopback.sh --cluster-only ENV_FILE
+#
+# --cluster-only starts only the Prefect server, the object store (bucket `nights`) and the Dask
+# scheduler and workers, writes the settings a flow's machine needs to reach them to ENV_FILE
+# (VAR=VALUE lines, written whole once all are up), and keeps them until it gets SIGTERM or
+# SIGINT, then stops them (`shelfcast bench scale --cluster loopback` runs it so).
 #
 # SHELFCAST_LOOPBACK_POSTGRES: a libpq URL allowed to create databases (default
 # postgresql://postgres@127.0.0.1:5432/postgres). SHELFCAST_LOOPBACK_KEEP=1 keeps the folder
 # (logs of every role) after a success; after a failure it is always kept.
 set -euo pipefail
 
+CLUSTER_ENV=
+if [[ ${1:-} == --cluster-only ]]; then
+  CLUSTER_ENV=${2:?--cluster-only needs the file to write the cluster settings to}
+fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/.venv/bin
 ADMIN_URL=${SHELFCAST_LOOPBACK_POSTGRES:-postgresql://postgres@127.0.0.1:5432/postgres}
@@ -95,14 +105,18 @@ stop_everything() {
   for group in "${GROUPS_STARTED[@]}"; do
     if pgrep -g "$group" >/dev/null; then say "LEFT RUNNING: process group $group"; code=1; fi
   done
-  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$DATABASE\" WITH (FORCE)" >/dev/null \
-    || { say "could not drop database $DATABASE"; code=1; }
+  if [[ -z $CLUSTER_ENV ]]; then
+    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$DATABASE\" WITH (FORCE)" >/dev/null \
+      || { say "could not drop database $DATABASE"; code=1; }
+  fi
   if (( code == 0 )) && [[ -z ${SHELFCAST_LOOPBACK_KEEP:-} ]]; then
     rm -rf "$WORK"
   else
     say "logs of every role: $WORK/logs"
   fi
-  say "stopped everything it started, dropped database $DATABASE; $(( $(date +%s) - STARTED )) s in all"
+  local dropped=", dropped database $DATABASE"
+  [[ -n $CLUSTER_ENV ]] && dropped=" (the cluster only)"
+  say "stopped everything it started$dropped; $(( $(date +%s) - STARTED )) s in all"
   (( code == 0 )) && say "RESULT: ok" || say "RESULT: FAILED (exit $code)"
   exit "$code"
 }
@@ -120,16 +134,10 @@ OBJECT_STORE=(AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=she
 ONE_THREAD=(TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1)
 say "working folder $WORK; Prefect API $PREFECT_API_URL, Dask $DASK_ADDRESS, S3 :$S3_PORT"
 
-# -- the registry: a fresh PostgreSQL database -------------------------------------------------
-psql -q "$ADMIN_URL" -c "CREATE DATABASE \"$DATABASE\"" >/dev/null
-REGISTRY_URL="postgresql+psycopg://${ADMIN_URL#postgresql://}"
-REGISTRY_URL="${REGISTRY_URL%/*}/$DATABASE"
-say "registry: database $DATABASE"
-
 # -- the object store ----------------------------------------------------------------------------
 start object-store "$WORK/object-store" -- moto_server -H 127.0.0.1 -p "$S3_PORT"
 
-# -- the Prefect server, and the work pool -------------------------------------------------------
+# -- the Prefect server --------------------------------------------------------------------------
 PREFECT_SERVER=(PREFECT_HOME="$WORK/prefect-server/home" PREFECT_SERVER_ANALYTICS_ENABLED=false)
 start prefect-server "$WORK/prefect-server" "${PREFECT_SERVER[@]}" -- \
   prefect server start --host 127.0.0.1 --port "$PREFECT_PORT"
@@ -145,6 +153,33 @@ for n in 1 2; do
       --no-dashboard
 done
 
+wait_for "the object store" 60 "$BIN/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$S3_PORT/', timeout=2)"
+machine_env "$WORK" "${OBJECT_STORE[@]}" python -c "import boto3; boto3.client('s3').create_bucket(Bucket='nights')"
+say "object store: bucket nights on :$S3_PORT"
+wait_for "the Prefect server" 240 "$BIN/python" -c "import urllib.request as u; u.urlopen('$PREFECT_API_URL/health', timeout=2)"
+wait_for "two Dask workers" 120 "$BIN/python" -c "
+from distributed import Client
+with Client('$DASK_ADDRESS', timeout=5) as client:
+    client.wait_for_workers(2, timeout=5)"
+say "Prefect server, Dask scheduler and two workers up"
+
+if [[ -n $CLUSTER_ENV ]]; then
+  printf '%s\n' PREFECT_API_URL="$PREFECT_API_URL" SHELFCAST_DASK_ADDRESS="$DASK_ADDRESS" \
+    SHELFCAST_ARTIFACT_STORE=s3://nights/shelfcast "${OBJECT_STORE[@]}" "${ONE_THREAD[@]}" \
+    >"$CLUSTER_ENV.partial"
+  mv "$CLUSTER_ENV.partial" "$CLUSTER_ENV"
+  say "cluster settings in $CLUSTER_ENV; running until SIGTERM or SIGINT"
+  trap 'exit 0' INT TERM  # the end the caller asks for
+  long sleep infinity
+  exit 0
+fi
+
+# -- the registry: a fresh PostgreSQL database -------------------------------------------------
+psql -q "$ADMIN_URL" -c "CREATE DATABASE \"$DATABASE\"" >/dev/null
+REGISTRY_URL="postgresql+psycopg://${ADMIN_URL#postgresql://}"
+REGISTRY_URL="${REGISTRY_URL%/*}/$DATABASE"
+say "registry: database $DATABASE"
+
 # -- the flow's machine: a Prefect worker of the pool, the registry and the store ---------------
 FLOW_MACHINE=(PREFECT_API_URL="$PREFECT_API_URL"
               SHELFCAST_HOME="$WORK/flow/home" SHELFCAST_DATABASE_URL="$REGISTRY_URL"
@@ -153,26 +188,15 @@ FLOW_MACHINE=(PREFECT_API_URL="$PREFECT_API_URL"
 mkdir -p "$WORK/flow"
 on_flow_machine() { (cd "$ROOT" && machine_env "$WORK/flow" "${FLOW_MACHINE[@]}" "$@"); }
 
-wait_for "the object store" 60 "$BIN/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$S3_PORT/', timeout=2)"
-on_flow_machine python -c "import boto3; boto3.client('s3').create_bucket(Bucket='nights')"
-say "object store: bucket nights on :$S3_PORT"
-
 on_flow_machine shelfcast db upgrade >/dev/null
 on_flow_machine shelfcast generate --out "$WORK/flow/sales.csv" --stores 2 --items 2 \
   --start 2016-01-01 --end "$AS_OF" --seed 1 >/dev/null
 on_flow_machine shelfcast ingest "$WORK/flow/sales.csv"
 
-wait_for "the Prefect server" 240 "$BIN/python" -c "import urllib.request as u; u.urlopen('$PREFECT_API_URL/health', timeout=2)"
 (cd "$WORK/prefect-server" && machine_env "$WORK/prefect-server" "${PREFECT_SERVER[@]}" \
   PREFECT_API_URL="$PREFECT_API_URL" prefect work-pool create shelfcast --type process) >/dev/null
 on_flow_machine prefect --no-prompt deploy --all >"$WORK/logs/deploy.log" 2>&1
-say "Prefect server up, work pool shelfcast, deployment nightly-retrain"
-
-wait_for "two Dask workers" 120 "$BIN/python" -c "
-from distributed import Client
-with Client('$DASK_ADDRESS', timeout=5) as client:
-    client.wait_for_workers(2, timeout=5)"
-say "Dask scheduler and two workers up"
+say "work pool shelfcast, deployment nightly-retrain"
 
 start prefect-worker "$WORK/flow" "${FLOW_MACHINE[@]}" -- prefect worker start --pool shelfcast
 say "running one quick night ($AS_OF) as a run of the deployment ..."

@@ -20,6 +20,7 @@ from policy.records import (
     VersionRecord,
 )
 from policy.suggest import Proposal, suggest_limits
+from policy.summary import is_wall_time
 from storage.errors import NotFound, RegistryError
 from storage.models import GateDecision, ModelVersion, TrainingRun
 from storage.registry import (
@@ -162,9 +163,10 @@ def night_span(run: TrainingRun) -> tuple[dt.datetime, dt.datetime]:
     registration (the registration itself, the rollout) end it. A run registered before the
     flow recorded its start has `started_at` at registration: its start is estimated from the
     wall-clock phase timings before it (ingest to saving the artifacts; the per-task sums,
-    `*_task_s`, overlap in parallel and are left out), a lower bound."""
+    `*_task_s`, overlap in parallel and are left out, as are the MiB and worker counts), a
+    lower bound."""
     wall = {k: float(v) for k, v in (run.timings_s or {}).items()
-            if not k.endswith("_task_s") and isinstance(v, int | float)}
+            if is_wall_time(k) and isinstance(v, int | float)}
     after = sum(wall.get(k, 0.0) for k in AFTER_REGISTRATION)
     registered, started = _utc(run.finished_at or run.started_at), _utc(run.started_at)
     if registered - started < dt.timedelta(seconds=1):

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +25,52 @@ from device.files import write_atomically
 from storage.errors import RegistryError, Unavailable
 
 LOCAL = "file"
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """What a process moved through the store: bytes read and written, and the seconds the
+    reads (existence checks included) and the writes (removals included) took."""
+
+    read_bytes: int = 0
+    read_s: float = 0.0
+    written_bytes: int = 0
+    write_s: float = 0.0
+
+    def __add__(self, other: Transfers) -> Transfers:
+        return Transfers(self.read_bytes + other.read_bytes, self.read_s + other.read_s,
+                         self.written_bytes + other.written_bytes, self.write_s + other.write_s)
+
+    def __sub__(self, other: Transfers) -> Transfers:
+        return Transfers(self.read_bytes - other.read_bytes, self.read_s - other.read_s,
+                         self.written_bytes - other.written_bytes, self.write_s - other.write_s)
+
+
+_moved = Transfers()
+_moved_lock = threading.Lock()
+
+
+def transfers() -> Transfers:
+    """This process's transfers through the store since it started (a night sums its
+    processes' differences)."""
+    return _moved
+
+
+@contextlib.contextmanager
+def _counted(kind: str) -> Iterator[list[int]]:
+    """Count the block's seconds as a `read` or a `write`, and the bytes it appends to the
+    list it gets as read or written."""
+    global _moved
+    moved: list[int] = []
+    started = time.perf_counter()
+    try:
+        yield moved
+    finally:
+        seconds, size = time.perf_counter() - started, sum(moved)
+        counted = Transfers(read_bytes=size, read_s=seconds) if kind == "read" else \
+            Transfers(written_bytes=size, write_s=seconds)
+        with _moved_lock:
+            _moved = _moved + counted
 
 
 def as_url(location: str | Path) -> str:
@@ -81,48 +130,56 @@ def _remote(url: str):
 def read_bytes(url: str) -> bytes:
     """The bytes at `url`: FileNotFoundError when there is nothing (a local file's or an
     object's), Unavailable when the store cannot be reached."""
-    path = local_path(url)
-    if path is not None:
-        return path.read_bytes()
-    fs, key = _remote(url)
-    with _reaching(url, "read"):
-        return fs.cat_file(key)
+    with _counted("read") as moved:
+        path = local_path(url)
+        if path is not None:
+            content = path.read_bytes()
+        else:
+            fs, key = _remote(url)
+            with _reaching(url, "read"):
+                content = fs.cat_file(key)
+        moved.append(len(content))
+    return content
 
 
 def write_bytes(url: str, content: bytes) -> None:
     """Write `content` at `url`, whole or not at all: a local file atomically (temporary file,
     rename); an object store's put is atomic per object."""
-    path = local_path(url)
-    if path is not None:  # a full or read-only disk speaks for itself (errno)
-        write_atomically(path, content)
-        return
-    fs, key = _remote(url)
-    with _reaching(url, "written"):
-        fs.pipe_file(key, content)
+    with _counted("write") as moved:
+        path = local_path(url)
+        if path is not None:  # a full or read-only disk speaks for itself (errno)
+            write_atomically(path, content)
+        else:
+            fs, key = _remote(url)
+            with _reaching(url, "written"):
+                fs.pipe_file(key, content)
+        moved.append(len(content))
 
 
 def exists(url: str) -> bool:
-    path = local_path(url)
-    if path is not None:
-        return path.is_file()
-    fs, key = _remote(url)
-    with _reaching(url, "read"):
-        return fs.exists(key)
+    with _counted("read"):
+        path = local_path(url)
+        if path is not None:
+            return path.is_file()
+        fs, key = _remote(url)
+        with _reaching(url, "read"):
+            return fs.exists(key)
 
 
 def remove_tree(url: str) -> None:
     """Remove everything under `url` (nothing there is no error)."""
     import shutil
 
-    path = local_path(url)
-    if path is not None:
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    fs, key = _remote(url)
-    try:
-        fs.rm(key, recursive=True)
-    except FileNotFoundError:
-        pass
+    with _counted("write"):
+        path = local_path(url)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        fs, key = _remote(url)
+        try:
+            fs.rm(key, recursive=True)
+        except FileNotFoundError:
+            pass
 
 
 @contextlib.contextmanager

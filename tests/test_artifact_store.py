@@ -38,6 +38,20 @@ def test_artifacts_and_arrays_go_through_the_same_calls_on_a_folder_and_an_objec
         read_artifact(store.join(work, "windows.npz"))
 
 
+def test_the_store_counts_the_bytes_it_moves_and_the_seconds_they_took(root):
+    url = store.join(root, "counted", "weights.npz")
+    before = store.transfers()
+    store.write_bytes(url, b"w" * 3000)
+    assert store.exists(url)
+    assert store.read_bytes(url) == b"w" * 3000
+    moved = store.transfers() - before
+    assert (moved.read_bytes, moved.written_bytes) == (3000, 3000)
+    assert moved.read_s > 0 and moved.write_s > 0
+    with pytest.raises(FileNotFoundError):
+        store.read_bytes(store.join(root, "counted", "missing"))
+    assert (store.transfers() - before).read_bytes == 3000  # nothing read, nothing counted
+
+
 def test_a_store_url_with_credentials_in_it_is_refused_without_echoing_them():
     with pytest.raises(RegistryError, match="credentials do not belong in the URL") as refused:
         store.as_url("s3://AKIAKEY:hunter2secret@nights/shelfcast")

@@ -173,12 +173,14 @@ def warm(args) -> None:
 
 def scale(args) -> None:
     """A cold and a warm night at each `--series` size: see bench/scale.py."""
-    from bench.scale import parse_sizes, results_markdown, scale_bench
+    from bench.scale import check_cluster, parse_sizes, results_markdown, scale_bench
 
     sizes = parse_sizes(args.series)
+    cluster = check_cluster(cluster=args.cluster, dask_address=args.dask_address,
+                            artifact_store=args.artifact_store)
     out = Path(args.out)
     results = scale_bench(sizes, profile=args.profile, out=out, keep=args.keep,
-                          progress=_progress)
+                          progress=_progress, cluster=cluster)
     print(results_markdown(results))
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'cost.png'}")
 
@@ -468,6 +470,18 @@ def add_parsers(sub) -> None:
                    help="keep each size's home (registry, artifacts, logs) under OUT/work")
     b.add_argument("--out", default="bench-out/scale",
                    help="where the results go (default: bench-out/scale)")
+    b.add_argument("--cluster", choices=["local", "loopback"],
+                   help="local (the default): each night on the local Dask cluster it starts; "
+                        "loopback: a Prefect server, an S3 server (moto), a Dask scheduler and 2 "
+                        "workers started on 127.0.0.1 for the run and stopped after it "
+                        "(scripts/multi-machine-loopback.sh --cluster-only)")
+    b.add_argument("--dask-address",
+                   help="the nights' tasks on this Dask scheduler (tcp://host:port) of yours; "
+                        "needs PREFECT_API_URL set to a Prefect server its workers reach")
+    b.add_argument("--artifact-store",
+                   help="the nights' artifacts and working files under this store (s3://bucket/"
+                        "prefix, or a shared folder), one prefix per size; its credentials from "
+                        "the environment (AWS_ACCESS_KEY_ID, ...)")
     b.set_defaults(handler=scale)
     b = benches.add_parser("loss", help="the LSTM trained with each loss (MAE, Poisson) beside "
                            "the references, in MASE, WAPE and MAPE")
