@@ -32,8 +32,8 @@ def drift_alert_changes(check: DriftCheck, *, report_link: str | None) -> AlertC
         link=report_link) for finding in check.findings]
     empty = [AlertRaise(
         kind="no_sales", severity="warning",
-        scope={**{k: v for k, v in (("store", s.store), ("item", s.item)) if v},
-               "since": s.since.isoformat(), "days": s.days, "sales_per_day": s.sales_per_day},
+        scope={**s.ids, "since": s.since.isoformat(), "days": s.days,
+               "sales_per_day": s.sales_per_day},
         dedup_key="no_sales:" + s.scope.replace(" ", ":"), message=s.message, link=report_link)
         for s in check.stopped]
     return AlertChanges(raised + empty, [

@@ -113,9 +113,14 @@ class StoppedSelling:
     chance: float | None = None  # of a run this long, from the series' own history
 
     @property
+    def ids(self) -> dict[str, int]:
+        """{"store": 2, "item": 4}, without the one that is None."""
+        return {kind: value for kind, value in (("store", self.store), ("item", self.item))
+                if value is not None}
+
+    @property
     def scope(self) -> str:
-        return " ".join(f"{kind} {value}" for kind, value in (("store", self.store),
-                                                              ("item", self.item)) if value)
+        return " ".join(f"{kind} {value}" for kind, value in self.ids.items())
 
     @property
     def message(self) -> str:
