@@ -30,7 +30,7 @@ def baseline_vs_references(sales: pd.DataFrame, recipe, *, units: int = 64) -> l
                                                           if calendar else ""),
             forecast, train_seconds=round(seconds, 1))
     result = train_lstm(units, split.train, split.validation, recipe)
-    add(f"LSTM-{units}", predict_sales(result.model, test.history, test.target_weekday),
+    add(f"LSTM-{units}", predict_sales(result.model, test),
         epochs=result.epochs_run, train_seconds=round(result.seconds, 1))
     return rows
 
@@ -81,18 +81,25 @@ ARTICLE_FIGURES = {
 }
 
 
-def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=print) -> dict:
+def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=print,
+                      peers: bool = False) -> dict:
     """Every variant, `runs` times with seeds 0..runs-1, measured on LiteRT.
 
     Returns ``{"variants": [...], "runs": [...]}``: per variant the mean and
     std over runs (sizes are the same every run; they are a property of the
-    architecture), and the wall time of each run.
+    architecture), and the wall time of each run. With `peers`, also ``"peers"``: the
+    forecasts a user would pick instead (bench/peers.py), once, on the same test windows.
     """
     import time
 
     from compression.build import build_variants
 
     split = split_by_time(sales)
+    peer_figures = {}
+    if peers:  # before the variants: a failure here costs minutes, not the variants' runs
+        from bench.peers import peer_forecasts, peer_rows
+
+        peer_figures["peers"] = peer_rows(split, peer_forecasts(split, progress=progress))
     per_run: list[list] = []
     run_seconds = []
     for run in range(runs):
@@ -135,6 +142,7 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
         "series": len(split.matrix.series),
         "seconds_by_step": _seconds_by_step(per_run[-1]),
         "floors": forecast_floors(sales, split),
+        **peer_figures,
     }
 
 
@@ -229,6 +237,14 @@ def results_markdown(result: dict) -> str:
                   "| forecast | MAPE % | WAPE % | MASE |", "|---|---|---|---|"]
         lines += [f"| {f['forecast']} | {f['mape_pct']:.2f} | {f['wape_pct']:.2f} "
                   f"| {f.get('mase', float('nan')):.3f} |" for f in result["floors"]]
+    if result.get("peers"):
+        lines += ["", "Peers on the same test windows (fitted once; seconds to fit and forecast; "
+                  "fallback: windows given the mean of their 14 days):", "",
+                  "| forecast | inputs | MAPE % | WAPE % | MASE | seconds | fallback |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {p['forecast']} | {p['inputs']} | {p['mape_pct']:.2f} | {p['wape_pct']:.2f} "
+                  f"| {p['mase']:.3f} | {p['train_seconds']:.1f} | {p['fallback_windows']:,} |"
+                  for p in result["peers"]]
     return "\n".join(lines) + "\n"
 
 

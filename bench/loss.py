@@ -37,7 +37,7 @@ def loss_benchmark(sales: pd.DataFrame, recipe, *, units: int = 32, seeds: int =
             started = time.perf_counter()
             trained = train_lstm(units, split.train, split.validation,
                                  replace(recipe, loss=loss, seed=seed))
-            forecast = predict_sales(trained.model, ys.test.history, ys.test.target_weekday)
+            forecast = predict_sales(trained.model, ys.test)
             runs.append((evaluate(ys, forecast), time.perf_counter() - started))
         rows.append({"forecast": f"LSTM-{units}, {loss} loss", "seeds": seeds,
                      **{m: round(float(np.mean([e.mean_over_origins(m) for e, _ in runs])), 4)

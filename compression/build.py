@@ -91,7 +91,7 @@ def export_variant(variant: Variant, weights: list[np.ndarray], test: WindowSet,
     started = time.perf_counter()
     model = model_from_weights(variant.units, weights, loss=loss)
     content = export_tflite(model, weights=variant.weights)
-    keras_forecast = predict_sales(model, test.history, test.target_weekday)
+    keras_forecast = predict_sales(model, test)
     params, nonzero = count_params(model)
     return ExportedVariant(content, keras_forecast, params, nonzero, time.perf_counter() - started,
                            keras_weights=weights_bytes(model) if variant.trained_from_scratch

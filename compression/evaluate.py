@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compression.evaluation import Yardstick, evaluate
+from device.probe import Probe, contract_probe
 from device.runtime import Forecaster, forecast_latency_us
 from policy.records import Evaluation
 
@@ -24,9 +25,7 @@ class ArtifactFigures:
     latency_us_p50: float
     latency_us_p90: float
     max_abs_diff_vs_keras: float | None
-    probe_history: list[float]
-    probe_weekday: int
-    probe_forecast: float
+    probe: Probe  # the last held-out window and the artifact's forecast of it
 
     @property
     def mape_pct(self) -> float:
@@ -56,7 +55,7 @@ def litert_forecast(content: bytes, ys: Yardstick, series: Sequence[int] | None 
     """The artifact's LiteRT forecast of every held-out window, or of the windows of `series`
     only (in the order they have in `ys.test`)."""
     test = ys.test if series is None else ys.test.take(np.isin(ys.test.series, series))
-    return Forecaster(content).forecast(test.history, test.target_weekday)
+    return Forecaster(content).forecast(test.history, test.target_weekday, test.static)
 
 
 def combine_forecasts(ys: Yardstick, partitions: Sequence[Sequence[int]],
@@ -85,9 +84,10 @@ def measure_artifact(content: bytes, ys: Yardstick, keras_forecast: np.ndarray |
     given, e.g. from partitions), score it and time it."""
     forecaster = Forecaster(content)
     if forecast is None:
-        forecast = forecaster.forecast(ys.test.history, ys.test.target_weekday)
+        forecast = forecaster.forecast(ys.test.history, ys.test.target_weekday, ys.test.static)
     size, gz = artifact_sizes(content)
     p50, p90 = forecast_latency_us(forecaster, ys.test.history[0], int(ys.test.target_weekday[0]),
+                                   ys.test.static[0] if forecaster.contract_version == 3 else None,
                                    repeats=LATENCY_REPEATS)
     return ArtifactFigures(
         artifact_bytes=size,
@@ -97,7 +97,8 @@ def measure_artifact(content: bytes, ys: Yardstick, keras_forecast: np.ndarray |
         latency_us_p90=p90,
         max_abs_diff_vs_keras=(None if keras_forecast is None
                                else float(np.max(np.abs(forecast - keras_forecast)))),
-        probe_history=[float(v) for v in ys.test.history[-1]],
-        probe_weekday=int(ys.test.target_weekday[-1]),
-        probe_forecast=float(forecast[-1]),
+        probe=(contract_probe(*ys.probe, float(forecast[-1])) if forecaster.contract_version == 3
+               else Probe(contract=2, forecast=float(forecast[-1]),
+                          history=[float(v) for v in ys.test.history[-1]],
+                          weekday=int(ys.test.target_weekday[-1]))),
     )

@@ -5,6 +5,7 @@ same windows."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from compression.metrics import (
     same_weekday_last_week,
     seasonal_naive_scale,
 )
-from compression.windows import SalesMatrix, Split, WindowSet
+from compression.windows import KEPT_DAYS, SalesMatrix, Split, WindowSet
 from policy.records import GATE_METRICS, Evaluation, Scores
 
 ORIGINS = 4  # the test period is scored as this many consecutive blocks of target days
@@ -36,6 +37,15 @@ class Yardstick:
     origin: np.ndarray  # per test window: its origin block, 0 .. origins - 1
     origins: int
     references: dict[str, np.ndarray]  # reference forecasts of every test window
+    probe: tuple[list[float | None], dt.date]  # the last test window's kept days and date
+
+
+def window_kept_days(matrix, series: int, target_pos: int) -> tuple[list[float | None], dt.date]:
+    """A window's kept days as the device holds them (up to `KEPT_DAYS` before its target day,
+    None where the series has no record) and its target date: a manifest's probe."""
+    values = matrix.values[max(0, target_pos - KEPT_DAYS):target_pos, series]
+    return ([None if np.isnan(v) else float(v) for v in values],
+            matrix.dates[target_pos].date())
 
 
 def yardstick(split: Split, *, origins: int = ORIGINS) -> Yardstick:
@@ -49,7 +59,8 @@ def yardstick(split: Split, *, origins: int = ORIGINS) -> Yardstick:
         test=test, series=list(split.matrix.series), window_scale=scale[test.series],
         origin=block_of_day.astype(int), origins=origins,
         references={REFERENCES[0]: same_weekday_last_week(split.matrix, test),
-                    REFERENCES[1]: mean_of_last_weekdays(split.matrix, test)})
+                    REFERENCES[1]: mean_of_last_weekdays(split.matrix, test)},
+        probe=window_kept_days(split.matrix, int(test.series[-1]), int(test.target_pos[-1])))
 
 
 def _scores(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> Scores:

@@ -7,8 +7,8 @@ Keras `standard_lstm` (``api_implements="lstm_*"``), save it as a SavedModel,
 and convert. The converter then fuses the LSTM into one built-in
 ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op, which is far smaller than a WHILE loop or
 an unrolled graph. Window scaling (mean + 1) and the weekday's one-hot are inside the
-graph: the file takes 14 raw daily sales and the forecast day's weekday (int32, 0 = Monday)
-and returns next-day sales.
+graph: the file takes 14 raw daily sales, the forecast day's weekday (int32, 0 = Monday) and
+the 5 static inputs of input contract 3 (`device/features.py`), and returns next-day sales.
 
 INT8: the converter's dynamic-range quantizer leaves the fused op's weights
 in float (measured: same bytes). So `quantize_weights_int8` rewrites the
@@ -33,7 +33,7 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as tfl_schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-from compression.windows import WEEKDAYS, WINDOW_DAYS
+from compression.windows import STATIC_FIELDS, WEEKDAYS, WINDOW_DAYS
 
 
 def _fused_lstm_function():
@@ -77,14 +77,19 @@ def _serving_function(model: keras.Model, window_days: int):
     units = int(recurrent_kernel.shape[0])
     lstm = _fused_lstm_function()
 
-    @tf.function(input_signature=[tf.TensorSpec([1, window_days], tf.float32, name="history"),
-                                  tf.TensorSpec([1], tf.int32, name="weekday")])
-    def forecast(history, weekday):
+    @tf.function(input_signature=[
+        tf.TensorSpec([1, window_days], tf.float32, name="history"),
+        tf.TensorSpec([1], tf.int32, name="weekday"),
+        tf.TensorSpec([1, len(STATIC_FIELDS)], tf.float32, name="static")])
+    def forecast(history, weekday, static):
         scale = tf.reduce_mean(history, axis=1, keepdims=True) + 1.0  # = windows.window_scale
         zeros = tf.zeros([1, units])
-        last, _, _, _, _ = lstm(tf.expand_dims(history / scale, -1), zeros, zeros,
-                                kernel, recurrent_kernel, bias)
-        joined = tf.concat([last, tf.one_hot(weekday, WEEKDAYS, dtype=tf.float32)], axis=1)
+        # the static inputs beside the scaled sales at every step (lstm.build_lstm)
+        steps = tf.concat([tf.expand_dims(history / scale, -1),
+                           tf.tile(tf.expand_dims(static, 1), [1, window_days, 1])], axis=2)
+        last, _, _, _, _ = lstm(steps, zeros, zeros, kernel, recurrent_kernel, bias)
+        joined = tf.concat([last, tf.one_hot(weekday, WEEKDAYS, dtype=tf.float32), static],
+                           axis=1)
         return {"forecast": link(tf.matmul(joined, dense_kernel) + dense_bias) * scale}
 
     return forecast

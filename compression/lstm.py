@@ -18,7 +18,13 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from compression.recipe import TrainRecipe  # noqa: E402
-from compression.windows import WEEKDAYS, WINDOW_DAYS, WindowSet, window_scale  # noqa: E402
+from compression.windows import (  # noqa: E402
+    STATIC_FIELDS,
+    WEEKDAYS,
+    WINDOW_DAYS,
+    WindowSet,
+    window_scale,
+)
 
 tf.get_logger().setLevel("ERROR")  # retracing notices when several models predict in turn
 
@@ -29,10 +35,15 @@ OUTPUT_ACTIVATION = {"poisson": "exponential"}
 def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0.2,
                seed: int | None = None, loss: str = "mae") -> keras.Model:
     """The article's model, `LSTM(units, tanh) -> Dropout -> Dense(1)` on window-scaled sales,
-    with the forecast day's weekday (one-hot) joined to the LSTM's output before the Dense
-    layer: a 14-day window cannot tell which of its days share the forecast day's weekday,
-    and on generated article-shaped sales knowing it took LSTM-64 from 18.0 % to 13.8 % MAPE
-    (oracle 13.0 %).
+    fed input contract version 3 (`device/features.py`):
+
+    - the forecast day's weekday (one-hot) joins the LSTM's output before the Dense layer: a
+      14-day window cannot tell which of its days share the forecast day's weekday (on
+      generated article-shaped sales it took LSTM-64 from 18.0 % to 13.8 % MAPE);
+    - the static inputs (the weekday's 8-week mean, the 56-day mean, the season, the year's
+      level) go in twice: tiled beside the scaled sales as extra LSTM channels at every step,
+      and beside the weekday into the Dense layer. The LSTM stays one fused op on the device.
+      They took LSTM-64 from 13.36 % to 12.89 % (docs/input-contract-v3.md).
 
     With a `seed`, the initial weights and the dropout masks come from it alone; without, Keras
     draws their seeds from Python's global `random`, which any other thread of the process (a
@@ -45,37 +56,44 @@ def build_lstm(units: int, *, window_days: int = WINDOW_DAYS, dropout: float = 0
 
     history = keras.Input(shape=(window_days, 1), name="scaled_history")
     weekday = keras.Input(shape=(WEEKDAYS,), name="weekday")
+    static = keras.Input(shape=(len(STATIC_FIELDS),), name="static")
+    steps = keras.layers.Concatenate(name="with_static", axis=-1)(
+        [history, keras.layers.RepeatVector(window_days, name="static_at_every_step")(static)])
     hidden = keras.layers.LSTM(
         units, activation="tanh", name="lstm", seed=seeded(0),
         kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(1)),
-        recurrent_initializer=keras.initializers.Orthogonal(seed=seeded(2)))(history)
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seeded(2)))(steps)
     hidden = keras.layers.Dropout(dropout, name="dropout", seed=seeded(3))(hidden)
-    joined = keras.layers.Concatenate(name="with_weekday")([hidden, weekday])
+    joined = keras.layers.Concatenate(name="with_weekday")([hidden, weekday, static])
     outputs = keras.layers.Dense(
         1, name="dense", activation=OUTPUT_ACTIVATION.get(loss, "linear"),
         kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(4)))(joined)
-    return keras.Model([history, weekday], outputs, name=f"lstm{units}")
+    return keras.Model([history, weekday, static], outputs, name=f"lstm{units}")
 
 
 def weekday_one_hot(weekday: np.ndarray) -> np.ndarray:
     return np.eye(WEEKDAYS, dtype=np.float32)[np.asarray(weekday, dtype=np.int64)]
 
 
-def scaled_inputs(windows: WindowSet) -> tuple[list[np.ndarray], np.ndarray]:
-    """Model inputs ([(n, window_days, 1), (n, 7)]) and targets (n, 1), sales divided by the
-    window scale."""
-    scale = window_scale(windows.history)[:, None]
-    return ([(windows.history / scale)[..., None], weekday_one_hot(windows.target_weekday)],
-            windows.target[:, None] / scale)
-
-
-def predict_sales(model: keras.Model, history: np.ndarray, weekday: np.ndarray,
-                  batch_size: int = 4096) -> np.ndarray:
-    """Next-day sales for raw windows (n, window_days) and their forecast days' weekdays."""
+def model_inputs(history: np.ndarray, weekday: np.ndarray, static: np.ndarray
+                 ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The Keras model's inputs ([(n, window_days, 1), (n, 7), (n, 5)]) for raw windows, and
+    their scale (n,): sales divided by the window's mean + 1, as the exported graph does."""
     scale = window_scale(history)
-    scaled = model.predict([(history / scale[:, None])[..., None], weekday_one_hot(weekday)],
-                           batch_size=batch_size, verbose=0)
-    return scaled[:, 0] * scale
+    return ([(history / scale[:, None])[..., None], weekday_one_hot(weekday),
+             np.asarray(static, dtype=np.float32)], scale)
+
+
+def scaled_inputs(windows: WindowSet) -> tuple[list[np.ndarray], np.ndarray]:
+    """Model inputs and targets (n, 1), sales divided by the window scale."""
+    inputs, scale = model_inputs(windows.history, windows.target_weekday, windows.static)
+    return inputs, windows.target[:, None] / scale[:, None]
+
+
+def predict_sales(model: keras.Model, windows: WindowSet, batch_size: int = 4096) -> np.ndarray:
+    """Next-day sales for `windows` (their raw sales, weekdays and static inputs)."""
+    inputs, scale = model_inputs(windows.history, windows.target_weekday, windows.static)
+    return model.predict(inputs, batch_size=batch_size, verbose=0)[:, 0] * scale
 
 
 @dataclass(frozen=True)

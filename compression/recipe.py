@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 
 # The LSTM family's layer structure (compression/lstm.py build_lstm). A parent's weights load
 # into tonight's model only if it was built with the same: change this with build_lstm.
-MODEL_FAMILY = "lstm-dropout-weekday-dense/1"
+MODEL_FAMILY = "lstm-static-dropout-weekday-static-dense/3"  # input contract 3
 # What a parent version's hyper-parameters must share with tonight's model to be warm-started
 # from: the layer structure and what it was trained to minimise.
 WARM_COMPATIBLE = ("architecture", "units", "dropout", "loss")

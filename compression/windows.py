@@ -1,4 +1,5 @@
-"""Sliding windows (14 days of sales -> the next day) per series, and the time split."""
+"""Sliding windows (14 days of sales -> the next day, with the forecast day's weekday and the
+static inputs of `device/features.py`) per series, and the time split."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-WINDOW_DAYS = 14
+from device.features import KEPT_DAYS, STATIC_FIELDS, WINDOW_DAYS, static_features
+
 WEEKDAYS = 7  # the forecast day's weekday is the model's second input (one-hot)
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.1
@@ -25,20 +27,22 @@ class SalesMatrix:
 @dataclass(frozen=True)
 class WindowSet:
     """Windows of `WINDOW_DAYS` raw daily sales, the weekday of the day after (the forecast
-    day, 0 = Monday) and that day's sales."""
+    day, 0 = Monday), the static inputs the device computes for that day from the series' kept
+    sales (`device.features.static_features`) and that day's sales."""
 
     history: np.ndarray  # float32 (n, window_days)
     target: np.ndarray  # float32 (n,)
     series: np.ndarray  # int (n,), column in the SalesMatrix
     target_pos: np.ndarray  # int (n,), row of the target day in the SalesMatrix
     target_weekday: np.ndarray  # int32 (n,), weekday of the target day, 0 = Monday
+    static: np.ndarray  # float32 (n, len(STATIC_FIELDS))
 
     def __len__(self) -> int:
         return len(self.target)
 
     def take(self, mask: np.ndarray) -> WindowSet:
         return WindowSet(self.history[mask], self.target[mask], self.series[mask],
-                         self.target_pos[mask], self.target_weekday[mask])
+                         self.target_pos[mask], self.target_weekday[mask], self.static[mask])
 
     def sample(self, limit: int | None, seed: int) -> WindowSet:
         """At most `limit` windows drawn uniformly across series and time (all if None)."""
@@ -98,7 +102,25 @@ def make_windows(matrix: SalesMatrix, window_days: int = WINDOW_DAYS) -> WindowS
         series=series.astype(np.int64),
         target_pos=target_pos.astype(np.int64),
         target_weekday=weekday[target_pos],
+        static=window_static(matrix, series, target_pos),
     )
+
+
+def window_static(matrix: SalesMatrix, series: np.ndarray, target_pos: np.ndarray, *,
+                  chunk: int = 16_384) -> np.ndarray:
+    """The static inputs of every window, as the device computes them: each window's kept days
+    (up to `KEPT_DAYS` before its target day, NaN before the matrix starts) through
+    `device.features.static_features`, `chunk` windows at a time (a year of float64 per window:
+    all at once would take 10 GiB at 2,000 series x 5 years)."""
+    padded = np.vstack([np.full((KEPT_DAYS, matrix.values.shape[1]), np.nan), matrix.values])
+    day_of_year = matrix.dates.dayofyear.to_numpy()
+    out = np.empty((len(series), len(STATIC_FIELDS)), dtype=np.float32)
+    offsets = np.arange(KEPT_DAYS)  # padded row of the first kept day = target_pos
+    for start in range(0, len(series), chunk):
+        rows = target_pos[start:start + chunk, None] + offsets[None, :]
+        kept = padded[rows, series[start:start + chunk, None]]
+        out[start:start + chunk] = static_features(kept, day_of_year[target_pos[start:start + chunk]])
+    return out
 
 
 def split_by_time(
@@ -184,7 +206,7 @@ def window_scale(history: np.ndarray) -> np.ndarray:
     return history.mean(axis=-1) + 1.0
 
 
-_WINDOW_FIELDS = ("history", "target", "series", "target_pos", "target_weekday")
+_WINDOW_FIELDS = ("history", "target", "series", "target_pos", "target_weekday", "static")
 _PARTS = ("train", "validation", "test")
 
 

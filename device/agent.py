@@ -22,18 +22,20 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from device.features import KEPT_DAYS, WINDOW_DAYS, series_inputs
 from device.files import write_atomically
 from device.manifest import (
     INDEX_FILE,
+    ContractUnsupported,
     Manifest,
     ManifestError,
     ReleaseIndex,
     verify_envelope,
     verify_index,
 )
+from device.probe import CONTRACTS, probe_from_dict
 from device.runtime import Forecaster, forecast_latency_us
 from device.trust import (
     MAX_ROOT_BYTES,
@@ -59,6 +61,11 @@ class SyncError(RuntimeError):
 class ChannelUnavailable(SyncError):
     """The channel could not be reached or read (network, DNS, a server error): nothing was
     refused, the installed model keeps serving, and a later sync may succeed."""
+
+
+class AgentOutdated(SyncError):
+    """The release's model needs an input contract this agent cannot feed: the installed model
+    keeps serving, and the device reports that its agent needs an upgrade."""
 
 
 class IndexMismatch(SyncError):
@@ -99,9 +106,13 @@ def fetch(url: str, *, max_bytes: int) -> bytes | None:
     return content
 
 
-def _verified_manifest(url: str, envelope: bytes, public_keys, device_class: str) -> Manifest:
+def _verified_manifest(url: str, envelope: bytes, public_keys, device_class: str,
+                       contracts: tuple[int, ...] = CONTRACTS) -> Manifest:
     try:
-        manifest = verify_envelope(envelope, public_keys, device_class=device_class)
+        manifest = verify_envelope(envelope, public_keys, device_class=device_class,
+                                   contracts=contracts)
+    except ContractUnsupported as exc:
+        raise AgentOutdated(f"{url}: {exc}") from exc
     except ManifestError as exc:
         raise SyncError(f"{url}: {exc}") from exc
     _refuse_expired(url, f"manifest of release {manifest.release_id}", manifest.expires_at,
@@ -144,7 +155,8 @@ def read_index(channel_url: str, device_class: str, state: Path,
 
 
 def manifest_from_index(channel_url: str, index: ReleaseIndex, store: int,
-                        public_keys: list[Ed25519PublicKey]) -> Manifest:
+                        public_keys: list[Ed25519PublicKey],
+                        contracts: tuple[int, ...] = CONTRACTS) -> Manifest:
     """The manifest of the highest release the index lists for `store`: the very file the
     index names (by sha256), for the same release, channel and stores."""
     entry = index.choose(store)
@@ -160,7 +172,7 @@ def manifest_from_index(channel_url: str, index: ReleaseIndex, store: int,
         raise IndexMismatch(f"{url}: not the manifest index version {index.version} names for release "
                         f"{entry.release_id} (sha256 differs): an old (replayed) or altered "
                         "file, or the channel is being re-signed; keeping the installed model")
-    manifest = _verified_manifest(url, envelope, public_keys, index.device_class)
+    manifest = _verified_manifest(url, envelope, public_keys, index.device_class, contracts)
     if (manifest.release_id, manifest.channel, manifest.stores) != \
             (entry.release_id, entry.channel, entry.stores):
         raise SyncError(f"{url}: manifest of release {manifest.release_id} on "
@@ -186,17 +198,21 @@ def learn_roots(channel_url: str, state: Path,
 
 
 def smoke_test(content: bytes, manifest: Manifest) -> float:
-    """Load the model in LiteRT and check it reproduces the manifest's probe forecast."""
+    """Load the model in LiteRT and check it runs the manifest's input contract and reproduces
+    its probe forecast (for contract 3, from features this device computes itself)."""
     try:
         forecaster = Forecaster(content)
-        forecast = forecaster.forecast_one(np.asarray(manifest.probe_history),
-                                           manifest.probe_weekday)
+        if forecaster.contract_version != manifest.contract_version:
+            raise ValueError(f"the model runs input contract {forecaster.contract_version}, the "
+                             f"manifest says {manifest.contract_version}")
+        forecast = forecaster.forecast_one(*manifest.probe.inputs())
     except Exception as exc:  # noqa: BLE001 - any load or run failure refuses the model
         raise SyncError(f"model {manifest.sha256[:12]} does not run on LiteRT: {exc}") from exc
-    allowed = manifest.probe_tolerance * max(1.0, abs(manifest.probe_forecast))
-    if not math.isfinite(forecast) or abs(forecast - manifest.probe_forecast) > allowed:
+    expected = manifest.probe.forecast
+    allowed = manifest.probe_tolerance * max(1.0, abs(expected))
+    if not math.isfinite(forecast) or abs(forecast - expected) > allowed:
         raise SyncError(f"smoke test failed: the probe window gave {forecast!r}, the manifest "
-                        f"expects {manifest.probe_forecast!r} (tolerance {allowed:.3g})")
+                        f"expects {expected!r} (tolerance {allowed:.3g})")
     return forecast
 
 
@@ -219,8 +235,7 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
              "variant": manifest.variant, "sha256": manifest.sha256,
              "artifact_bytes": manifest.artifact_bytes, "model_file": str(model_path.name),
              "manifest_created_at": manifest.created_at,
-             "probe": {"history": manifest.probe_history, "weekday": manifest.probe_weekday,
-                       "forecast": manifest.probe_forecast},
+             "contract_version": manifest.contract_version, "probe": manifest.probe.as_dict(),
              "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     after = {"current": entry, "previous": before["current"]}
     write_atomically(Path(state) / STATE_FILE, json.dumps(after, indent=2).encode())
@@ -231,21 +246,23 @@ def install(state: Path, content: bytes, manifest: Manifest) -> None:
 
 
 def sync(channel_url: str, device_class: str, store: int, state: Path,
-         public_key_pem: bytes | None = None) -> SyncResult:
+         public_key_pem: bytes | None = None, *,
+         contracts: tuple[int, ...] = CONTRACTS) -> SyncResult:
     """Walk the channel's root versions, read the class's index signed by the root's release
     keys, fetch the manifest it names for this store, verify it (signature, expiry, class,
     size, sha256, LiteRT smoke test) and install. `public_key_pem` (or the keyring) vouches for
-    the channel's first root only, before the device has one."""
+    the channel's first root only, before the device has one. `contracts`: the input
+    contracts this agent feeds (a test passes (2,) to play an agent that predates version 3)."""
     root, learned = learn_roots(channel_url, state, public_key_pem)
     keys = root.role_keys("release")
     index = read_index(channel_url, device_class, state, keys)
     try:
-        manifest = manifest_from_index(channel_url, index, store, keys)
+        manifest = manifest_from_index(channel_url, index, store, keys, contracts)
     except IndexMismatch:
         # the server writes the manifests, then the index: read between the two, the index
         # is one signing behind; once more, and a file that still differs is refused
         index = read_index(channel_url, device_class, state, keys)
-        manifest = manifest_from_index(channel_url, index, store, keys)
+        manifest = manifest_from_index(channel_url, index, store, keys, contracts)
     installed = read_state(state)
     current = installed["current"]
     if current and manifest.release_id < current["release_id"] \
@@ -292,24 +309,30 @@ def latency_us(state: Path, *, repeats: int = 1000) -> dict:
     """p50 and p90 of one forecast of the installed model on this device, in microseconds,
     over `repeats` invokes of the manifest's probe window after a warm-up."""
     current, content = installed_model(state)
-    if "weekday" not in current.get("probe", {}):
+    if "forecast" not in current.get("probe", {}):
         raise SyncError(f"{state}: installed by an older agent without a probe window; run sync again")
-    p50, p90 = forecast_latency_us(Forecaster(content), np.asarray(current["probe"]["history"]),
-                                   current["probe"]["weekday"], repeats=repeats)
+    p50, p90 = forecast_latency_us(Forecaster(content),
+                                   *probe_from_dict(current["probe"]).inputs(), repeats=repeats)
     return {"model_version": current["model_version"], "variant": current["variant"],
             "device_class": current["device_class"], "artifact_bytes": current["artifact_bytes"],
             "repeats": repeats, "latency_us_p50": round(p50, 1), "latency_us_p90": round(p90, 1)}
 
 
-def predict(state: Path, history: list[float], day: dt.date) -> float:
-    """Sales on `day` from the installed model, given the 14 raw daily sales before it,
-    oldest first."""
-    values = np.asarray(history, dtype=np.float64)
-    if values.shape != (14,):
-        raise ValueError(f"--history needs 14 daily sales, got {values.size}")
-    bad = [(k + 1, v) for k, v in enumerate(history) if not math.isfinite(v) or v < 0]
+def predict(state: Path, sales: list[float | None], day: dt.date) -> float:
+    """Sales on `day` from the installed model, given the series' daily sales before it, oldest
+    first (None: a day not recorded): at least the 14 days before it; a contract-3 model also
+    reads up to a year of them (`device/features.py`), and forecasts better with 8 weeks or
+    more."""
+    if not WINDOW_DAYS <= len(sales) <= KEPT_DAYS:
+        raise ValueError(f"need the {WINDOW_DAYS} daily sales before {day.isoformat()} (up to "
+                         f"{KEPT_DAYS}), got {len(sales)}")
+    bad = [(k + 1, v) for k, v in enumerate(sales)
+           if v is not None and (not math.isfinite(v) or v < 0)]
     if bad:
-        raise ValueError(f"--history value {bad[0][0]} is {bad[0][1]!r}: sales must be finite "
-                         "and non-negative")
+        raise ValueError(f"daily sales value {bad[0][0]} is {bad[0][1]!r}: sales must be "
+                         "finite and non-negative")
+    window, weekday, static = series_inputs(sales, day)
     _, content = installed_model(state)
-    return Forecaster(content).forecast_one(values, day.weekday())
+    forecaster = Forecaster(content)
+    return forecaster.forecast_one(window, weekday,
+                                   static if forecaster.contract_version == 3 else None)

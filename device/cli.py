@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from device.agent import (
+    AgentOutdated,
     ChannelUnavailable,
     SyncError,
     installed_model,
@@ -29,6 +30,7 @@ from device.report import (
     record_sync,
     send_report,
 )
+from device.sales_log import kept_sales, record_sales
 from device.trust import KEYRING_FILE, ROOT_STATE_FILE, install_root, read_keyring, read_root, trust_key
 
 
@@ -43,7 +45,9 @@ def cmd_sync(args) -> int:
                       Path(args.public_key).read_bytes() if args.public_key else None)
     except Exception as exc:  # recorded and reported, then failed as before
         refused = isinstance(exc, SyncError) and not isinstance(exc, ChannelUnavailable)
-        record_sync(Path(args.state), "refused" if refused else "failed", str(exc))
+        result = ("outdated" if isinstance(exc, AgentOutdated) else "refused" if refused
+                  else "failed")
+        record_sync(Path(args.state), result, str(exc))
         _report_after_sync(args)
         raise
     record_sync(Path(args.state), result.status)
@@ -97,7 +101,9 @@ def cmd_trust(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    print(f"{predict(Path(args.state), args.history, args.date):.4f}")
+    sales = args.history if args.history is not None else \
+        kept_sales(Path(args.state), args.item, args.date)
+    print(f"{predict(Path(args.state), sales, args.date):.4f}")
     return 0
 
 
@@ -155,12 +161,22 @@ def _day(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _store(text: str) -> int:
-    """A store id as the registry keeps them: a whole number from 1 to MAX_ID."""
-    if text.isdigit() and len(text) <= len(str(MAX_ID)) and 1 <= int(text) <= MAX_ID:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"expected a store id from 1 to {MAX_ID}, got "
-                                     f"{echo(text)}")
+def _id(kind: str):
+    """A parser of `kind` ids as the registry keeps them: whole numbers from 1 to MAX_ID."""
+    def parse(text: str) -> int:
+        if text.isdigit() and len(text) <= len(str(MAX_ID)) and 1 <= int(text) <= MAX_ID:
+            return int(text)
+        raise argparse.ArgumentTypeError(f"expected {kind} id from 1 to {MAX_ID}, got "
+                                         f"{echo(text)}")
+    return parse
+
+
+_store, _item = _id("a store"), _id("an item")
+
+
+def cmd_record(args) -> int:
+    record_sales(Path(args.state), args.item, args.date, args.sales)
+    return 0
 
 
 class UsageError(ValueError):
@@ -202,13 +218,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", help="PEM file of the release key: the device then takes "
                                         "the channel's root version 1 if that key signed it")
     p.set_defaults(handler=cmd_trust)
-    p = sub.add_parser("predict", help="forecast a day's sales from the 14 days before it")
+    p = sub.add_parser("predict", help="forecast a day's sales from the days before it")
     p.add_argument("--state", required=True)
-    p.add_argument("--history", required=True, type=float, nargs="+",
-                   help="14 daily sales, oldest first, ending the day before --date")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--history", type=float, nargs="+",
+                       help="the daily sales before --date, oldest first: 14 at least; a model "
+                            "of input contract 3 reads up to 364 (8 weeks or more forecast "
+                            "better)")
+    given.add_argument("--item", type=_item, help="forecast this item from the sales this "
+                                                   "device kept (shelfcast-device record)")
     p.add_argument("--date", type=_day, default=dt.date.today() + dt.timedelta(days=1),
                    help="the day to forecast, YYYY-MM-DD (default: tomorrow)")
     p.set_defaults(handler=cmd_predict)
+    p = sub.add_parser("record", help="keep a day's sales of an item on this device (the last "
+                                      "364 days are kept, for `predict --item`)")
+    p.add_argument("--state", required=True)
+    p.add_argument("--item", required=True, type=_item)
+    p.add_argument("--date", required=True, type=_day, help="the day sold, YYYY-MM-DD")
+    p.add_argument("--sales", required=True, type=float, help="units sold that day")
+    p.set_defaults(handler=cmd_record)
     p = sub.add_parser("status", help="the installed model and whether its file verifies")
     p.add_argument("--state", required=True)
     p.add_argument("--json", action="store_true")

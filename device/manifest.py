@@ -22,25 +22,48 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
+from device.features import CONTRACT_VERSION, KEPT_DAYS, LOOK_BACK_DAYS, STATIC_FIELDS, WINDOW_DAYS
 from device.messages import echo
+from device.probe import CONTRACTS, Probe, contract_probe
 
 MANIFEST_FORMAT = "shelfcast-manifest/1"
 CHANNELS = ("canary", "stable")
-# Version 2 adds the forecast day's weekday as a second input. An agent compares the whole
-# contract, so an agent that knows only version 1 refuses a version-2 model (and this one
-# refuses a version-1 model): a model is never fed inputs it was not made for.
-INPUT_CONTRACT = {
-    "version": 2,
-    "input": "the last 14 raw daily sales of one store and item, oldest first",
-    "input_shape": [1, 14],
-    "input_dtype": "float32",
-    "weekday": "the weekday of the forecast day, 0 = Monday .. 6 = Sunday",
-    "weekday_shape": [1],
-    "weekday_dtype": "int32",
-    "output": "the forecast day's sales",
-    "output_shape": [1, 1],
+# Version 2 added the forecast day's weekday as a second input; version 3 adds the static
+# inputs the device computes from its own kept sales (`device/features.py`). An agent compares
+# the whole contract of the version a manifest names, and refuses a version it cannot feed: a
+# model is never fed inputs it was not made for. This agent feeds versions 2 and 3
+# (`device.probe.CONTRACTS`); one that knows only 2 keeps its model and says it needs upgrading.
+INPUT_CONTRACTS = {
+    2: {
+        "version": 2,
+        "input": "the last 14 raw daily sales of one store and item, oldest first",
+        "input_shape": [1, 14],
+        "input_dtype": "float32",
+        "weekday": "the weekday of the forecast day, 0 = Monday .. 6 = Sunday",
+        "weekday_shape": [1],
+        "weekday_dtype": "int32",
+        "output": "the forecast day's sales",
+        "output_shape": [1, 1],
+    },
+    3: {
+        "version": 3,
+        "input": "the last 14 raw daily sales of one store and item, oldest first",
+        "input_shape": [1, WINDOW_DAYS],
+        "input_dtype": "float32",
+        "weekday": "the weekday of the forecast day, 0 = Monday .. 6 = Sunday",
+        "weekday_shape": [1],
+        "weekday_dtype": "int32",
+        "static": "computed by device/features.py from the series' kept daily sales (up to "
+                  f"{KEPT_DAYS} days before the forecast day) and the forecast date",
+        "static_fields": list(STATIC_FIELDS),
+        "static_look_back_days": [LOOK_BACK_DAYS[name] for name in STATIC_FIELDS],
+        "static_shape": [1, len(STATIC_FIELDS)],
+        "static_dtype": "float32",
+        "output": "the forecast day's sales",
+        "output_shape": [1, 1],
+    },
 }
-WINDOW_DAYS = INPUT_CONTRACT["input_shape"][-1]
+INPUT_CONTRACT = INPUT_CONTRACTS[CONTRACT_VERSION]  # what the nightly's models run
 # The largest model each device class stores and loads (DESIGN's device classes). A manifest
 # naming more is refused before any download; the registry's gate limits may be tighter.
 MAX_ARTIFACT_BYTES = {"sensor": 8 * 1024, "handheld": 32 * 1024, "tablet": 128 * 1024}
@@ -75,6 +98,18 @@ class ManifestError(ValueError):
     """A manifest that must not be trusted, with the reason."""
 
 
+class ContractUnsupported(ManifestError):
+    """A manifest whose model needs an input contract this agent cannot feed: the agent keeps
+    its installed model until it is upgraded."""
+
+    def __init__(self, needed: int, contracts: Sequence[int]):
+        self.needed, self.contracts = needed, tuple(contracts)
+        super().__init__(
+            f"the model needs input contract {needed}, this agent feeds "
+            f"{', '.join(map(str, self.contracts))}: upgrade the device agent (docs/"
+            "fleet-and-trust.md, 'Input contracts'); keeping the installed model")
+
+
 @dataclass(frozen=True)
 class Manifest:
     release_id: int
@@ -86,9 +121,8 @@ class Manifest:
     artifact_path: str  # relative to the channel's base URL
     sha256: str
     artifact_bytes: int
-    probe_history: list[float]
-    probe_weekday: int
-    probe_forecast: float
+    contract_version: int  # of the model's inputs (INPUT_CONTRACTS)
+    probe: Probe
     probe_tolerance: float
     created_at: str
     expires_at: dt.datetime  # aware; a device refuses the manifest from then on
@@ -148,7 +182,7 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
 
 def verify_envelope(
     envelope: bytes, public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey], *,
-    device_class: str | None = None
+    device_class: str | None = None, contracts: Sequence[int] = CONTRACTS
 ) -> Manifest:
     """Check the envelope's signature with `public_key` (or the trusted set of keys), then parse
     and validate the manifest.
@@ -156,7 +190,8 @@ def verify_envelope(
     Any input gives a `Manifest` or a one-line `ManifestError`, never another exception: the
     bytes come from the network. `device_class` is the device's own (see `parse_manifest`).
     """
-    return parse_manifest(open_envelope(envelope, public_key), device_class=device_class)
+    return parse_manifest(open_envelope(envelope, public_key), device_class=device_class,
+                          contracts=contracts)
 
 
 def open_envelope(envelope: bytes, public_key: Ed25519PublicKey | Sequence[Ed25519PublicKey],
@@ -307,7 +342,8 @@ def _reason(exc: Exception) -> str:
     return " ".join(echo(str(exc), max_chars=120).split())
 
 
-def parse_manifest(payload: object, *, device_class: str | None = None) -> Manifest:
+def parse_manifest(payload: object, *, device_class: str | None = None,
+                   contracts: Sequence[int] = CONTRACTS) -> Manifest:
     """Validate every field of a (verified) manifest payload strictly; refuse with one line.
 
     A signature proves who wrote a manifest, not that it is sane, so nothing is coerced:
@@ -315,6 +351,8 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
     within `MAX_ARTIFACT_BYTES` of its class. `device_class` is the class this device was told
     it is: the manifest must be for it, and it vouches for a class `MAX_ARTIFACT_BYTES` does
     not list (bounded then by `MAX_ANY_ARTIFACT_BYTES`). Without it only listed classes pass.
+    `contracts` are the input contracts this agent can feed; a manifest of another is refused
+    with a `ContractUnsupported` that says the agent needs an upgrade.
     """
     if not isinstance(payload, dict):
         raise ManifestError(f"manifest payload is a JSON {_kind(payload)}, expected an object")
@@ -334,9 +372,7 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
         raise ManifestError(f"manifest device class {echo(manifest_class)} is none of "
                             f"{sorted(MAX_ARTIFACT_BYTES)}; a device of another class must be "
                             "told its class")
-    if payload["input_contract"] != INPUT_CONTRACT:
-        raise ManifestError(f"manifest input contract {echo(payload['input_contract'])} is not "
-                            "the one this agent runs (14 daily sales in, next-day sales out)")
+    contract = _contract_version(payload["input_contract"], contracts)
     stores = payload["stores"]
     if stores is not None:
         if not isinstance(stores, list):
@@ -356,13 +392,6 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
     else:
         max_bytes, why = MAX_ANY_ARTIFACT_BYTES, "the most this agent takes for any class"
     artifact_bytes = _integer(artifact, "bytes", "artifact", maximum=max_bytes, why=why)
-    history, _ = _get(probe, "history", "probe")
-    if not isinstance(history, list):
-        raise ManifestError(f"manifest field 'probe.history': {echo(history)} is a JSON "
-                            f"{_kind(history)}, expected a list of {WINDOW_DAYS} daily sales")
-    if len(history) != WINDOW_DAYS:
-        raise ManifestError(f"manifest field 'probe.history' has {len(history)} values, expected "
-                            f"{WINDOW_DAYS} daily sales (the model's window)")
     tolerance = _number(probe, "tolerance", "probe", minimum=0.0, maximum=MAX_PROBE_TOLERANCE,
                         why="the widest this agent accepts: wider would turn the smoke test off")
     created_at = _text(payload, "created_at", max_chars=64)
@@ -385,11 +414,7 @@ def parse_manifest(payload: object, *, device_class: str | None = None) -> Manif
         model_version=_integer(payload, "model_version", maximum=MAX_ID),
         variant=_text(payload, "variant", max_chars=MAX_VARIANT_CHARS, pattern=NAME_PATTERN),
         artifact_path=path, sha256=sha256, artifact_bytes=artifact_bytes,
-        probe_history=[_number(history, k, "probe.history", minimum=0.0)
-                       for k in range(WINDOW_DAYS)],
-        probe_weekday=_integer(probe, "weekday", "probe", minimum=0, maximum=6,
-                               why="a weekday, 0 = Monday"),
-        probe_forecast=_number(probe, "forecast", "probe"), probe_tolerance=tolerance,
+        contract_version=contract, probe=_probe(probe, contract), probe_tolerance=tolerance,
         created_at=created_at, expires_at=expires_at, payload=payload,
     )
 
@@ -466,3 +491,55 @@ def _number(container: dict | list, key: str | int, parent: str | None = None, *
         raise ManifestError(f"manifest field {name!r}: {echo(value)} is outside {minimum:g} to "
                             f"{maximum:g}" + (f" ({why})" if why else ""))
     return number
+
+
+def _contract_version(contract: object, contracts: Sequence[int]) -> int:
+    """The version of a manifest's input contract, when this agent feeds it and the manifest
+    states it exactly as this agent knows it."""
+    version = contract.get("version") if isinstance(contract, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ManifestError(f"manifest input contract {echo(contract)} names no version")
+    if version not in contracts or version not in INPUT_CONTRACTS:
+        raise ContractUnsupported(version, contracts)
+    if contract != INPUT_CONTRACTS[version]:
+        raise ManifestError(f"manifest input contract {echo(contract)} is not version {version} "
+                            "as this agent knows it")
+    return version
+
+
+def _probe(probe: dict, contract: int) -> Probe:
+    """The probe of a contract-2 manifest (a window and a weekday) or of a contract-3 one (the
+    kept days, null where unknown, and the forecast date), every value checked."""
+    forecast = _number(probe, "forecast", "probe")
+    if contract == 2:
+        history = _list(probe, "history", exactly=WINDOW_DAYS, what="daily sales (the window)")
+        return Probe(contract=2, forecast=forecast,
+                     history=[_number(history, k, "probe.history", minimum=0.0)
+                              for k in range(WINDOW_DAYS)],
+                     weekday=_integer(probe, "weekday", "probe", minimum=0, maximum=6,
+                                      why="a weekday, 0 = Monday"))
+    kept = _list(probe, "kept", at_least=WINDOW_DAYS, at_most=KEPT_DAYS,
+                 what="kept daily sales, oldest first")
+    values = [None if kept[k] is None and k < len(kept) - WINDOW_DAYS
+              else _number(kept, k, "probe.kept", minimum=0.0) for k in range(len(kept))]
+    text = _text(probe, "date", "probe", max_chars=10, pattern=r"\d{4}-\d{2}-\d{2}")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ManifestError(f"manifest field 'probe.date': {echo(text)} is not a date") from None
+    return contract_probe(values, day, forecast)
+
+
+def _list(container: dict, key: str, *, what: str, exactly: int | None = None,
+          at_least: int = 0, at_most: int | None = None) -> list:
+    value, name = _get(container, key, "probe")
+    if exactly is not None:
+        at_least = at_most = exactly
+    if not isinstance(value, list):
+        raise ManifestError(f"manifest field {name!r}: {echo(value)} is a JSON {_kind(value)}, "
+                            f"expected a list of {what}")
+    if not at_least <= len(value) <= at_most:
+        size = at_least if at_least == at_most else f"{at_least} to {at_most}"
+        raise ManifestError(f"manifest field {name!r} has {len(value)} values, expected {size} "
+                            f"{what}")
+    return value

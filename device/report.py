@@ -21,11 +21,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from device.agent import SyncError, installed_model, read_state
 from device.files import write_atomically
 from device.manifest import MAX_PROBE_TOLERANCE
+from device.probe import probe_from_dict
 from device.runtime import Forecaster, forecast_latency_us
 
 LAST_SYNC_FILE = "last_sync.json"
@@ -82,15 +81,13 @@ def smoke_test_installed(state: Path) -> tuple[bool, float | None]:
     reproduces its manifest's probe forecast; its latency only when it passed."""
     try:
         current, content = installed_model(state)
-        probe = current["probe"]
-        history = np.asarray(probe["history"], dtype=np.float64)
+        probe = probe_from_dict(current["probe"])
         forecaster = Forecaster(content)
-        forecast = forecaster.forecast_one(history, probe["weekday"])
-        allowed = MAX_PROBE_TOLERANCE * max(1.0, abs(probe["forecast"]))
-        if not math.isfinite(forecast) or abs(forecast - probe["forecast"]) > allowed:
+        forecast = forecaster.forecast_one(*probe.inputs())
+        allowed = MAX_PROBE_TOLERANCE * max(1.0, abs(probe.forecast))
+        if not math.isfinite(forecast) or abs(forecast - probe.forecast) > allowed:
             return False, None
-        p50, _ = forecast_latency_us(forecaster, history, probe["weekday"],
-                                     repeats=LATENCY_REPEATS)
+        p50, _ = forecast_latency_us(forecaster, *probe.inputs(), repeats=LATENCY_REPEATS)
     except (SyncError, OSError, KeyError, ValueError, RuntimeError):
         return False, None
     return True, round(p50, 1)

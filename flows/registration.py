@@ -93,8 +93,7 @@ def save_artifacts(catalog: Catalog, run_key: str, build: NightBuild,
             gzip_bytes=f.gzip_bytes, nonzero_params=item.nonzero_params,
             compression_ratio=item.compression_ratio, mape_pct=f.mape_pct, wape_pct=f.wape_pct,
             latency_us_p50=f.latency_us_p50, max_abs_diff_vs_keras=f.max_abs_diff_vs_keras,
-            probe={"history": f.probe_history, "weekday": f.probe_weekday,
-                   "forecast": f.probe_forecast},
+            probe=f.probe.as_dict(),
             parent_version_id=plan.parents.get(item.variant.name),
         ))
     return records

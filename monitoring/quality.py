@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from compression.metrics import forecast_errors
-from compression.windows import WINDOW_DAYS, make_windows, sales_matrix
+from compression.windows import KEPT_DAYS, make_windows, sales_matrix
 from device.runtime import Forecaster
 from policy.records import CanaryErrors
 
@@ -83,7 +83,8 @@ def score_release(sales: pd.DataFrame, as_of: dt.date, model_content: bytes, *,
     start = max(first, trained_through + dt.timedelta(days=1))
     if start > as_of:
         return None
-    recent = sales[sales["date"].between(pd.Timestamp(start - dt.timedelta(days=WINDOW_DAYS)),
+    # a year before the first target day: the static inputs a device computes look back that far
+    recent = sales[sales["date"].between(pd.Timestamp(start - dt.timedelta(days=KEPT_DAYS)),
                                          pd.Timestamp(as_of))]
     if recent.empty:
         return None
@@ -93,7 +94,8 @@ def score_release(sales: pd.DataFrame, as_of: dt.date, model_content: bytes, *,
     windows = windows.take(keep)
     if len(windows) == 0:
         return None
-    forecast = Forecaster(model_content).forecast(windows.history, windows.target_weekday)
+    forecast = Forecaster(model_content).forecast(windows.history, windows.target_weekday,
+                                                  windows.static)
     errors = forecast_errors(windows.target, forecast)
     window_store = np.array([matrix.series[s][0] for s in windows.series])
     per_store = {int(store): forecast_errors(windows.target[window_store == store],

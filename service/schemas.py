@@ -22,7 +22,7 @@ class ReportIn(BaseModel):
     reported_at: AwareDatetime
     release_id: int | None = Field(ge=1, le=MAX_ID)
     sha256: str | None = Field(pattern=SHA256_PATTERN)
-    sync_result: Literal["installed", "up-to-date", "refused", "failed"] | None
+    sync_result: Literal["installed", "up-to-date", "refused", "outdated", "failed"] | None
     sync_reason: Line = Field(default="", max_length=MAX_REASON_CHARS)
     smoke_test_ok: bool | None
     latency_us_p50: float | None = Field(ge=0.0, le=1e9)

@@ -44,7 +44,7 @@ from device.files import write_atomically
 from device.manifest import (
     INDEX_FILE,
     INDEX_FORMAT,
-    INPUT_CONTRACT,
+    INPUT_CONTRACTS,
     MANIFEST_FORMAT,
     MAX_ROLLED_BACK,
     key_id,
@@ -458,10 +458,9 @@ def manifest_payload(*, release_id: int, channel: str, device_class: str, stores
         "variant": variant,
         "artifact": {"path": f"artifacts/{sha256}.tflite", "sha256": sha256,
                      "bytes": artifact_bytes},
-        "input_contract": dict(INPUT_CONTRACT),
-        "probe": {"history": probe["history"], "weekday": probe["weekday"],
-                  "forecast": probe["forecast"],
-                  "tolerance": PROBE_TOLERANCE},
+        # a registered model's probe names its contract from version 3 on (device/probe.py)
+        "input_contract": dict(INPUT_CONTRACTS[probe.get("contract", 2)]),
+        "probe": {**probe, "tolerance": PROBE_TOLERANCE},
         "created_at": created_at,
         "expires_at": expires_at,
     }

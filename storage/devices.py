@@ -21,6 +21,17 @@ from storage.releases import open_releases
 
 SYNC_RESULTS = ("installed", "up-to-date", "refused", "failed")
 FAILED_SYNC_RESULTS = ("refused", "failed")
+AGENT_UPGRADE = "agent upgrade needed"
+# How an agent from before input contract 3 refuses a model of a newer contract (its sync result
+# is "refused"); later agents report the sync result "outdated".
+OLD_AGENT_CONTRACT_REFUSAL = "is not the one this agent runs"
+
+
+def agent_outdated(sync_result: str | None, sync_reason: str | None) -> bool:
+    """Whether a device's last sync refused a release only because its agent cannot feed the
+    model's input contract: it keeps its model and needs an agent upgrade, nothing failed."""
+    return sync_result == "outdated" or (
+        sync_result == "refused" and OLD_AGENT_CONTRACT_REFUSAL in (sync_reason or ""))
 MAX_REASON_CHARS = 500
 DEFAULT_STALE_AFTER = dt.timedelta(hours=24)
 
@@ -197,7 +208,8 @@ def canary_evidence(session: Session, release: Release, *,
         if report is None or _aware(report.received_at) < since:
             continue
         reporting += 1
-        sync_failed = report.sync_result in FAILED_SYNC_RESULTS
+        sync_failed = report.sync_result in FAILED_SYNC_RESULTS \
+            and not agent_outdated(report.sync_result, report.sync_reason)
         if sync_failed or report.smoke_test_ok is False:
             failed += 1
             failures.append(f"device {device.id} (store {device.store}): "
@@ -213,8 +225,9 @@ def fleet_status(session: Session, *, device_class: str | None = None,
                  stale_after: dt.timedelta = DEFAULT_STALE_AFTER,
                  now: dt.datetime | None = None) -> list[DeviceStatus]:
     """Every active device with its last report and its problems: "stale" (no report within
-    `stale_after`), "failed sync", "old release" (behind the open release covering its store),
-    "smoke test failing"."""
+    `stale_after`), "failed sync", "agent upgrade needed" (its agent cannot feed the release's
+    input contract), "old release" (behind the open release covering its store), "smoke test
+    failing"."""
     if stale_after <= dt.timedelta(0):
         raise RegistryError(f"the stale threshold must be positive, got {stale_after}")
     now = now or utcnow()
@@ -232,7 +245,9 @@ def fleet_status(session: Session, *, device_class: str | None = None,
         problems = []
         if last_seen is None or now - last_seen > stale_after:
             problems.append("stale")
-        if report is not None and report.sync_result in FAILED_SYNC_RESULTS:
+        if report is not None and agent_outdated(report.sync_result, report.sync_reason):
+            problems.append(AGENT_UPGRADE)
+        elif report is not None and report.sync_result in FAILED_SYNC_RESULTS:
             problems.append("failed sync")
         installed = report.release_id if report is not None else None
         if expected is not None and (installed is None or installed < expected.id):

@@ -10,7 +10,6 @@ import shutil
 import threading
 import uuid
 
-import numpy as np
 import pytest
 
 from storage.synthetic import generate_sales
@@ -168,7 +167,8 @@ PROBE_DAY = dt.date(2018, 1, 3)  # the day forecast from PROBE: a Wednesday (wee
 
 @pytest.fixture(scope="module")
 def model_files():
-    """Two small LSTM-16 forecasters (different weights) as .tflite bytes."""
+    """Two small LSTM-16 forecasters (different weights) as INT8 .tflite bytes: a sensor's size
+    (float32 LSTM-16 of input contract 3 is 9.5 KB, over the sensor's 8 KiB)."""
     import keras
 
     from compression.export import export_tflite
@@ -177,7 +177,7 @@ def model_files():
     contents = []
     for seed in (1, 2):
         keras.utils.set_random_seed(seed)
-        contents.append(export_tflite(build_lstm(16)))
+        contents.append(export_tflite(build_lstm(16), weights="int8"))
     return contents
 
 
@@ -216,6 +216,8 @@ def shipping(sessions, channel_server, model_files, tmp_path):
     channel on HTTP, and a device public key file."""
     from factories import evidence_for, run_record, version_record
 
+    from device.features import series_inputs
+    from device.probe import contract_probe
     from device.runtime import Forecaster
     from storage.artifacts import save_artifact
     from storage.channel import init_signing_key
@@ -231,9 +233,8 @@ def shipping(sessions, channel_server, model_files, tmp_path):
         uri, sha = save_artifact(tmp_path / "artifacts", "run", name, content)
         records.append(version_record(
             name, 15.0, len(content), latency_us=50.0, artifact_uri=uri, sha256=sha,
-            probe={"history": PROBE, "weekday": PROBE_DAY.weekday(),
-                   "forecast": Forecaster(content).forecast_one(np.array(PROBE),
-                                                                PROBE_DAY.weekday())}))
+            probe=contract_probe(PROBE, PROBE_DAY, Forecaster(content).forecast_one(
+                *series_inputs(PROBE, PROBE_DAY))).as_dict()))
     run = run_record("2017-12-31-test", data_start=dt.date(2016, 1, 1))
     with sessions() as session, session.begin():
         versions = register_and_gate(session, run=run, versions=records,

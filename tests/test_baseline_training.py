@@ -21,7 +21,6 @@ def test_tiny_training_run_learns_and_beats_the_naive_forecast(tiny_sales):
     result = train_lstm(16, split.train, split.validation, recipe)
 
     assert result.train_loss[-1] < result.train_loss[0]
-    lstm = forecast_errors(split.test.target, predict_sales(result.model, split.test.history,
-                                                                split.test.target_weekday))
+    lstm = forecast_errors(split.test.target, predict_sales(result.model, split.test))
     naive = forecast_errors(split.test.target, split.test.history[:, -1])  # yesterday's sales
     assert lstm.mape_pct < naive.mape_pct - 2.0

@@ -143,7 +143,7 @@ def test_litert_says_nothing_on_stderr_when_a_model_loads(model_files, capfd):
     from device.runtime import Forecaster
 
     capfd.readouterr()
-    forecast = Forecaster(model_files[0]).forecast_one(np.ones(14), 2)
+    forecast = Forecaster(model_files[0]).forecast_one(np.ones(14), 2, np.zeros(5))
     os.write(2, b"stderr still works\n")
     captured = capfd.readouterr()
     assert np.isfinite(forecast) and captured.err == "stderr still works\n"

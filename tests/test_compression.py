@@ -69,7 +69,8 @@ def test_every_variant_is_built_and_runs_on_litert(built, split):
     assert set(built) == {v.name for v in VARIANTS}
     for name, item in built.items():
         forecast = Forecaster(item.content).forecast(split.test.history[:20],
-                                                     split.test.target_weekday[:20])
+                                                     split.test.target_weekday[:20],
+                                                     split.test.static[:20])
         assert np.all(np.isfinite(forecast)), name
         assert np.isfinite(item.figures.mape_pct) and item.figures.latency_us_p50 > 0, name
 
@@ -113,6 +114,6 @@ def test_a_count_loss_model_exports_a_forecast_that_is_never_negative_and_matche
     ys = yardstick(split)
     part = list(range(len(ys.series)))
     on_device = litert_forecast(export_tflite(model), ys, part)
-    in_keras = predict_sales(model, ys.test.history, ys.test.target_weekday)
+    in_keras = predict_sales(model, ys.test)
     assert (on_device > 0).all()
     assert np.abs(on_device - in_keras).max() <= 1e-4 * ys.test.target.mean()

@@ -51,6 +51,45 @@ def test_good_release_installs_and_forecasts_what_the_server_measured(shipping, 
     assert figures["repeats"] == 50 and 0 < figures["latency_us_p50"] <= figures["latency_us_p90"]
 
 
+def test_an_agent_that_feeds_only_contract_2_keeps_its_model_and_reports_it_needs_an_upgrade(
+        shipping):
+    """A device whose agent predates input contract 3 never installs a contract-3 model: its
+    contract-2 model keeps serving, and its report says why (fleet shows 'agent upgrade
+    needed')."""
+    import hashlib
+
+    from device.agent import AgentOutdated, install
+    from device.manifest import INPUT_CONTRACTS, parse_manifest
+    from device.report import build_report, record_sync
+    from device.runtime import Forecaster
+
+    old = (Path(__file__).parent / "data" / "lstm16-contract2.tflite").read_bytes()
+    history = [float(v) for v in shipping["probe"]]
+    serving = Forecaster(old).forecast_one(history, shipping["probe_day"].weekday())
+    install(shipping["state"], old, parse_manifest({
+        "format": "shelfcast-manifest/1", "release_id": 1, "channel": "stable",
+        "device_class": "sensor", "stores": None, "model_version": 99, "variant": "lstm16_int8",
+        "artifact": {"path": f"artifacts/{hashlib.sha256(old).hexdigest()}.tflite",
+                     "sha256": hashlib.sha256(old).hexdigest(), "bytes": len(old)},
+        "input_contract": INPUT_CONTRACTS[2],
+        "probe": {"history": history, "weekday": shipping["probe_day"].weekday(),
+                  "forecast": serving, "tolerance": 1e-3},
+        "created_at": "2026-12-01T00:00:00+00:00", "expires_at": "2026-12-08T00:00:00+00:00"}))
+    promote(shipping, shipping["v1"])  # a contract-3 model
+    with pytest.raises(AgentOutdated, match="needs input contract 3, this agent feeds 2") as why:
+        sync(shipping["url"], "sensor", 7, shipping["state"], shipping["public"].read_bytes(),
+             contracts=(2,))
+    assert read_state(shipping["state"])["current"]["model_version"] == 99
+    assert predict(shipping["state"], history, shipping["probe_day"]) == serving
+    record_sync(shipping["state"], "outdated", str(why.value))
+    report = build_report(shipping["state"])
+    assert report["sync_result"] == "outdated" and report["smoke_test_ok"] is True
+    assert "upgrade the device agent" in report["sync_reason"]
+    # the same device with this agent takes the contract-3 model
+    assert device_sync(shipping).status == "installed"
+    assert installed_version(shipping) == shipping["v1"]
+
+
 @pytest.fixture
 def serving_v1_with_v2_published(shipping):
     """The device runs v1; v2 is then published on stable for the refusal tests to spoil."""

@@ -72,6 +72,24 @@ def test_a_revoked_device_is_not_authenticated_and_its_reports_are_refused(sessi
     assert report_count(sessions) == 0
 
 
+@pytest.mark.parametrize(("result", "reason"), [
+    ("outdated", "http://h/releases/sensor/stable.json: the model needs input contract 3, this "
+                 "agent feeds 2: upgrade the device agent"),
+    # an agent from before contract 3 says it so, and calls it refused
+    ("refused", "http://h/releases/sensor/stable.json: manifest input contract {'version': 3} "
+                "is not the one this agent runs (14 daily sales in, next-day sales out)"),
+], ids=["this-agent", "an-agent-before-contract-3"])
+def test_a_device_whose_agent_cannot_feed_the_new_contract_needs_an_upgrade_not_a_repair(
+        sessions, result, reason):
+    device_id, _ = enroll(sessions)
+    with sessions() as session, session.begin():
+        record_report(session, device_id, ReportRecord(
+            utcnow(), None, None, result, reason, None, None, 1, None))
+    with sessions() as session:
+        [status] = fleet_status(session)
+    assert status.problems == ["agent upgrade needed"] and status.sync_result == result
+
+
 # -- the service on loopback and real device processes ----------------------------------------
 
 

@@ -142,9 +142,9 @@ def test_signing_is_refused_when_the_private_key_sits_in_the_release_folder(ship
 def test_an_agent_refuses_a_model_made_for_another_input_contract():
     """Version 2 of the contract adds the weekday input; a version-1 manifest (or any other)
     is refused with the reason, never fed inputs it was not made for."""
-    from device.manifest import INPUT_CONTRACT, ManifestError, parse_manifest
+    from device.manifest import INPUT_CONTRACTS, ManifestError, parse_manifest
 
-    old = {k: v for k, v in INPUT_CONTRACT.items() if not k.startswith("weekday")}
+    old = {k: v for k, v in INPUT_CONTRACTS[2].items() if not k.startswith("weekday")}
     old.update(version=1, output="next-day sales")
     payload = {"format": "shelfcast-manifest/1", "release_id": 1, "channel": "stable",
                "device_class": "sensor", "stores": None, "model_version": 1, "variant": "lstm16",
@@ -156,8 +156,8 @@ def test_an_agent_refuses_a_model_made_for_another_input_contract():
                "expires_at": "2026-12-06T00:00:00+00:00"}
     with pytest.raises(ManifestError, match="input contract"):
         parse_manifest(payload, device_class="sensor")
-    payload["input_contract"] = dict(INPUT_CONTRACT)
-    assert parse_manifest(payload, device_class="sensor").probe_weekday == 0
+    payload["input_contract"] = dict(INPUT_CONTRACTS[2])
+    assert parse_manifest(payload, device_class="sensor").probe.weekday == 0
 
 
 def test_every_policy_field_of_the_spec_is_a_registry_column_with_its_default():

@@ -10,11 +10,11 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from device.agent import SyncError, predict, read_state, sync
+from device.features import series_inputs
 from device.manifest import (
     MAX_ANY_ARTIFACT_BYTES,
     MAX_ARTIFACT_BYTES,
@@ -22,6 +22,7 @@ from device.manifest import (
     ManifestError,
     parse_manifest,
 )
+from device.probe import contract_probe
 from device.runtime import Forecaster
 from storage.channel import (
     init_signing_key,
@@ -147,6 +148,7 @@ def test_blank_lines_are_skipped_but_counted_in_line_numbers(tmp_path):
 # -- device manifests -------------------------------------------------------------------------
 
 WINDOW = [12.0, 9.0, 11.0, 15.0, 14.0, 20.0, 22.0, 13.0, 10.0, 12.0, 16.0, 15.0, 21.0, 23.0]
+WINDOW_DAY = dt.date(2018, 1, 3)
 
 
 def payload_for(content: bytes, release_id: int, device_class: str = "sensor") -> dict:
@@ -155,8 +157,8 @@ def payload_for(content: bytes, release_id: int, device_class: str = "sensor") -
         release_id=release_id, channel="stable", device_class=device_class, stores=None,
         model_version=release_id, variant="lstm16", sha256=hashlib.sha256(content).hexdigest(),
         artifact_bytes=len(content),
-        probe={"history": WINDOW, "weekday": 2,
-               "forecast": Forecaster(content).forecast_one(np.array(WINDOW), 2)},
+        probe=contract_probe(WINDOW, WINDOW_DAY, Forecaster(content).forecast_one(
+            *series_inputs(WINDOW, WINDOW_DAY))).as_dict(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         expires_at=(dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat(timespec="seconds"))
     return json.loads(json.dumps(payload))
@@ -185,8 +187,8 @@ SPOILED = [
     ("bytes-bool", "artifact.bytes", True, "manifest field 'artifact.bytes': True is a JSON boolean"),
     ("forecast-nan", "probe.forecast", math.nan, "'probe.forecast': nan is not a finite number"),
     ("forecast-inf", "probe.forecast", math.inf, "'probe.forecast': inf is not a finite number"),
-    ("history-nan", "probe.history.3", math.nan, "'probe.history[3]': nan is not a finite number"),
-    ("history-minus-inf", "probe.history.0", -math.inf, "'probe.history[0]': -inf is not a finite"),
+    ("kept-nan", "probe.kept.3", math.nan, "'probe.kept[3]': nan is not a finite number"),
+    ("kept-minus-inf", "probe.kept.0", -math.inf, "'probe.kept[0]': -inf is not a finite"),
     ("tolerance-nan", "probe.tolerance", math.nan, "'probe.tolerance': nan is not a finite number"),
     ("tolerance-inf", "probe.tolerance", math.inf, "'probe.tolerance': inf is not a finite number"),
     ("tolerance-wide", "probe.tolerance", 1e9,
@@ -206,10 +208,15 @@ SPOILED = [
      "for the manifest's sha256"),
     ("path-dot-dot", "artifact.path", f"artifacts/../../{SHA}.tflite", "is not 'artifacts/<sha256>"),
     ("path-other-artifact", "artifact.path", f"artifacts/{SHA}.tflite", "is not 'artifacts/<sha256>"),
-    ("history-13", "probe.history", WINDOW[:13],
-     "manifest field 'probe.history' has 13 values, expected 14 daily sales (the model's window)"),
-    ("history-15", "probe.history", [*WINDOW, 1.0], "'probe.history' has 15 values, expected 14"),
-    ("history-string", "probe.history", "12,9,11", "'probe.history': '12,9,11' is a JSON string"),
+    ("kept-13", "probe.kept", WINDOW[:13],
+     "manifest field 'probe.kept' has 13 values, expected 14 to 364 kept daily sales"),
+    ("kept-365", "probe.kept", [1.0] * 365, "'probe.kept' has 365 values, expected 14 to 364"),
+    ("kept-string", "probe.kept", "12,9,11", "'probe.kept': '12,9,11' is a JSON string"),
+    ("kept-unknown-in-window", "probe.kept", [*WINDOW[:13], None],
+     "manifest field 'probe.kept[13]': None is a JSON null, expected a number"),
+    ("kept-negative", "probe.kept", [-1.0, *WINDOW], "'probe.kept[0]': -1.0 is outside 0 to inf"),
+    ("date-not-a-date", "probe.date", "2018-02-30", "'probe.date': '2018-02-30' is not a date"),
+    ("date-not-iso", "probe.date", "3 Jan 2018", "'probe.date': '3 Jan 2018' is not a string"),
     ("variant-1-mb", "variant", "x" * 1_000_000,
      f"manifest field 'variant': {'x' * 40!r}... (1,000,000 characters) is not a string"),
 ]

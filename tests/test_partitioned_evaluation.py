@@ -44,7 +44,7 @@ def test_forecasts_by_series_partitions_score_exactly_like_the_whole_test_set(ys
     by_parts = measure_artifact(content, ys, forecast=combined)
     np.testing.assert_array_equal(combined, litert_forecast(content, ys))
     _same_evaluation(by_parts.evaluation, whole.evaluation)
-    assert by_parts.probe_forecast == whole.probe_forecast
+    assert by_parts.probe == whole.probe
     assert by_parts.mape_pct == whole.mape_pct and by_parts.artifact_bytes == whole.artifact_bytes
 
 

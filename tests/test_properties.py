@@ -193,7 +193,7 @@ def test_a_sane_signed_manifest_is_read_back_exactly(payload):
     manifest = verify_envelope(signed_envelope(payload, KEY), PUBLIC,
                                device_class=payload["device_class"])
     assert (manifest.release_id, manifest.device_class, manifest.stores, manifest.sha256,
-            manifest.artifact_bytes, manifest.probe_history, manifest.probe_forecast) == (
+            manifest.artifact_bytes, manifest.probe.history, manifest.probe.forecast) == (
         payload["release_id"], payload["device_class"], payload["stores"],
         payload["artifact"]["sha256"], payload["artifact"]["bytes"], payload["probe"]["history"],
         payload["probe"]["forecast"])

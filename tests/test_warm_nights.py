@@ -22,6 +22,7 @@ def test_a_warm_night_after_a_cold_one_starts_from_the_parents_weights_and_cold_
         harness, tiny_profile, shelfcast_home, monkeypatch, tmp_path, few_variants):  # noqa: F811
     import compression.lstm as lstm
     from compression.variants import VARIANTS
+    from device.probe import probe_from_dict
     from flows.nightly import nightly_retrain
     from policy.summary import night_markdown
     from storage.artifacts import read_artifact, weights_uri
@@ -61,8 +62,9 @@ def test_a_warm_night_after_a_cold_one_starts_from_the_parents_weights_and_cold_
         # ... which are the parent's model as shipped: they forecast its probe like its .tflite
         with get_catalog().session() as session:
             probe = session.get(ModelVersion, parent.id).probe
-        forecast = lstm.predict_sales(start, np.array([probe["history"]], dtype=np.float32),
-                                      np.array([probe["weekday"]]))[0]
+        window, weekday, static = probe_from_dict(probe).inputs()
+        inputs, scale = lstm.model_inputs(window[None, :], np.array([weekday]), static[None, :])
+        forecast = float(start.predict(inputs, verbose=0)[0, 0] * scale[0])
         assert forecast == pytest.approx(probe["forecast"], rel=1e-4)
     assert all(v.parent_version_id is None for v in warm.versions if v.variant not in parents)
 

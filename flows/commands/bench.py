@@ -85,7 +85,8 @@ def article(args) -> None:
     if sales.empty:
         raise ValueError(f"{args.data or 'generated sales'}: no rows for stores {args.stores} "
                          f"and items {args.items}")
-    result = article_benchmark(sales, recipe_for(args.profile), runs=args.runs, progress=_progress)
+    result = article_benchmark(sales, recipe_for(args.profile), runs=args.runs, progress=_progress,
+                               peers=args.peers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result["variants"], indent=2))
@@ -417,6 +418,10 @@ def add_parsers(sub) -> None:
     b.add_argument("--runs", type=int, default=3)
     b.add_argument("--profile", choices=["quick", "full"], default="full")
     b.add_argument("--out", default="bench-out/article")
+    b.add_argument("--peers", action="store_true",
+                   help="also the forecasts a user would pick instead, once, on the same test windows: "
+                        "LightGBM (Shelfcast's inputs; with calendar and ids; mlforecast's recipe), "
+                        "statsforecast's AutoETS and AutoTheta")
     b.set_defaults(handler=article)
     b = benches.add_parser("drift", help="drift check against its claims: false-alarm nights on "
                                          "stable sales, stated against measured power")

@@ -19,7 +19,7 @@ from storage.alerts import (
     needing_attention,
 )
 from storage.approvals import awaits_approval
-from storage.devices import fleet_status
+from storage.devices import AGENT_UPGRADE, fleet_status
 from storage.models import utcnow
 from storage.nights import night_span, registered_night
 from storage.overview import (
@@ -308,7 +308,10 @@ def device_health(device: dict, *, stale_after: dt.timedelta,
     test failing, or it never reported), behind (no report lately, or an old release), or
     healthy."""
     failing, behind = [], []
-    if device["sync_result"] in ("refused", "failed"):
+    if AGENT_UPGRADE in device["problems"]:
+        behind.append(f"its agent cannot feed release {device['expected_release_id'] or 'the new'}"
+                      "'s input contract: upgrade the device agent (it keeps its model)")
+    elif device["sync_result"] in ("refused", "failed"):
         failing.append(f"sync {device['sync_result']}"
                        + (f": {device['sync_reason']}" if device["sync_reason"] else ""))
     if device["smoke_test_ok"] is False:
