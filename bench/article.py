@@ -82,24 +82,29 @@ ARTICLE_FIGURES = {
 
 
 def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=print,
-                      peers: bool = False) -> dict:
+                      peers: bool = False, ablation: bool = False) -> dict:
     """Every variant, `runs` times with seeds 0..runs-1, measured on LiteRT.
 
     Returns ``{"variants": [...], "runs": [...]}``: per variant the mean and
     std over runs (sizes are the same every run; they are a property of the
     architecture), and the wall time of each run. With `peers`, also ``"peers"``: the
     forecasts a user would pick instead (bench/peers.py), once, on the same test windows.
+    With `ablation`, also ``"ablation"``: what each static input is worth (bench/ablation.py).
     """
     import time
 
     from compression.build import build_variants
 
     split = split_by_time(sales)
-    peer_figures = {}
+    extra = {}
     if peers:  # before the variants: a failure here costs minutes, not the variants' runs
         from bench.peers import peer_forecasts, peer_rows
 
-        peer_figures["peers"] = peer_rows(split, peer_forecasts(split, progress=progress))
+        extra["peers"] = peer_rows(split, peer_forecasts(split, progress=progress))
+    if ablation:
+        from bench.ablation import ablation as ablation_rows
+
+        extra["ablation"] = ablation_rows(split, recipe, progress=progress)
     per_run: list[list] = []
     run_seconds = []
     for run in range(runs):
@@ -142,7 +147,7 @@ def article_benchmark(sales: pd.DataFrame, recipe, *, runs: int = 3, progress=pr
         "series": len(split.matrix.series),
         "seconds_by_step": _seconds_by_step(per_run[-1]),
         "floors": forecast_floors(sales, split),
-        **peer_figures,
+        **extra,
     }
 
 
@@ -245,6 +250,13 @@ def results_markdown(result: dict) -> str:
         lines += [f"| {p['forecast']} | {p['inputs']} | {p['mape_pct']:.2f} | {p['wape_pct']:.2f} "
                   f"| {p['mase']:.3f} | {p['train_seconds']:.1f} | {p['fallback_windows']:,} |"
                   for p in result["peers"]]
+    if result.get("ablation"):
+        from bench.ablation import ablation_markdown
+
+        lines += ["", "What each static input is worth (input contract 3; the inputs a row does "
+                  "not feed held at zero in training and test, so bytes are contract 3's; "
+                  "gain: MAPE points against the row before):", "",
+                  ablation_markdown(result["ablation"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -86,7 +86,7 @@ def article(args) -> None:
         raise ValueError(f"{args.data or 'generated sales'}: no rows for stores {args.stores} "
                          f"and items {args.items}")
     result = article_benchmark(sales, recipe_for(args.profile), runs=args.runs, progress=_progress,
-                               peers=args.peers)
+                               peers=args.peers, ablation=args.ablation)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result["variants"], indent=2))
@@ -422,6 +422,9 @@ def add_parsers(sub) -> None:
                    help="also the forecasts a user would pick instead, once, on the same test windows: "
                         "LightGBM (Shelfcast's inputs; with calendar and ids; mlforecast's recipe), "
                         "statsforecast's AutoETS and AutoTheta")
+    b.add_argument("--ablation", action="store_true",
+                   help="also what each static input of contract 3 is worth: LSTM-16 INT8 and "
+                        "LSTM-64 trained with the inputs added one group at a time")
     b.set_defaults(handler=article)
     b = benches.add_parser("drift", help="drift check against its claims: false-alarm nights on "
                                          "stable sales, stated against measured power")
