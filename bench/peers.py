@@ -115,7 +115,7 @@ def lag_recipe_forecast(split: Split, *, max_train_windows: int = 200_000) -> Pe
     means of the last 7 and 28 of them (of the days present), the target's weekday and day of
     year. The trees are the other LightGBM peers': L1, early stopping on the validation
     windows."""
-    import lightgbm
+    from bench.article import l1_trees
 
     started = time.perf_counter()
     matrix = split.matrix
@@ -129,11 +129,8 @@ def lag_recipe_forecast(split: Split, *, max_train_windows: int = 200_000) -> Pe
         return np.column_stack([lags, *means, windows.target_weekday, day_of_year]).astype(np.float32)
 
     train = split.train.sample(max_train_windows, seed=0)
-    model = lightgbm.LGBMRegressor(objective="l1", n_estimators=2000, learning_rate=0.05,
-                                   num_leaves=63, verbose=-1, random_state=0)
-    model.fit(features(train), train.target, eval_X=(features(split.validation),),
-              eval_y=(split.validation.target,),
-              callbacks=[lightgbm.early_stopping(50, verbose=False)])
+    model = l1_trees(features(train), train.target, features(split.validation),
+                     split.validation.target)
     forecast = model.predict(features(split.test)).astype(np.float64)
     return PeerForecast("LightGBM, L1, mlforecast's recipe (built here)",
                         f"{LAG_DAYS} days + rolling means {'/'.join(map(str, ROLLING_DAYS))} + "
