@@ -451,8 +451,11 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
     per store (rows are day x item) or per item (rows are day x store). `relative_sales` is
     sales over the series' reference level for that weekday, divided by the day's median store
     (item); `weekday_share` the day's share of the series' trailing 7 days, which promotions
-    move. The reference holds only the weekdays the current window has; rows with a missing
-    record are left out (Evidently's K-S needs no gaps)."""
+    move. The reference holds only the weekdays the current window has. A row is a day and an
+    item (store): where that item is not sold in every store (real assortments differ: in
+    m5-sample.csv no item is in two stores), the other stores' columns are empty on its rows,
+    so only rows empty in every column are dropped; Evidently's K-S, like `ks_p_values`,
+    leaves each column's own missing values out."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {GROUPS}, got {by!r}")
     other = "item" if by == "store" else "store"
@@ -478,7 +481,7 @@ def drift_features(sales: pd.DataFrame, reference: tuple[dt.date, dt.date],
                      & frame["weekday"].isin(current_weekdays)]
         table = part.pivot_table(index=["date", other], columns=by, values=list(GROUP_FEATURES[by]))
         table.columns = [f"{by}_{member}_{feature}" for feature, member in table.columns]
-        return table[sorted(table.columns, key=_column_order)].dropna().reset_index(drop=True)
+        return table[sorted(table.columns, key=_column_order)].dropna(how="all").reset_index(drop=True)
 
     return wide(*reference), wide(*current)
 
