@@ -296,9 +296,9 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
         ids, days = members[by]
         reference, window = days[:, reference_days].sum(axis=1), days[:, window_days]
         history = days[:, dispersion_days]
-        dispersions, df = rule.dispersion(history, history.sum(axis=0) - history)
-        thresholds = np.array([_threshold(alpha, config.window_days, df, phi)
-                               for phi in dispersions])
+        dispersions, dfs = rule.dispersion(history, history.sum(axis=0) - history)
+        thresholds = np.array([_threshold(alpha, config.window_days, int(df), phi)
+                               for phi, df in zip(dispersions, dfs, strict=True)])
         verdict = rule.name_shifted(window, reference, dispersions, thresholds)
         statistic, _ = rule.window_scan(window, window.sum(axis=0) - window, reference,
                                         reference.sum() - reference, dispersions)

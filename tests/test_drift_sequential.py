@@ -25,10 +25,11 @@ def group_days(rng, means, days, *, factor=None, dispersion=1.0):
 
 
 def thresholds_for(window, reference, history, *, rate=0.002, members=None):
-    dispersions, df = rule.dispersion(history, history.sum(axis=0) - history)
+    dispersions, dfs = rule.dispersion(history, history.sum(axis=0) - history)
     alpha = rate / (members or len(window))
-    return dispersions, np.array([rule.alarm_threshold(alpha, window_days=WINDOW, df=df,
-                                                       dispersion=d) for d in dispersions])
+    return dispersions, np.array([rule.alarm_threshold(alpha, window_days=WINDOW, df=int(df),
+                                                       dispersion=d)
+                                  for d, df in zip(dispersions, dfs, strict=True)])
 
 
 def decide(reference_days, window):
@@ -79,14 +80,47 @@ def test_one_shifted_store_does_not_make_the_steady_ones_look_shifted():
     assert named[0].shift == pytest.approx(0.4, abs=0.06)
 
 
+def test_a_store_that_pulls_the_others_leaves_the_yardstick_alone():
+    """Among five stores, one at +200 % makes the others look down by a third against everyone;
+    the yardstick drops that one store only, so it is tested against all four others (before,
+    every store past |3| left, and the shifted one lost the yardstick's volume with them)."""
+    rng = np.random.default_rng(7)
+    means = [60.0, 30.0, 30.0, 30.0, 30.0]
+    history = group_days(rng, means, 112)
+    factor = np.ones((5, WINDOW))
+    factor[0] = 3.0
+    window = group_days(rng, means, WINDOW, factor=factor)
+    reference = history[:, -REFERENCE:].sum(axis=1)
+    dispersions = np.ones(5)
+    everyone = rule.window_scan(window, window.sum(axis=0) - window, reference,
+                                reference.sum() - reference, dispersions)[0]
+    assert np.all(np.abs(everyone[1:]) > rule.SUSPECT_LEVEL), "the steady ones look shifted"
+    assert rule.yardstick(window, reference, dispersions).tolist() == [False] + [True] * 4
+
+
+def test_a_share_that_wanders_slowly_is_measured_on_week_sums():
+    """A member whose share drifts week to week (a level that holds for a week, then moves)
+    looks nearly Poisson day by day; its week sums show the wander, and the dispersion is
+    theirs, on the weeks' degrees of freedom. Steady days keep the daily figure."""
+    rng = np.random.default_rng(6)
+    weeks = 16
+    wander = np.repeat(np.exp(0.25 * rng.standard_normal((4, weeks))), 7, axis=1)
+    wandering = group_days(rng, [20.0] * 4, weeks * 7, factor=wander)
+    steady = group_days(rng, [20.0] * 4, weeks * 7)
+    wide, wide_df = rule.dispersion(wandering, wandering.sum(axis=0) - wandering)
+    calm, calm_df = rule.dispersion(steady, steady.sum(axis=0) - steady)
+    assert np.all(wide > 3.0) and np.all(wide_df == weeks - 1)
+    assert np.all(calm < 1.5) and np.all(calm_df == weeks * 7 - 1)
+
+
 def test_the_count_model_measures_over_dispersion_on_the_reference():
     rng = np.random.default_rng(3)
     poisson = group_days(rng, [50.0] * 4, 112)
     noisy = group_days(rng, [50.0] * 4, 112, dispersion=4.0)
     calm, df = rule.dispersion(poisson, poisson.sum(axis=0) - poisson)
     wide, _ = rule.dispersion(noisy, noisy.sum(axis=0) - noisy)
-    assert df == 111 and np.all(calm < 1.5) and np.all(wide > 2.5)
-    low = rule.alarm_threshold(1e-4, window_days=WINDOW, df=df, dispersion=float(calm.max()))
+    assert np.all(df == 111) and np.all(calm < 1.5) and np.all(wide > 2.5)
+    low = rule.alarm_threshold(1e-4, window_days=WINDOW, df=111, dispersion=float(calm.max()))
     high = rule.alarm_threshold(1e-4, window_days=WINDOW, df=20, dispersion=3.0)
     assert high > low, "an estimated dispersion (few days) needs a higher bar"
 
@@ -99,13 +133,14 @@ def test_stable_windows_cross_the_threshold_at_the_stated_rate(dispersion):
     nights, alpha = 20_000, 0.01
     member = group_days(rng, [3.0] * nights, 112 + WINDOW, dispersion=dispersion)
     rest = group_days(rng, [30.0] * nights, 112 + WINDOW, dispersion=dispersion)
-    dispersions, df = rule.dispersion(member[:, :112], rest[:, :112])
+    dispersions, dfs = rule.dispersion(member[:, :112], rest[:, :112])
     statistic, _ = rule.window_scan(member[:, 112:], rest[:, 112:],
                                     member[:, 56:112].sum(axis=1), rest[:, 56:112].sum(axis=1),
                                     dispersions)
-    levels = {d: rule.alarm_threshold(alpha, window_days=WINDOW, df=df, dispersion=d)
-              for d in np.unique(np.round(dispersions, 2))}
-    crossed = np.abs(statistic) >= np.array([levels[d] for d in np.round(dispersions, 2)])
+    keys = list(zip(np.round(dispersions, 2), dfs.tolist(), strict=True))
+    levels = {(d, df): rule.alarm_threshold(alpha, window_days=WINDOW, df=df, dispersion=d)
+              for d, df in set(keys)}
+    crossed = np.abs(statistic) >= np.array([levels[key] for key in keys])
     assert crossed.mean() <= alpha * 1.3, crossed.mean()
     assert crossed.mean() >= alpha * 0.3, "not wildly conservative either"
 
