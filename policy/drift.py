@@ -141,20 +141,23 @@ def clip_outlying_days(member_days: np.ndarray, rest_days: np.ndarray,
                        reference_member: np.ndarray, reference_rest: np.ndarray,
                        dispersion: np.ndarray | float, threshold: np.ndarray | float
                        ) -> np.ndarray:
-    """The member's days (last axis), each held under what the rest's sales that day and the
-    reference's ratio predict for it plus `OUTLIER_SHARE` of the member's alarm `threshold` in
-    standard errors. Real intermittent series have days far beyond any count model (one
-    shopper takes 24 of an item that sells one a day): uncapped, such a day crosses the
+    """The member's days (last axis), each held within `OUTLIER_SHARE` of the member's alarm
+    `threshold`, in standard errors, above what the rest's sales that day and the reference's
+    ratio predict for it (its Pearson residual clipped, as robust quasi-likelihood does:
+    Cantoni and Ronchetti 2001). Real intermittent series have days far beyond any count model
+    (one shopper takes 24 of an item that sells one a day): uncapped, such a day crosses the
     threshold alone, and on m5-sample.csv the check named something on 30 of 890 nights, in
-    bursts of +500 % to +17,000 %. Capped, one day alone never crosses, two at the cap do
-    (0.85 x 2 / sqrt 2 = 1.2 thresholds), and a lasting shift, which moves the ordinary days,
-    is hardly touched. Low days are left as they are: a count cannot fall far below its mean
-    by chance, and a day with nothing sold is the no-sales check's question."""
+    bursts of +500 % to +17,000 %. Capped, one day alone never crosses; a burst of two days at
+    the cap does at high counts, of four or more at one a day (a small count's rise is less
+    evidence than its standard errors say). A large lasting shift is named from its second day
+    (its first cannot be told from a spike). Low days are left as they are: a count cannot
+    fall far below its mean by chance, and a day with nothing sold is the no-sales check's
+    question."""
     member_days, rest_days = np.asarray(member_days, float), np.asarray(rest_days, float)
     ratio = (np.asarray(reference_member, float)
              / np.maximum(np.asarray(reference_rest, float), 1e-12))[..., None]
-    # the spread at the window's mean volume: a day the rest sold next to nothing is no
-    # reason to take the member's sales that day for an outlier
+    # the standard error at the window's mean volume: a day the rest sold next to nothing is
+    # no reason to take the member's sales that day for an outlier
     typical = ratio * rest_days.mean(axis=-1, keepdims=True)
     level = OUTLIER_SHARE * np.asarray(threshold, float)[..., None]
     spread = level * np.sqrt(np.asarray(dispersion, float)[..., None] * typical * (1 + ratio))

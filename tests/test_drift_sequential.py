@@ -98,6 +98,41 @@ def test_a_store_that_pulls_the_others_leaves_the_yardstick_alone():
     assert rule.yardstick(window, reference, dispersions).tolist() == [False] + [True] * 4
 
 
+def test_one_outlying_day_names_nothing_and_two_name_a_burst():
+    """An item that sells one a day among nine others: one shopper's 24 on one day names
+    nothing, and does not make the nine others look fallen either; the same on four days in a
+    row is named (a promotion's pattern: a small count's rise is less evidence than its
+    standard errors say, so at one a day two or three capped days are not enough)."""
+    rng = np.random.default_rng(8)
+    means = [1.0] * 10
+    history = group_days(rng, means, 112)
+    reference = history[:, -REFERENCE:].sum(axis=1)
+    dispersions, thresholds = thresholds_for(None, None, history, members=10)
+    window = group_days(rng, means, WINDOW)
+    window[0, 9] = 24
+    assert rule.name_shifted(window, reference, dispersions, thresholds).named == []
+    window[0, 10:13] = 24
+    named = rule.name_shifted(window, reference, dispersions, thresholds).named
+    assert [f.member for f in named] == [0] and named[0].start <= 9
+
+
+def test_the_day_cap_costs_a_lasting_shift_at_most_a_night():
+    """At the article's volume a +20 % store's first day is 4 standard errors up, over the cap:
+    one day cannot be told from a one-day spike. Its second day is named all the same, with
+    its size measured on the days as they were."""
+    rng = np.random.default_rng(9)
+    means = [450.0, 450.0, 400.0, 500.0, 450.0]
+    history = group_days(rng, means, 112)
+    reference = history[:, -REFERENCE:].sum(axis=1)
+    dispersions, thresholds = thresholds_for(None, None, history, members=15)
+    factor = np.ones((5, 2))
+    factor[1] = 1.2
+    window = group_days(rng, means, 2, factor=factor)
+    assert np.all(rule.clip_group(window, reference, dispersions, thresholds)[1] < window[1])
+    named = rule.name_shifted(window, reference, dispersions, thresholds).named
+    assert [f.member for f in named] == [1] and named[0].shift == pytest.approx(0.2, abs=0.1)
+
+
 def test_a_share_that_wanders_slowly_is_measured_on_week_sums():
     """A member whose share drifts week to week (a level that holds for a week, then moves)
     looks nearly Poisson day by day; its week sums show the wander, and the dispersion is
@@ -222,6 +257,18 @@ def test_the_bench_gives_runs_at_the_articles_volume_a_row_of_their_own():
     assert rows["item"]["runs"] == 2 and rows["item"]["within_target_nights"] == 0.5
     subset = rows[f"item at >= {ARTICLE_SERIES_DAY:g} a series-day"]
     assert subset["runs"] == 1 and subset["within_target_nights"] == 1.0
+
+
+def test_the_bench_checks_every_night_of_a_file_with_a_full_history():
+    """`every_night` checks each night that has the reference and dispersion days behind it:
+    on 200 stable generated days, the 67 from day 134 on, and names nothing."""
+    from bench.drift import every_night
+    from monitoring.drift import DriftConfig
+    from storage.synthetic import generate_sales
+
+    sales = generate_sales(stores=5, items=4, start="2017-01-01", end="2017-07-19", seed=3)
+    figures = every_night(sales, DriftConfig())
+    assert figures == {"nights": 200 - 133, "named_nights": 0, "named": []}
 
 
 def test_a_long_run_of_empty_days_is_named_after_the_series_own_pauses():
