@@ -10,14 +10,15 @@ them; `level_evidence` takes the table's likelihood ratio (the G statistic of a 
 rate-ratio test), divided by the store's over-dispersion (`dispersion`, estimated on the days
 before the window: day-to-day noise beyond Poisson, out-of-stock days, bursts; on week sums
 where the share wanders slowly), as a signed square root: about N(0, 1) under no change, with
-the reference's own noise inside. Why this
-test, by measurement (`shelfcast bench drift` and its regimes): a plain Poisson rate test
+the reference's own noise inside. A day far beyond the count model (one shopper's bulk buy)
+counts only up to a cap (`clip_outlying_days`), so one day alone names nothing. Why this test,
+by measurement (`shelfcast bench drift` and its regimes): a plain Poisson rate test
 (dispersion 1) named something on 597 of 600 stable over-dispersed nights, this one on none;
 the K-S tests on relative sales it replaces never named a +20 % item in 7 nights nor anything
-on intermittent sales (issue 25). A negative-binomial fit would need an iterative fit per store and night
-for the same figures; a test on forecast residuals would need a forecast per series and night.
-The quasi-Poisson test needs three sums per store and stretch (500 series in milliseconds),
-and its power can be simulated from the same few numbers (`Volume`).
+on intermittent sales (issue 25). A negative-binomial fit would need an iterative fit per
+store and night for the same figures; a test on forecast residuals would need a forecast per
+series and night. The quasi-Poisson test needs three sums per store and stretch (500 series
+in milliseconds), and its power can be simulated from the same few numbers (`Volume`).
 
 Evidence over nights. Each night the test runs on every stretch that ends tonight and starts
 on one of the window's days (a window-limited GLR / CUSUM: the change point is unknown, so the
@@ -104,9 +105,9 @@ def dispersion(member_days: np.ndarray, rest_days: np.ndarray) -> tuple[np.ndarr
     price, a store's neighbourhood), sums over days vary more than the days explain: so the
     same statistic on week sums is taken instead where it exceeds the daily one beyond its own
     noise (the chi-square's upper `WANDER_LEVEL` point), with the weeks' degrees of freedom.
-    On m5-sample.csv's items the daily figure made stretches look 1.5 times surer than they
-    were: the check named other items in 17 of 98 shifted runs and stated twice the power it
-    had."""
+    On m5-sample.csv the weeks win for 161 of 659 store and item histories (24 %, one a month
+    over the file); on generated counts, which do not wander, for 6 of 900 (under the 1 % the
+    test allows)."""
     member_days, rest_days = np.asarray(member_days, float), np.asarray(rest_days, float)
     daily, df = _pearson_dispersion(member_days, rest_days)
     weeks = member_days.shape[-1] // WANDER_DAYS
