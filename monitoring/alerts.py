@@ -26,6 +26,7 @@ def drift_alert_changes(check: DriftCheck, *, report_link: str | None) -> AlertC
                "level_change_pct": finding.level_change_pct, "se_pct": finding.se_pct,
                "since": finding.since.isoformat(),
                "until": finding.until.isoformat() if finding.until else None,
+               "sold": finding.sold, "expected": finding.expected,
                "columns": finding.drifted_columns},
         dedup_key=f"data_drift:{finding.kind}:{finding.id}",
         message=f"{finding.message} (current {check.current_start}..{check.current_end})",

@@ -87,11 +87,15 @@ class ScopeDrift:
     change: str = "level"  # level (lasting) | burst (over: a promotion's pattern)
     until: dt.date | None = None  # the burst's last day
     open_start: bool = False  # the stretch starts on the window's first day: maybe earlier
+    sold: float | None = None  # units over the stretch
+    expected: float | None = None  # what the other stores (items) and the reference predicted
 
     @property
     def message(self) -> str:
-        size = (f"{self.level_change_pct:+.0f} % (+-{self.se_pct:.0f}) against the other "
-                f"{self.kind}s")
+        counts = (f", sold {self.sold:,.0f} where {_units(self.expected)} were expected"
+                  if self.sold is not None and self.expected is not None else "")
+        size = (f"{self.level_change_pct:+.0f} % (+-{self.se_pct:.0f}{counts}) against the "
+                f"other {self.kind}s")
         if self.change == "burst":
             return (f"{self.kind} {self.id}: {size} on {self.since}..{self.until}, then back to "
                     "its level (a burst: promotion pattern)")
@@ -129,6 +133,11 @@ class StoppedSelling:
         return (f"{self.scope} sold nothing for {self.days} days since {self.since} (it sold "
                 f"{self.sales_per_day:.2g} a day before{odds}): out of stock, delisted or "
                 "missing from the sales feed?")
+
+
+def _units(count: float) -> str:
+    """'about 11', 'about 0.4', 'about 1,250': an expected count as ops read it."""
+    return f"about {count:.2g}" if count < 10 else f"about {count:,.0f}"
 
 
 def _one_in(chance: float) -> str:
@@ -417,7 +426,9 @@ def _finding(by: str, member_id: int, found: rule.NamedShift, window: np.ndarray
         window_days=end - start + 1, since=cur_start + dt.timedelta(days=start),
         se_pct=round(100 * se, 2), change="level" if span is None else "burst",
         until=None if span is None else cur_start + dt.timedelta(days=end),
-        open_start=span is None and start == 0)
+        open_start=span is None and start == 0, sold=float(window[m, start:end + 1].sum()),
+        expected=round(float(rest[start:end + 1].sum() * reference[m]
+                             / max(rest_reference, 1e-12)), 2))
 
 
 def member_power(volumes: dict[str, rule.Volume], config: DriftConfig,
@@ -701,7 +712,7 @@ def details(check: DriftCheck) -> dict:
                           "level_change_pct": f.level_change_pct, "se_pct": f.se_pct,
                           "since": f.since.isoformat(), "change": f.change,
                           "until": f.until and f.until.isoformat(), "severity": f.severity,
-                          "window_days": f.window_days}
+                          "window_days": f.window_days, "sold": f.sold, "expected": f.expected}
                          for f in check.findings],
             "level": {key: {"statistic": value, "threshold": level,
                             "level_change_pct": check.level_changes.get(key)}

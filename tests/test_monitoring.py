@@ -104,6 +104,9 @@ def test_a_store_shifted_by_20_pct_is_alerted_within_3_nights_naming_that_store(
     assert last.severity == "severe" and last.change == "level"
     assert abs((last.since - FIRST_NIGHT).days) <= 1, "the start is estimated"
     assert "since 20" in last.message and "against the other stores" in last.message
+    # the counts behind the size, which ops can check against the sales
+    assert last.sold / last.expected == pytest.approx(1 + last.level_change_pct / 100, rel=0.05)
+    assert f"sold {last.sold:,.0f} where about" in last.message
 
 
 def test_with_three_stores_a_shifted_store_does_not_make_a_steady_one_look_shifted():
