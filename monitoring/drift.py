@@ -309,8 +309,8 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
         thresholds = np.array([_threshold(alpha, config.window_days, int(df), phi)
                                for phi, df in zip(dispersions, dfs, strict=True)])
         verdict = rule.name_shifted(window, reference, dispersions, thresholds)
-        robust = rule.clip_group(window, reference, dispersions, thresholds)
-        statistic, _ = rule.window_scan(robust, robust.sum(axis=0) - robust, reference,
+        clipped = verdict.clipped
+        statistic, _ = rule.window_scan(clipped, clipped.sum(axis=0) - clipped, reference,
                                         reference.sum() - reference, dispersions)
         overall, _ = rule.shift_estimate(window.sum(axis=1), window.sum() - window.sum(axis=1),
                                          reference, reference.sum() - reference, dispersions)

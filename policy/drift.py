@@ -256,11 +256,13 @@ SUSPECT_LEVEL = 3.0  # a member this far from the others is no yardstick for the
 
 @dataclass(frozen=True)
 class GroupVerdict:
-    """The members named, and the yardstick: the members (a mask) the others were compared
-    with in the end (never a named one, nor one that looked shifted at `SUSPECT_LEVEL`)."""
+    """The members named; the yardstick: the members (a mask) the others were compared with
+    in the end (never a named one, nor one that looked shifted at `SUSPECT_LEVEL`); and the
+    window as the test saw it, outlying days clipped (`clip_group`)."""
 
     named: list[NamedShift]
     yardstick: np.ndarray
+    clipped: np.ndarray
 
 
 def name_shifted(window: np.ndarray, reference: np.ndarray, dispersions: np.ndarray,
@@ -300,7 +302,7 @@ def name_shifted(window: np.ndarray, reference: np.ndarray, dispersions: np.ndar
             dispersions[found.member])
         result.append(NamedShift(found.member, found.statistic, found.threshold, found.start,
                                  float(shift), float(se)))
-    return GroupVerdict(result, pool)
+    return GroupVerdict(result, pool, robust)
 
 
 def _against(window: np.ndarray, reference: np.ndarray, dispersions: np.ndarray,
