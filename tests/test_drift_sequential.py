@@ -98,7 +98,7 @@ def test_a_store_that_pulls_the_others_leaves_the_yardstick_alone():
     assert rule.yardstick(window, reference, dispersions).tolist() == [False] + [True] * 4
 
 
-def test_one_outlying_day_names_nothing_and_two_name_a_burst():
+def test_one_outlying_day_names_nothing_and_a_burst_of_them_is_named():
     """An item that sells one a day among nine others: one shopper's 24 on one day names
     nothing, and does not make the nine others look fallen either; the same on four days in a
     row is named (a promotion's pattern: a small count's rise is less evidence than its
