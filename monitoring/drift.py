@@ -309,9 +309,8 @@ def check_drift(sales: pd.DataFrame, as_of: dt.date, *, trained_through: dt.date
         thresholds = np.array([_threshold(alpha, config.window_days, int(df), phi)
                                for phi, df in zip(dispersions, dfs, strict=True)])
         verdict = rule.name_shifted(window, reference, dispersions, thresholds)
-        clipped = verdict.clipped
-        statistic, _ = rule.window_scan(clipped, clipped.sum(axis=0) - clipped, reference,
-                                        reference.sum() - reference, dispersions)
+        statistic, _ = rule.against(verdict.clipped, reference, dispersions,
+                                    np.ones(len(ids), bool))
         overall, _ = rule.shift_estimate(window.sum(axis=1), window.sum() - window.sum(axis=1),
                                          reference, reference.sum() - reference, dispersions)
         for m, member in enumerate(ids):

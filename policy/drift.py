@@ -280,7 +280,7 @@ def name_shifted(window: np.ndarray, reference: np.ndarray, dispersions: np.ndar
     named: list[NamedShift] = []
     candidate = np.ones(len(window), bool)
     while candidate.any():
-        statistic, start = _against(robust, reference, dispersions, pool)
+        statistic, start = against(robust, reference, dispersions, pool)
         over = np.where(candidate & (np.abs(statistic) >= thresholds),
                         np.abs(statistic) / thresholds, 0.0)
         if not over.any():
@@ -305,9 +305,10 @@ def name_shifted(window: np.ndarray, reference: np.ndarray, dispersions: np.ndar
     return GroupVerdict(result, pool, robust)
 
 
-def _against(window: np.ndarray, reference: np.ndarray, dispersions: np.ndarray,
+def against(window: np.ndarray, reference: np.ndarray, dispersions: np.ndarray,
              pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`window_scan` of every member against the pool's members other than itself."""
+    """`window_scan` of every member against the pool's members other than itself (a mask;
+    all of them: against everyone)."""
     rest = window[pool].sum(axis=0) - window * pool[:, None]
     rest_reference = reference[pool].sum() - reference * pool
     return window_scan(window, rest, reference, rest_reference, dispersions)
@@ -323,7 +324,7 @@ def yardstick(window: np.ndarray, reference: np.ndarray, dispersions: np.ndarray
     +200 % store among m5-sample.csv's five). At least two members stay."""
     pool = np.ones(len(window), bool)
     while pool.sum() > MIN_MEMBERS - 1:
-        statistic = np.where(pool, np.abs(_against(window, reference, dispersions, pool)[0]), 0.0)
+        statistic = np.where(pool, np.abs(against(window, reference, dispersions, pool)[0]), 0.0)
         m = int(statistic.argmax())
         if statistic[m] < level:
             break
